@@ -1,0 +1,46 @@
+# make demo   - set up (venv, packages, cdk CLI) and run the demo on the local stack
+# make test   - set up and run the whole test suite (what CI runs)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION = 20
+
+.PHONY: setup demo test lint local synth bench clean
+
+setup: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt worker_src/requirements.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed, found " + sys.version.split()[0]'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+demo: setup
+	$(PY) -m client demo
+
+test: setup
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+lint: setup
+	$(PY) -m ruff check .
+
+local: setup
+	$(PY) -m client local
+
+synth: setup
+	. $(VENV)/bin/activate && npx cdk synth --quiet
+
+bench: setup
+	$(PY) bench/image.py
+	$(PY) bench/requests.py
+	$(PY) bench/latency.py
+	$(PY) bench/throughput.py
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out demo-output .pytest_cache .ruff_cache

@@ -1,0 +1,238 @@
+"""The local stack: the CDK app's own template, deployed into an AWS emulator on 127.0.0.1.
+
+    moto server (127.0.0.1) <- CloudFormation create_stack(synthesized template)
+                            <- worker processes (`python -m worker_src`, env from the outputs)
+                            <- clients (AWS_ENDPOINT_URL=http://127.0.0.1:PORT)
+
+Needs the development requirements (moto, aws-cdk-lib, the worker's packages).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from . import api
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCAL_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+class LocalStack:
+    """An emulator, the stack deployed into it, and supervised worker processes."""
+
+    def __init__(self, *, stack_name: str = api.DEFAULT_STACK, port: int = 0, workers: int = 1,
+                 context: dict[str, str] | None = None, worker_log: Path | None = None,
+                 worker_env: dict[str, str] | None = None) -> None:
+        if workers < 0:
+            raise api.UsageError("--workers must be 0 or more")
+        self.stack_name = stack_name
+        self.port = port
+        self.worker_count = workers
+        self.context = dict(context or {})
+        self.worker_log = worker_log
+        self.extra_worker_env = dict(worker_env or {})
+        self.endpoint_url = ""
+        self.outputs: dict[str, str] = {}
+        self.workers: list[subprocess.Popen] = []
+        self._server: Any = None
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
+        self._log_file: Any = None
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: Any) -> None:
+        self.stop()
+
+    @property
+    def stack(self) -> api.StackInfo:
+        return api.StackInfo.from_outputs(self.stack_name, self.outputs)
+
+    def session(self) -> boto3.Session:
+        return boto3.Session(aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                             aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                             region_name=LOCAL_CREDENTIALS["AWS_REGION"])
+
+    def client(self) -> api.Client:
+        return api.Client(self.session(), self.stack, endpoint_url=self.endpoint_url)
+
+    def start(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        try:
+            self._server.start()
+        except OSError as exc:
+            raise api.UsageError(f"cannot listen on 127.0.0.1:{self.port}: {exc.strerror}; "
+                                 f"pick another --port (0 picks a free one)") from None
+        host, port = self._server.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{port}"
+        try:
+            self.outputs = self._deploy()
+            for _ in range(self.worker_count):
+                self.workers.append(self._start_worker())
+            self._supervisor = threading.Thread(target=self._supervise, daemon=True)
+            self._supervisor.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _deploy(self) -> dict[str, str]:
+        from .emulator_template import prepare_for_emulator, synthesize
+
+        with tempfile.TemporaryDirectory(prefix="wqw-synth-") as outdir:
+            context = {"stack_name": self.stack_name, **self.context}
+            template = prepare_for_emulator(synthesize(self.stack_name, context, Path(outdir)))
+        cloudformation = self.session().client("cloudformation", endpoint_url=self.endpoint_url)
+        cloudformation.create_stack(StackName=self.stack_name, TemplateBody=json.dumps(template),
+                                    Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"])
+        deadline = time.monotonic() + 120
+        while True:
+            stack = cloudformation.describe_stacks(StackName=self.stack_name)["Stacks"][0]
+            if stack["StackStatus"] == "CREATE_COMPLETE":
+                return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+            if not stack["StackStatus"].endswith("IN_PROGRESS") or time.monotonic() > deadline:
+                raise api.ClientFailure(f"the emulator could not create the stack: "
+                                        f"{stack['StackStatus']} {stack.get('StackStatusReason')}")
+            time.sleep(0.2)
+
+    def worker_environment(self) -> dict[str, str]:
+        """The environment user data writes on an instance, pointed at the emulator."""
+        return {
+            **os.environ,
+            **LOCAL_CREDENTIALS,
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "PYTHONPATH": str(ROOT),
+            "WQW_REQUEST_QUEUE_URL": self.outputs["RequestQueueUrl"],
+            "WQW_DEAD_LETTER_QUEUE_URL": self.outputs["DeadLetterQueueUrl"],
+            "WQW_BUCKET": self.outputs["BucketName"],
+            "WQW_REPLY_QUEUE_PREFIX": self.outputs["ReplyQueuePrefix"],
+            "WQW_MAX_RECEIVE_COUNT": self.outputs.get("MaxReceiveCount", "3"),
+            "WQW_VISIBILITY_TIMEOUT": self.outputs.get("VisibilityTimeout", "120"),
+            **self.extra_worker_env,
+        }
+
+    def _start_worker(self) -> subprocess.Popen:
+        if self.worker_log is not None and self._log_file is None:
+            self._log_file = open(self.worker_log, "ab")  # noqa: SIM115 - closed in stop()
+        return subprocess.Popen([sys.executable, "-m", "worker_src"], cwd=ROOT,
+                                env=self.worker_environment(), stdin=subprocess.DEVNULL,
+                                stdout=self._log_file, stderr=self._log_file)
+
+    def _supervise(self) -> None:
+        """Restart a worker that died, as systemd's Restart=always does on an instance."""
+        while not self._stopping.wait(0.5):
+            for index, process in enumerate(self.workers):
+                if process.poll() is not None and not self._stopping.is_set():
+                    self.workers[index] = self._start_worker()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join()
+        for process in self.workers:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.workers:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+
+def serve(*, stack_name: str, port: int, workers: int, context: dict[str, str],
+          as_json: bool) -> int:
+    """`python -m client local`: run the local stack in the foreground until Ctrl-C."""
+    print(f"starting the emulator and deploying stack {stack_name!r} ...", file=sys.stderr)
+    started = time.monotonic()
+    stack = LocalStack(stack_name=stack_name, port=port, workers=workers, context=context)
+    stack.start()
+    try:
+        if as_json:
+            print(json.dumps({"endpoint_url": stack.endpoint_url, "stack": stack_name,
+                              "outputs": stack.outputs}), flush=True)
+        else:
+            print(f"local stack {stack_name!r} ready in {time.monotonic() - started:.1f} s "
+                  f"with {workers} worker(s)\n\n"
+                  f"  endpoint: {stack.endpoint_url}\n\n"
+                  f"In another terminal:\n"
+                  f"  export AWS_ENDPOINT_URL={stack.endpoint_url} AWS_REGION=us-east-1 "
+                  f"AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local\n"
+                  f"  python -m client stats 3 1 2 --stack {stack_name}\n\n"
+                  f"(Windows PowerShell: $env:AWS_ENDPOINT_URL=\"{stack.endpoint_url}\" ...)\n"
+                  f"Ctrl-C stops everything; nothing is kept.", flush=True)
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        print("stopping ...", file=sys.stderr)
+    finally:
+        stack.stop()
+    return 0
+
+
+def demo(output_dir: Path) -> int:
+    """`python -m client demo`: a temporary local stack, one job of each kind."""
+    from PIL import Image
+    from skimage import data
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    worker_log = output_dir / "worker.log"
+    worker_log.unlink(missing_ok=True)
+    print("starting a temporary local stack (emulator, CDK template, 1 worker) ...")
+    started = time.monotonic()
+    with LocalStack(workers=1, worker_log=worker_log) as stack, stack.client() as client:
+        print(f"ready in {time.monotonic() - started:.1f} s at {stack.endpoint_url}\n")
+
+        numbers = [random.randint(-1000, 1000) for _ in range(20)]
+        print(f"stats of {len(numbers)} integers: {' '.join(map(str, numbers))}")
+        [job_id] = client.submit([("stats", {"numbers": numbers})])
+        [result] = list(client.wait([job_id], timeout=60))
+        if not result.ok:
+            print(f"stats failed: {result.error_code}: {result.error_message}", file=sys.stderr)
+            return 1
+        for key, value in result.value.items():
+            print(f"  {key:<8} {value}")
+
+        source = output_dir / "moon.png"
+        Image.fromarray(data.moon()).save(source)
+        [job_id] = client.submit_images([source])
+        [result] = list(client.wait([job_id], timeout=60))
+        if not result.ok:
+            print(f"equalize failed: {result.error_code}: {result.error_message}",
+                  file=sys.stderr)
+            return 1
+        destination = output_dir / "moon-equalized.png"
+        client.download_output(result.value["output_key"], destination)
+        print(f"\nequalize: {source} -> {destination} "
+              f"(run {result.timing.get('run_s', 0):.3f} s on the worker)")
+    print(f"\ndone in {time.monotonic() - started:.1f} s; the local stack is gone. "
+          f"Worker log: {worker_log}")
+    return 0

@@ -1,0 +1,187 @@
+"""The client library and CLI against in-process moto, with a worker thread serving the jobs."""
+
+import json
+import threading
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from client import api, cli
+from worker_src import wire
+from worker_src.config import WorkerConfig
+from worker_src.worker import Worker
+
+STACK = "wqw-unit"
+
+TEMPLATE = {
+    "Resources": {
+        "Dlq": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": f"{STACK}-dlq"}},
+        "Requests": {"Type": "AWS::SQS::Queue", "Properties": {
+            "QueueName": f"{STACK}-requests",
+            "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": ["Dlq", "Arn"]},
+                              "maxReceiveCount": 3}}},
+        "Bucket": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": f"{STACK}-bucket"}},
+    },
+    "Outputs": {
+        "RequestQueueUrl": {"Value": {"Ref": "Requests"}},
+        "DeadLetterQueueUrl": {"Value": {"Ref": "Dlq"}},
+        "BucketName": {"Value": {"Ref": "Bucket"}},
+        "ReplyQueuePrefix": {"Value": f"{STACK}-reply-"},
+    },
+}
+
+
+@pytest.fixture
+def stack():
+    with mock_aws():
+        boto3.client("cloudformation").create_stack(StackName=STACK,
+                                                    TemplateBody=json.dumps(TEMPLATE))
+        yield api.find_stack(boto3.Session(), STACK)
+
+
+@pytest.fixture
+def worker(stack):
+    config = WorkerConfig(request_queue_url=stack.request_queue_url,
+                          dead_letter_queue_url=stack.dead_letter_queue_url,
+                          bucket=stack.bucket, reply_queue_prefix=stack.reply_queue_prefix,
+                          wait_seconds=1)
+    worker = Worker(config, boto3.client("sqs"), boto3.client("s3"))
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    yield worker
+    worker.stop()
+    thread.join(timeout=10)
+
+
+def reply_queues(stack):
+    return boto3.client("sqs").list_queues(QueueNamePrefix=stack.reply_queue_prefix).get(
+        "QueueUrls", [])
+
+
+def test_find_stack_reads_the_outputs(stack):
+    assert stack.request_queue_url.endswith(f"{STACK}-requests")
+    assert stack.bucket == f"{STACK}-bucket"
+
+
+def test_a_missing_stack_is_reported_as_such(stack):
+    with pytest.raises(api.StackNotFound, match="no stack named 'nope'"):
+        api.find_stack(boto3.Session(), "nope")
+
+
+def test_submit_and_wait_through_a_worker(stack, worker):
+    with api.Client(boto3.Session(), stack) as client:
+        ids = client.submit([("stats", {"numbers": [n, n + 1]}) for n in range(25)])
+        results = {r.job_id: r for r in client.wait(ids, timeout=30)}
+        assert client.reply_queue_url.split("/")[-1].startswith(stack.reply_queue_prefix)
+    assert [results[i].value["sum"] for i in ids] == [2 * n + 1 for n in range(25)]
+    assert reply_queues(stack) == []  # deleted on close
+
+
+def test_results_of_other_pending_jobs_are_kept_for_a_later_wait(stack, worker):
+    with api.Client(boto3.Session(), stack) as client:
+        first, second = client.submit([("stats", {"numbers": [1]}), ("stats", {"numbers": [2]})])
+        [one] = client.wait([second], timeout=30)
+        [two] = client.wait([first], timeout=30)
+    assert (one.job_id, one.value["max"], two.job_id, two.value["max"]) == (second, 2, first, 1)
+
+
+def test_a_duplicate_result_is_reported_once(stack):
+    with api.Client(boto3.Session(), stack) as client:
+        [job_id] = client.submit([("stats", {"numbers": [1]})])
+        body = wire.encode_result(wire.ok_result(job_id, {"count": 1}))
+        for _ in range(2):
+            client.sqs.send_message(QueueUrl=client.reply_queue_url, MessageBody=body)
+        assert len(list(client.wait([job_id], timeout=5))) == 1
+        with pytest.raises(api.UsageError):
+            list(client.wait([job_id], timeout=1))
+
+
+def test_arguments_too_large_for_a_message_travel_through_s3(stack, worker):
+    numbers = list(range(-10**14, -10**14 + 120_000))  # about 1.9 MB of JSON
+    with api.Client(boto3.Session(), stack) as client:
+        [job_id] = client.submit([("stats", {"numbers": numbers})])
+        [result] = client.wait([job_id], timeout=60)
+        stored = client.s3.get_object(Bucket=stack.bucket, Key=f"inputs/{job_id}/args.json")
+    assert json.loads(stored["Body"].read())["numbers"][:2] == numbers[:2]
+    assert result.value["count"] == len(numbers) and result.value["min"] == numbers[0]
+
+
+def test_wait_gives_up_naming_the_missing_jobs(stack):
+    with api.Client(boto3.Session(), stack) as client:
+        [job_id] = client.submit([("stats", {"numbers": [1]})])
+        with pytest.raises(api.WaitTimeout) as timeout:
+            list(client.wait([job_id], timeout=1))
+    assert timeout.value.missing == [job_id]
+
+
+def test_stale_reply_queues_are_removed_but_not_the_own_one(stack):
+    sqs = boto3.client("sqs")
+    stale = sqs.create_queue(QueueName=f"{stack.reply_queue_prefix}crashedrun")["QueueUrl"]
+    with api.Client(boto3.Session(), stack) as client:
+        client.submit([("stats", {"numbers": [1]})])
+        assert client.remove_stale_reply_queues(older_than_seconds=0) == []  # already gone
+        assert reply_queues(stack) == [client.reply_queue_url]
+    assert stale not in reply_queues(stack)
+
+
+def run_cli(capsys, *argv):
+    code = cli.main([*argv, "--stack", STACK])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_stats_prints_one_json_document(stack, worker, capsys):
+    code, out, err = run_cli(capsys, "stats", "5", "3", "9", "1", "--json")
+    document = json.loads(out)
+    assert code == 0 and err == ""
+    assert {k: document[k] for k in ("count", "min", "max", "sum", "average", "median")} == {
+        "count": 4, "min": 1, "max": 9, "sum": 18, "average": 4.5, "median": 4}
+
+
+def test_cli_stats_reads_a_file(stack, worker, capsys, tmp_path):
+    numbers = tmp_path / "numbers.txt"
+    numbers.write_text("1, 2\n3\n\n-4\n")
+    code, out, _ = run_cli(capsys, "stats", "--file", str(numbers))
+    assert code == 0 and "sum      2" in out
+
+
+def test_cli_rejects_a_bad_token_before_sending_anything(capsys):
+    code, out, err = run_cli(capsys, "stats", "1", "x", "3")
+    assert (code, out) == (2, "")
+    assert err.strip() == "error: 'x' is not an integer (item 2)"
+
+
+def test_cli_missing_stack_exits_3(stack, capsys):
+    code = cli.main(["stats", "1", "--stack", "nope"])
+    assert code == 3 and "no stack named 'nope'" in capsys.readouterr().err
+
+
+def test_cli_timeout_exits_4_and_removes_its_reply_queue(stack, capsys):
+    code, _, err = run_cli(capsys, "stats", "1", "--timeout", "1")
+    assert code == 4 and "timed out" in err
+    assert reply_queues(stack) == []
+
+
+def test_cli_no_wait_then_result(stack, worker, capsys):
+    code, out, _ = run_cli(capsys, "stats", "2", "4", "--no-wait", "--json")
+    [job_id] = json.loads(out)["job_ids"]
+    assert code == 0
+    for _ in range(50):
+        code, out, err = run_cli(capsys, "result", job_id, "--json")
+        if code == 0:
+            break
+        threading.Event().wait(0.1)
+    assert json.loads(out)["average"] == 3
+
+
+def test_cli_result_of_an_unknown_job_exits_1(stack, capsys):
+    job_id = wire.new_job_id()
+    code, _, err = run_cli(capsys, "result", job_id)
+    assert code == 1 and "no stored result" in err
+
+
+def test_cli_status_reports_queue_depths(stack, capsys):
+    boto3.client("sqs").send_message(QueueUrl=stack.request_queue_url, MessageBody="{}")
+    code, out, _ = run_cli(capsys, "status", "--json")
+    assert code == 0 and json.loads(out)["waiting"] == 1

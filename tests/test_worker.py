@@ -1,0 +1,286 @@
+"""The worker loop against in-process moto: delivery, acknowledgement and every failure path."""
+
+import io
+import json
+
+import boto3
+import pytest
+from moto import mock_aws
+from PIL import Image
+
+from worker_src import wire
+from worker_src.config import ConfigError, WorkerConfig
+from worker_src.worker import Worker
+
+PREFIX = "wqw-test-reply-"
+
+
+@pytest.fixture
+def aws():
+    with mock_aws():
+        sqs = boto3.client("sqs")
+        s3 = boto3.client("s3")
+        dlq = sqs.create_queue(QueueName="wqw-test-dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])
+        requests = sqs.create_queue(QueueName="wqw-test-requests", Attributes={
+            "VisibilityTimeout": "30",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn":
+                                         dlq_arn["Attributes"]["QueueArn"],
+                                         "maxReceiveCount": "3"}),
+        })["QueueUrl"]
+        reply = sqs.create_queue(QueueName=PREFIX + "abc")["QueueUrl"]
+        s3.create_bucket(Bucket="wqw-test-bucket")
+        config = WorkerConfig(request_queue_url=requests, dead_letter_queue_url=dlq,
+                              bucket="wqw-test-bucket", reply_queue_prefix=PREFIX,
+                              visibility_timeout=30, wait_seconds=1)
+        yield Env(sqs, s3, config, reply)
+
+
+class Env:
+    def __init__(self, sqs, s3, config, reply):
+        self.sqs, self.s3, self.config, self.reply = sqs, s3, config, reply
+        self.worker = Worker(config, sqs, s3)
+
+    def send(self, kind="stats", args=None, reply_to="default", body=None, job_id=None):
+        job_id = job_id or wire.new_job_id()
+        if body is None:
+            body = wire.encode_job(wire.Job(
+                job_id=job_id, kind=kind, args={"numbers": [1, 2]} if args is None else args,
+                reply_to=self.reply if reply_to == "default" else reply_to,
+                submitted_at=1.0))
+        self.sqs.send_message(QueueUrl=self.config.request_queue_url, MessageBody=body)
+        return job_id
+
+    def receive(self, receive_count=None):
+        messages = self.sqs.receive_message(
+            QueueUrl=self.config.request_queue_url, MaxNumberOfMessages=10,
+            MessageSystemAttributeNames=["ApproximateReceiveCount"]).get("Messages", [])
+        if receive_count is not None:
+            for message in messages:
+                message["Attributes"]["ApproximateReceiveCount"] = str(receive_count)
+        return messages
+
+    def process(self, receive_count=None):
+        messages = self.receive(receive_count)
+        assert messages, "nothing to process"
+        self.worker.process_batch(messages)
+
+    def replies(self):
+        messages = self.sqs.receive_message(QueueUrl=self.reply, MaxNumberOfMessages=10,
+                                            WaitTimeSeconds=0).get("Messages", [])
+        return [wire.decode_result(m["Body"]) for m in messages]
+
+    def depth(self, url):
+        attributes = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])
+        return sum(int(v) for v in attributes["Attributes"].values())
+
+    def stored(self, job_id):
+        body = self.s3.get_object(Bucket=self.config.bucket, Key=f"results/{job_id}.json")
+        return wire.decode_result(body["Body"].read())
+
+    def dead_letters(self):
+        return self.sqs.receive_message(QueueUrl=self.config.dead_letter_queue_url,
+                                        MaxNumberOfMessages=10,
+                                        MessageAttributeNames=["All"]).get("Messages", [])
+
+
+def test_a_batch_of_jobs_gets_its_results_and_is_deleted(aws):
+    ids = [aws.send(args={"numbers": [i, 2 * i, 10]}) for i in range(1, 8)]
+    aws.process()
+    results = {r.job_id: r for r in aws.replies()}
+    assert set(results) == set(ids)
+    assert all(r.ok and r.value["count"] == 3 and r.attempt == 1 for r in results.values())
+    assert results[ids[0]].value["sum"] == 13
+    assert aws.depth(aws.config.request_queue_url) == 0
+
+
+def test_bad_input_gets_an_error_reply_and_the_next_job_still_runs(aws):
+    bad = aws.send(args={"numbers": [1, "x", 3]})
+    good = aws.send(args={"numbers": [4]})
+    aws.process()
+    results = {r.job_id: r for r in aws.replies()}
+    assert results[bad].error_code == wire.BAD_INPUT and "'x'" in results[bad].error_message
+    assert results[good].ok and results[good].value["max"] == 4
+    assert aws.depth(aws.config.request_queue_url) == 0
+    assert aws.dead_letters() == []
+
+
+def test_unknown_arguments_are_bad_input(aws):
+    job = aws.send(args={"numbers": [1], "extra": True})
+    aws.process()
+    [result] = aws.replies()
+    assert (result.job_id, result.error_code) == (job, wire.BAD_INPUT)
+    assert "extra" in result.error_message
+
+
+def test_unreadable_message_goes_to_the_dead_letter_queue_at_once(aws):
+    aws.send(body="{this is not json")
+    aws.process()
+    [dead] = aws.dead_letters()
+    assert dead["Body"] == "{this is not json"
+    assert "not valid JSON" in dead["MessageAttributes"]["error"]["StringValue"]
+    assert aws.depth(aws.config.request_queue_url) == 0
+
+
+def test_malformed_job_with_a_reply_queue_gets_told_why(aws):
+    job_id = wire.new_job_id()
+    aws.send(body=json.dumps({"version": 1, "job_id": job_id, "kind": "resize", "args": {},
+                              "reply_to": aws.reply, "submitted_at": 1}))
+    aws.process()
+    [result] = aws.replies()
+    assert result.job_id == job_id and "unknown job kind 'resize'" in result.error_message
+    assert len(aws.dead_letters()) == 1
+
+
+def test_reply_queue_outside_the_stack_is_refused(aws):
+    other = aws.sqs.create_queue(QueueName="someone-elses-queue")["QueueUrl"]
+    job_id = aws.send(reply_to=other)
+    aws.process()
+    assert aws.sqs.receive_message(QueueUrl=other).get("Messages", []) == []
+    stored = aws.stored(job_id)
+    assert stored.error_code == wire.FORBIDDEN and PREFIX in stored.error_message
+
+
+def test_no_wait_jobs_store_their_result_in_s3(aws):
+    job_id = aws.send(reply_to=None, args={"numbers": [5, 7]})
+    aws.process()
+    assert aws.stored(job_id).value["average"] == 6
+    assert aws.replies() == []
+
+
+def test_result_for_a_deleted_reply_queue_lands_in_s3(aws):
+    job_id = aws.send(args={"numbers": [9]})
+    aws.sqs.delete_queue(QueueUrl=aws.reply)
+    aws.process()
+    assert aws.stored(job_id).value["min"] == 9
+    assert aws.depth(aws.config.request_queue_url) == 0
+
+
+class FlakyS3:
+    """Fails every call until told otherwise."""
+
+    def __init__(self, s3, failures):
+        self.s3, self.failures = s3, failures
+
+    def __getattr__(self, name):
+        def call(**kwargs):
+            if self.failures > 0:
+                self.failures -= 1
+                raise ConnectionError("injected: connection reset")
+            return getattr(self.s3, name)(**kwargs)
+        return call
+
+
+def put_args(aws, job_id, numbers):
+    key = f"inputs/{job_id}/args.json"
+    aws.s3.put_object(Bucket=aws.config.bucket, Key=key, Body=json.dumps({"numbers": numbers}))
+    return key
+
+
+def send_args_key(aws, numbers):
+    job_id = wire.new_job_id()
+    key = put_args(aws, job_id, numbers)
+    aws.send(body=wire.encode_job(wire.Job(job_id=job_id, kind="stats", args=None,
+                                           reply_to=aws.reply, submitted_at=1.0, args_key=key)))
+    return job_id
+
+
+def test_arguments_stored_in_s3_are_read_from_there(aws):
+    job_id = send_args_key(aws, list(range(1001)))
+    aws.process()
+    [result] = aws.replies()
+    assert result.job_id == job_id and result.value["median"] == 500
+
+
+def test_a_transient_failure_is_retried_not_answered(aws):
+    send_args_key(aws, [1, 2, 3])
+    aws.worker.s3 = FlakyS3(aws.s3, failures=1)
+    aws.process(receive_count=1)
+    assert aws.replies() == []
+    assert aws.depth(aws.config.request_queue_url) == 1  # back after its backoff
+    assert aws.worker.stats.failed_attempts == 1
+
+
+def test_the_last_failed_attempt_answers_internal_and_dead_letters(aws):
+    job_id = send_args_key(aws, [1, 2, 3])
+    aws.worker.s3 = FlakyS3(aws.s3, failures=1)
+    aws.process(receive_count=3)
+    [result] = aws.replies()
+    assert (result.job_id, result.error_code) == (job_id, wire.INTERNAL)
+    assert "3 attempts" in result.error_message and "connection reset" in result.error_message
+    [dead] = aws.dead_letters()
+    assert json.loads(dead["Body"])["job_id"] == job_id
+    assert aws.depth(aws.config.request_queue_url) == 0
+
+
+def test_the_worker_keeps_going_after_many_failures(aws):
+    aws.worker.s3 = FlakyS3(aws.s3, failures=50)
+    for _ in range(50):
+        send_args_key(aws, [1])
+        aws.process(receive_count=1)
+        aws.sqs.purge_queue(QueueUrl=aws.config.request_queue_url)
+    assert aws.worker.stats.failed_attempts == 50
+    job_id = send_args_key(aws, [2, 4])
+    aws.process(receive_count=1)
+    [result] = aws.replies()
+    assert result.job_id == job_id and result.value["sum"] == 6
+
+
+def png_bytes(mode="L"):
+    image = Image.linear_gradient("L").resize((64, 48)).point(lambda v: 100 + v // 8)
+    buffer = io.BytesIO()
+    image.convert(mode).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_equalize_reads_the_input_and_writes_the_output_under_the_job_id(aws):
+    job_id = wire.new_job_id()
+    aws.s3.put_object(Bucket=aws.config.bucket, Key=f"inputs/{job_id}/g.png", Body=png_bytes())
+    aws.send(kind="equalize", job_id=job_id, args={"input_key": f"inputs/{job_id}/g.png",
+                                                    "output_key": f"outputs/{job_id}/g.png"})
+    aws.process()
+    [result] = aws.replies()
+    assert result.ok and result.value["output_key"] == f"outputs/{job_id}/g.png"
+    output = aws.s3.get_object(Bucket=aws.config.bucket, Key=f"outputs/{job_id}/g.png")
+    assert output["ContentType"] == "image/png"
+    image = Image.open(io.BytesIO(output["Body"].read()))
+    assert image.size == (64, 48) and image.getextrema() == (0, 255)
+
+
+def test_equalize_of_a_missing_object_is_not_found(aws):
+    job_id = wire.new_job_id()
+    aws.send(kind="equalize", job_id=job_id, args={"input_key": f"inputs/{job_id}/none.png",
+                                                    "output_key": f"outputs/{job_id}/none.png"})
+    aws.process()
+    [result] = aws.replies()
+    assert result.error_code == wire.NOT_FOUND and "none.png" in result.error_message
+
+
+def test_equalize_refuses_keys_of_another_job(aws):
+    job_id, other = wire.new_job_id(), wire.new_job_id()
+    aws.send(kind="equalize", job_id=job_id, args={"input_key": f"inputs/{other}/a.png",
+                                                    "output_key": f"outputs/{job_id}/a.png"})
+    aws.process()
+    [result] = aws.replies()
+    assert result.error_code == wire.BAD_INPUT and f"inputs/{job_id}/" in result.error_message
+
+
+def test_a_stop_releases_the_messages_not_yet_started(aws):
+    for _ in range(3):
+        aws.send()
+    messages = aws.receive()
+    aws.worker.stop()
+    aws.worker.process_batch(messages)
+    assert aws.replies() == []
+    assert len(aws.receive()) == 3  # visible again at once
+
+
+def test_config_names_what_is_missing():
+    with pytest.raises(ConfigError, match="WQW_BUCKET"):
+        WorkerConfig.from_env({"WQW_REQUEST_QUEUE_URL": "u", "WQW_DEAD_LETTER_QUEUE_URL": "d",
+                               "WQW_REPLY_QUEUE_PREFIX": "p"})
+    with pytest.raises(ConfigError, match="WQW_WAIT_SECONDS"):
+        WorkerConfig.from_env({"WQW_REQUEST_QUEUE_URL": "u", "WQW_DEAD_LETTER_QUEUE_URL": "d",
+                               "WQW_BUCKET": "b", "WQW_REPLY_QUEUE_PREFIX": "p",
+                               "WQW_WAIT_SECONDS": "30"})

@@ -1,0 +1,33 @@
+"""Run the worker: `python -m worker_src` (settings from WQW_* environment variables)."""
+
+import logging
+import sys
+
+import boto3
+from botocore.config import Config
+
+from .config import ConfigError, WorkerConfig
+from .worker import Worker
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    try:
+        config = WorkerConfig.from_env()
+    except ConfigError as exc:
+        print(f"worker: {exc}", file=sys.stderr)
+        return 2
+    # Connect and read timeouts above the 20 s long poll; retries with backoff.
+    aws = Config(connect_timeout=5, read_timeout=config.wait_seconds + 10,
+                 retries={"mode": "standard", "max_attempts": 5})
+    session = boto3.Session()
+    worker = Worker(config, session.client("sqs", config=aws), session.client("s3", config=aws))
+    worker.install_signal_handlers()
+    worker.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
