@@ -229,7 +229,7 @@ class Client:
             try:
                 attributes = self.sqs.get_queue_attributes(
                     QueueUrl=url, AttributeNames=["CreatedTimestamp"])["Attributes"]
-                if time.time() - int(attributes["CreatedTimestamp"]) >= older_than_seconds:
+                if time.time() - float(attributes["CreatedTimestamp"]) >= older_than_seconds:
                     self.sqs.delete_queue(QueueUrl=url)
                     removed.append(url)
             except ClientError:

@@ -1,4 +1,4 @@
-"""End to end: `python -m client local` in its own process, the CLI in others, as a user runs them."""
+"""End to end: `python -m client local` in one process, the CLI in others, as a user runs them."""
 
 import json
 import os
@@ -15,7 +15,8 @@ from skimage import exposure, util
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK = "wqw-e2e"
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow,
+              pytest.mark.filterwarnings("ignore:This might be a color image")]
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +89,7 @@ def low_contrast(shape, seed):
 
 
 def skimage_equalized(pixels):
+    """The reference: one histogram over all channels, as the contract says."""
     return util.img_as_ubyte(exposure.equalize_hist(pixels))
 
 
