@@ -7,6 +7,7 @@ import boto3
 from botocore.config import Config
 
 from .config import ConfigError, WorkerConfig
+from .protection import ScaleInProtection, instance_id_from_metadata
 from .worker import Worker
 
 
@@ -23,7 +24,12 @@ def main() -> int:
     aws = Config(connect_timeout=5, read_timeout=config.wait_seconds + 10,
                  retries={"mode": "standard", "max_attempts": 5})
     session = boto3.Session()
-    worker = Worker(config, session.client("sqs", config=aws), session.client("s3", config=aws))
+    protection = ScaleInProtection(None, None, None)
+    if config.worker_group:
+        protection = ScaleInProtection(session.client("autoscaling", config=aws),
+                                       config.worker_group, instance_id_from_metadata())
+    worker = Worker(config, session.client("sqs", config=aws), session.client("s3", config=aws),
+                    protection)
     worker.install_signal_handlers()
     worker.run()
     return 0

@@ -28,6 +28,9 @@ from botocore.exceptions import ClientError
 
 from . import wire
 from .config import WorkerConfig
+from .jobs.equalize import DEFAULT_MAX_PIXELS, equalize_image, output_content_type
+from .jobs.stats import compute_stats
+from .protection import ScaleInProtection
 
 log = logging.getLogger("worker")
 
@@ -62,10 +65,12 @@ class _Stats:
 
 
 class Worker:
-    def __init__(self, config: WorkerConfig, sqs: Any, s3: Any) -> None:
+    def __init__(self, config: WorkerConfig, sqs: Any, s3: Any,
+                 protection: ScaleInProtection | None = None) -> None:
         self.config = config
         self.sqs = sqs
         self.s3 = s3
+        self.protection = protection or ScaleInProtection(None, None, None)
         self.identity = f"{socket.gethostname()}:{os.getpid()}"
         self.stats = _Stats()
         self._stopping = threading.Event()
@@ -92,8 +97,10 @@ class Worker:
                 log.warning("receive failed (%s); retrying in 1 s", _describe(exc))
                 self._stopping.wait(1)
                 continue
+            self.protection.set_busy(bool(messages))
             if messages:
                 self.process_batch(messages)
+        self.protection.set_busy(False)
         log.info("worker %s stopped: %d jobs processed", self.identity, self.stats.processed)
 
     def stop(self) -> None:
@@ -229,8 +236,6 @@ class Worker:
     def _run_job(self, job: wire.Job) -> dict[str, Any]:
         args = job.args if job.args_key is None else self._load_args(job)
         if job.kind == "stats":
-            from .jobs.stats import compute_stats
-
             _expect_keys(args, {"numbers"})
             return compute_stats(args["numbers"])
         if job.kind == "equalize":
@@ -245,8 +250,6 @@ class Worker:
         return args
 
     def _equalize(self, job: wire.Job, args: dict[str, Any]) -> dict[str, Any]:
-        from .jobs.equalize import DEFAULT_MAX_PIXELS, equalize_image, output_content_type
-
         _expect_keys(args, {"input_key", "output_key"})
         input_key = _own_key(args["input_key"], f"inputs/{job.job_id}/", "input_key")
         output_key = _own_key(args["output_key"], f"outputs/{job.job_id}/", "output_key")
