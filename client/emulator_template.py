@@ -1,0 +1,182 @@
+"""The CDK app's own template, made deployable into moto's CloudFormation (the local stack).
+
+synthesize() runs app.py in a subprocess (no CDK CLI, no credentials); prepare_for_emulator()
+drops what moto cannot run. docs/deploy.md ("The local stack") lists what is dropped and why.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Attributes that make CloudFormation wait for cfn-signal from a real instance.
+WAIT_ATTRIBUTES = ("CreationPolicy", "UpdatePolicy")
+# Resource types moto's CloudFormation cannot create: replaced by fixed strings wherever the
+# template refers to them ("local-<LogicalId>" for Ref, "local-<LogicalId>-<Attr>" for GetAtt).
+PLACEHOLDER_TYPES = ("AWS::EC2::KeyPair",)
+
+
+class SynthError(RuntimeError):
+    """The CDK app failed (bad context option, broken app); the message is its stderr."""
+
+
+def synthesize(stack_name: str, context: dict[str, str], outdir: Path) -> dict[str, Any]:
+    """Run the CDK app with `context` (+ stack_name) into `outdir`; return the stack's template."""
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.update(
+        CDK_OUTDIR=str(outdir),
+        CDK_CONTEXT_JSON=json.dumps({**context, "stack_name": stack_name}),
+        JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20",
+    )
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "app.py")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise SynthError(done.stderr.strip() or f"app.py exited with {done.returncode}")
+    return json.loads((outdir / f"{stack_name}.template.json").read_text(encoding="utf-8"))
+
+
+def _references(node: Any) -> set[str]:
+    """Names a template fragment points at: Ref, Fn::GetAtt, ${Name} in Fn::Sub, Condition."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Ref" and isinstance(value, str):
+                found.add(value)
+            elif key == "Fn::GetAtt":
+                target = value[0] if isinstance(value, list) else str(value).split(".")[0]
+                found.add(target)
+            elif key == "Fn::Sub":
+                text = value[0] if isinstance(value, list) else value
+                found.update(
+                    part.split("}")[0].split(".")[0] for part in str(text).split("${")[1:]
+                )
+            elif key == "Condition" and isinstance(value, str):
+                found.add(value)
+            elif key == "Fn::If" and isinstance(value, list) and value:
+                found.add(str(value[0]))
+            found |= _references(value)
+    elif isinstance(node, list):
+        for item in node:
+            found |= _references(item)
+    return found
+
+
+def _depends_on(resource: dict[str, Any]) -> set[str]:
+    value = resource.get("DependsOn", [])
+    return {value} if isinstance(value, str) else set(value)
+
+
+def _unsupported(resources: dict[str, Any]) -> set[str]:
+    """Custom resources, the Lambda functions behind them and those functions' roles."""
+    dropped = {
+        name
+        for name, resource in resources.items()
+        if resource["Type"].startswith("Custom::") or resource["Type"] == "AWS::CDK::Metadata"
+    }
+    for name in list(dropped):
+        token = resources[name].get("Properties", {}).get("ServiceToken")
+        for provider in _references(token) & resources.keys():
+            if resources[provider]["Type"] == "AWS::Lambda::Function":
+                dropped.add(provider)
+                role = resources[provider].get("Properties", {}).get("Role")
+                dropped |= {
+                    r
+                    for r in _references(role) & resources.keys()
+                    if resources[r]["Type"] == "AWS::IAM::Role"
+                }
+    return dropped
+
+
+def _substitute(node: Any, names: set[str]) -> Any:
+    """`node` with every Ref / Fn::GetAtt to one of `names` replaced by a placeholder string."""
+    if isinstance(node, dict):
+        if len(node) == 1 and node.get("Ref") in names:
+            return f"local-{node['Ref']}"
+        getatt = node.get("Fn::GetAtt") if len(node) == 1 else None
+        if isinstance(getatt, list) and getatt and getatt[0] in names:
+            return f"local-{getatt[0]}-{getatt[1]}"
+        return {key: _substitute(value, names) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_substitute(item, names) for item in node]
+    return node
+
+
+def prepare_for_emulator(template: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `template` that moto's CloudFormation can create.
+
+    - drops custom resources, their provider function and its role, AWS::CDK::Metadata, and
+      then every resource that still refers (Ref, GetAtt, Sub) to a dropped one (for CDK's
+      auto-delete-objects: the bucket policy, which moto ignores anyway);
+    - removes resources of PLACEHOLDER_TYPES; references to them become fixed strings;
+    - drops Rules, the BootstrapVersion parameter, outputs and conditions left dangling or
+      unused, and DependsOn entries on dropped resources;
+    - removes CreationPolicy/UpdatePolicy: nothing in the emulator runs user data or signals.
+    """
+    prepared = copy.deepcopy(template)
+    placeholders = {
+        name
+        for name, resource in prepared.get("Resources", {}).items()
+        if resource["Type"] in PLACEHOLDER_TYPES
+    }
+    for name in placeholders:
+        del prepared["Resources"][name]
+    prepared = _substitute(prepared, placeholders)
+    resources: dict[str, Any] = prepared.get("Resources", {})
+
+    dropped = _unsupported(resources)
+    while True:
+        dependents = {
+            name
+            for name, resource in resources.items()
+            if name not in dropped and _references(resource) & dropped
+        }
+        if not dependents:
+            break
+        dropped |= dependents
+    for name in dropped:
+        del resources[name]
+
+    for resource in resources.values():
+        for attribute in WAIT_ATTRIBUTES:
+            resource.pop(attribute, None)
+        remaining = sorted(_depends_on(resource) - dropped)
+        if "DependsOn" in resource:
+            if remaining:
+                resource["DependsOn"] = remaining
+            else:
+                del resource["DependsOn"]
+
+    outputs = prepared.get("Outputs", {})
+    for key in [k for k, v in outputs.items() if _references(v) & dropped]:
+        del outputs[key]
+
+    prepared.pop("Rules", None)
+    prepared.get("Parameters", {}).pop("BootstrapVersion", None)
+
+    conditions = prepared.get("Conditions", {})
+    used = _references({k: v for k, v in prepared.items() if k != "Conditions"})
+    # Conditions may refer to other conditions: keep the closure of the used ones.
+    while True:
+        more = {c for c in used & conditions.keys() for c in _references(conditions[c])} - used
+        if not more:
+            break
+        used |= more
+    for name in [c for c in conditions if c not in used]:
+        del conditions[name]
+    if "Conditions" in prepared and not conditions:
+        del prepared["Conditions"]
+    return prepared

@@ -1,0 +1,41 @@
+"""The requests queue and its dead-letter queue."""
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+
+class JobQueues(Construct):
+    """Requests queue whose messages move to the DLQ after `max_receive_count` receives."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        visibility_timeout: Duration,
+        max_receive_count: int,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.dead_letters = sqs.Queue(
+            self,
+            "DeadLetterQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.requests = sqs.Queue(
+            self,
+            "RequestQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            visibility_timeout=visibility_timeout,
+            # Long polling by default, also for clients that forget to ask for it.
+            receive_message_wait_time=Duration.seconds(20),
+            retention_period=Duration.days(4),
+            dead_letter_queue=sqs.DeadLetterQueue(
+                queue=self.dead_letters, max_receive_count=max_receive_count
+            ),
+            removal_policy=RemovalPolicy.DESTROY,
+        )

@@ -1,0 +1,95 @@
+"""WebQueueWorkerStack: queues, bucket, worker fleet, logs, alarm and the client's outputs."""
+
+from aws_cdk import Aws, CfnOutput, Duration, Stack
+from aws_cdk import aws_ec2 as ec2
+from constructs import Construct
+
+from infra.config import MAX_RECEIVE_COUNT, StackConfig
+from infra.monitoring import Monitoring
+from infra.nag import acknowledge_findings, quiet_cfn_lint_on_cdk_internals
+from infra.queues import JobQueues
+from infra.storage import JobBucket
+from infra.worker_fleet import WorkerFleet
+
+
+class WebQueueWorkerStack(Stack):
+    def __init__(self, scope: Construct, config: StackConfig) -> None:
+        super().__init__(
+            scope,
+            config.stack_name,
+            stack_name=config.stack_name,
+            description="web-queue-worker: SQS job queue, S3 job data, EC2 worker fleet",
+        )
+        self.config = config
+        self.queues = JobQueues(
+            self,
+            "Queues",
+            visibility_timeout=Duration.seconds(config.visibility_timeout),
+            max_receive_count=MAX_RECEIVE_COUNT,
+        )
+        self.storage = JobBucket(self, "Storage", retention_days=config.retention_days)
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            dead_letters=self.queues.dead_letters,
+            alarm_email=config.alarm_email,
+        )
+        # Public subnets only and no NAT gateway (about 32 USD a month each): the workers reach
+        # the AWS APIs through their public IPv4 address, and nothing may connect to them.
+        self.vpc = ec2.Vpc(
+            self,
+            "Vpc",
+            ip_addresses=ec2.IpAddresses.cidr("10.42.0.0/16"),
+            max_azs=2,
+            nat_gateways=0,
+            subnet_configuration=[
+                ec2.SubnetConfiguration(
+                    name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24
+                )
+            ],
+            restrict_default_security_group=False,
+        )
+        environment = {
+            "WQW_REQUEST_QUEUE_URL": self.queues.requests.queue_url,
+            "WQW_DEAD_LETTER_QUEUE_URL": self.queues.dead_letters.queue_url,
+            "WQW_BUCKET": self.storage.bucket.bucket_name,
+            "WQW_REPLY_QUEUE_PREFIX": config.reply_queue_prefix,
+            "WQW_MAX_RECEIVE_COUNT": str(MAX_RECEIVE_COUNT),
+            "WQW_VISIBILITY_TIMEOUT": str(config.visibility_timeout),
+            "WQW_WORKER_GROUP": config.worker_group_name,
+            "AWS_REGION": Aws.REGION,
+        }
+        self.fleet = WorkerFleet(
+            self,
+            "Workers",
+            vpc=self.vpc,
+            requests=self.queues.requests,
+            dead_letters=self.queues.dead_letters,
+            bucket=self.storage.bucket,
+            log_group=self.monitoring.log_group,
+            alarm_topic=self.monitoring.topic,
+            environment=environment,
+            reply_queue_prefix=config.reply_queue_prefix,
+            group_name=config.worker_group_name,
+            instance_type=config.instance_type,
+            max_workers=config.max_workers,
+            ssh_cidr=config.ssh_cidr,
+        )
+
+        outputs = {
+            "RequestQueueUrl": self.queues.requests.queue_url,
+            "DeadLetterQueueUrl": self.queues.dead_letters.queue_url,
+            "BucketName": self.storage.bucket.bucket_name,
+            "WorkerGroupName": self.fleet.group.auto_scaling_group_name,
+            "ReplyQueuePrefix": config.reply_queue_prefix,
+            "MaxReceiveCount": str(MAX_RECEIVE_COUNT),
+            "VisibilityTimeout": str(config.visibility_timeout),
+            "LogGroupName": self.monitoring.log_group.log_group_name,
+            "KeyPairId": self.fleet.key_pair.key_pair_id,
+            "PrivateKeyParameter": f"/ec2/keypair/{self.fleet.key_pair.key_pair_id}",
+        }
+        for key, value in outputs.items():
+            CfnOutput(self, key, value=value)
+
+        acknowledge_findings(self)
+        quiet_cfn_lint_on_cdk_internals(self)

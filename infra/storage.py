@@ -1,0 +1,38 @@
+"""The job data bucket: private, encrypted, TLS only, short-lived objects, removed on destroy."""
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+JOB_PREFIXES = ("inputs/", "outputs/", "results/")
+
+
+class JobBucket(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, retention_days: int) -> None:
+        super().__init__(scope, construct_id)
+        expiring = [
+            s3.LifecycleRule(
+                id=f"expire-{prefix.rstrip('/')}",
+                prefix=prefix,
+                expiration=Duration.days(retention_days),
+            )
+            for prefix in JOB_PREFIXES
+        ]
+        self.bucket = s3.Bucket(
+            self,
+            "Bucket",
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            minimum_tls_version=1.2,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[
+                *expiring,
+                s3.LifecycleRule(
+                    id="abort-incomplete-uploads",
+                    abort_incomplete_multipart_upload_after=Duration.days(1),
+                ),
+            ],
+            auto_delete_objects=True,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
