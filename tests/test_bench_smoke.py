@@ -1,0 +1,147 @@
+"""The queue benchmarks (bench/requests.py, latency.py, throughput.py) keep working.
+
+Fast tests check the arithmetic and the request hooks; the slow ones run each script's core on
+a tiny input against one local stack (moto on 127.0.0.1, real worker processes).
+"""
+
+import random
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from bench import latency as bench_latency
+from bench import requests as bench_requests
+from bench import throughput as bench_throughput
+from bench._common import (
+    Charges,
+    Request,
+    RequestRecorder,
+    dollars_per_million_jobs,
+    local_stack,
+    markdown_table,
+    percentile,
+)
+
+
+def request(service, operation, payload_bytes=100, started=0.0, messages=0):
+    return Request(started, started + 0.01, service, operation, payload_bytes, messages)
+
+
+# ---- fast: arithmetic, tables, hooks ------------------------------------------------------
+
+def test_charges_follow_the_price_list():
+    requests = [request("sqs", "SendMessageBatch", payload_bytes=70 * 1024)]  # 2 chunks of 64 KiB
+    requests += [request("sqs", "ReceiveMessage") for _ in range(5)]
+    requests += [request("s3", "PutObject"), request("s3", "PutObject"),
+                 request("s3", "GetObject"), request("s3", "HeadObject"),
+                 request("s3", "DeleteObject")]
+    charges = Charges.of(requests)
+    assert (charges.sqs_requests, charges.sqs_billed, charges.s3_put, charges.s3_get) == (
+        6, 7, 2, 2)
+    # 7 x $0.40/M + 2 x $5/M + 2 x $0.40/M
+    assert charges.dollars() == pytest.approx(13.6e-6)
+
+
+def test_dollars_per_million_jobs():
+    assert dollars_per_million_jobs(0.6) == pytest.approx(0.24)
+    assert dollars_per_million_jobs(2.22) == pytest.approx(0.888)
+    assert dollars_per_million_jobs(0.6, 2, 3) == pytest.approx(0.24 + 10 + 1.2)
+
+
+def test_percentile_is_nearest_rank():
+    values = list(range(1, 101))
+    random.Random(1).shuffle(values)
+    assert percentile(values, 0.5) == 50
+    assert percentile(values, 0.95) == 95
+    assert percentile([7.0], 0.95) == 7.0
+    with pytest.raises(ValueError):
+        percentile([], 0.5)
+
+
+def test_markdown_table_aligns_columns():
+    lines = markdown_table(["a", "long header"], [[1, 2], ["wide cell", 3]]).splitlines()
+    assert len(lines) == 4
+    assert lines[1].startswith("| ---------")
+    assert len({len(line) for line in lines}) == 1
+
+
+def test_idle_rate_comes_from_the_interval_between_polls():
+    receives = [request("sqs", "ReceiveMessage", started=t) for t in (100.0, 120.0, 140.0)]
+    assert bench_requests.Idle(65, receives).per_minute() == pytest.approx(3.0)
+    assert bench_requests.Idle(10, receives[:1]).per_minute() is None
+
+
+def test_recorder_sees_every_request_and_the_messages_received():
+    recorder = RequestRecorder()
+    with mock_aws():
+        sqs = recorder.attach(boto3.client("sqs", region_name="us-east-1"))
+        url = sqs.create_queue(QueueName="q")["QueueUrl"]
+        sqs.send_message_batch(QueueUrl=url, Entries=[
+            {"Id": str(i), "MessageBody": "x"} for i in range(3)])
+        sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
+    assert [r.operation for r in recorder.requests] == [
+        "CreateQueue", "SendMessageBatch", "ReceiveMessage"]
+    assert {r.service for r in recorder.requests} == {"sqs"}
+    assert recorder.requests[-1].messages == 3
+
+
+def test_a_batch_above_the_target_is_reported_missed():
+    jobs = 100
+    client = [request("sqs", "SendMessageBatch") for _ in range(10)]
+    worker = [request("sqs", "ReceiveMessage") for _ in range(140)]  # 1.5 SQS requests per job
+    runs = [bench_requests.Run("1 job", 1, client[:1], worker[:2]),
+            bench_requests.Run("100 jobs", jobs, client, worker)]
+    idle = bench_requests.Idle(65, [request("sqs", "ReceiveMessage", started=t)
+                                    for t in (0.0, 10.0, 20.0)])  # 6 per minute
+    lines = bench_requests.targets(bench_requests.Report(runs, idle, 100))
+    assert "1.50" in lines[0] and "MISSED" in lines[0]
+    assert "MISSED" in lines[1]  # 1.5 x $0.40 = $0.60 per million: over $0.50
+    assert "MISSED" in lines[2]
+
+
+# ---- slow: each script's core on a tiny input ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def stack():
+    # A short visibility timeout: a worker stopped during its long poll leaves that poll open
+    # in the emulator, which may hide the next test's first jobs for this long.
+    with local_stack("bench-smoke", context={"visibility_timeout": "5"}) as running:
+        yield running
+
+
+@pytest.mark.slow
+def test_requests_counts_the_client_and_the_worker(stack):
+    report = bench_requests.measure(stack, quick=True, idle_seconds=2)
+    one, batch, images = report.runs
+    assert (one.jobs, batch.jobs, images.jobs) == (1, 10, 2)
+    client_sends = [r for r in batch.client if r.operation == "SendMessageBatch"]
+    assert len(client_sends) == 1  # 10 jobs, one batch
+    worker_receives = [r for r in batch.worker if r.operation == "ReceiveMessage"]
+    assert sum(r.messages for r in worker_receives) >= batch.jobs  # seen across processes
+    assert batch.per_job()["sqs"] >= bench_requests.FLOOR_SQS_PER_JOB
+    image_charges = images.charges
+    assert image_charges.s3_put == 2 * images.jobs  # upload + the worker's output
+    assert image_charges.s3_get >= 2 * images.jobs  # the worker's read + the download
+    assert len(report.idle.receives) <= 1  # an idle worker long-polls
+    table = bench_requests.render(report)
+    assert "quoted" in table and "### Targets" in table
+
+
+@pytest.mark.slow
+def test_latency_times_jobs_and_the_floor(stack):
+    latency = bench_latency.measure(stack, jobs=5, warmup=1)
+    assert len(latency.jobs) == len(latency.floor) == len(latency.pipelined) == 5
+    assert all(seconds > 0 for seconds in latency.jobs + latency.floor + latency.pipelined)
+    assert all(len(values) == 5 for values in latency.floor_calls.values())
+    assert "p50 round trip / p50 floor" in bench_latency.render(latency)
+
+
+@pytest.mark.slow
+def test_throughput_runs_the_library_and_the_cli(stack):
+    sizes = bench_throughput.Sizes(stats_jobs=20, image_jobs=2, cli_images=2, raw_seconds=0.5)
+    [phase] = bench_throughput.measure(stack, sizes, max_workers=1)
+    assert (phase.stats.jobs, phase.images.jobs, phase.cli.jobs) == (20, 2, 2)
+    assert phase.raw.jobs > 0 and phase.stats.rate > 0
+    table = bench_throughput.render([phase])
+    assert "python -m client equalize" in table and "### Targets" in table
