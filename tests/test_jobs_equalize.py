@@ -372,8 +372,11 @@ def test_equalize_pixels_refuses_modes_it_cannot_equalize() -> None:
 def test_header_claiming_60000_by_60000_is_too_large_without_any_pixel_data() -> None:
     data = crafted_png(60000, 60000)  # 3.6 G pixels claimed; the file has none
     assert len(data) < 100
+    cap = Image.MAX_IMAGE_PIXELS
     error = job_error(data)
-    assert error.code == wire.TOO_LARGE and "pixels" in error.message
+    assert error.code == wire.TOO_LARGE
+    assert "60000x60000 = 3,600,000,000 pixels; this worker takes at most" in error.message
+    assert Image.MAX_IMAGE_PIXELS == cap  # Pillow's own cap is back in place
 
 
 def test_over_the_workers_limit_is_too_large_from_the_header_alone() -> None:

@@ -67,6 +67,9 @@ def open_image(fp: BinaryIO, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.I
         raise wire.JobError(wire.BAD_INPUT, "the file is empty (0 bytes), not an image")
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES must stay False")
+    # Pillow's own pixel cap would answer first, with its own wording and limit; the
+    # worker's limit, max_pixels, is checked from the header just below instead.
+    pillow_cap, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
     try:
         with _pillow_errors("the image header is damaged or truncated"):
             im = Image.open(fp)
@@ -74,6 +77,8 @@ def open_image(fp: BinaryIO, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.I
         raise wire.JobError(
             wire.BAD_INPUT, f"not an image, or an image format we cannot read "
             f"(the file starts with {head[:8]!r}); send {_formats_text()}") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = pillow_cap
     try:
         with _pillow_errors("the image header is damaged or truncated"):
             _check_header(im, max_pixels)
