@@ -21,13 +21,27 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    ReadTimeoutError,
+)
 
 from worker_src import wire
 
 DEFAULT_STACK = "web-queue-worker"
 # A reply queue untouched for this long belongs to a run that died.
 STALE_REPLY_QUEUE_SECONDS = 24 * 3600
+# An unreachable endpoint fails in seconds, not minutes: short connect timeout, few retries.
+# The read timeout stays above the 20 s long poll.
+AWS_CONFIG = Config(connect_timeout=5, read_timeout=30,
+                    retries={"mode": "standard", "max_attempts": 3})
 
 
 class ClientFailure(Exception):
@@ -89,7 +103,8 @@ class StackInfo:
 
 def find_stack(session: boto3.Session, stack_name: str,
                endpoint_url: str | None = None) -> StackInfo:
-    cloudformation = session.client("cloudformation", endpoint_url=endpoint_url)
+    cloudformation = session.client("cloudformation", endpoint_url=endpoint_url,
+                                    config=AWS_CONFIG)
     try:
         stacks = aws_call(cloudformation.describe_stacks, StackName=stack_name)["Stacks"]
     except AwsUnavailable as exc:
@@ -113,6 +128,10 @@ def aws_call(function: Any, **kwargs: Any) -> Any:
     except ClientError as exc:
         error = exc.response.get("Error", {})
         raise AwsUnavailable(f"{error.get('Code')}: {error.get('Message')}") from None
+    except (EndpointConnectionError, ConnectionClosedError, ConnectTimeoutError,
+            ReadTimeoutError) as exc:
+        raise AwsUnavailable(f"cannot reach AWS: {exc} (is the endpoint up? "
+                             f"check AWS_ENDPOINT_URL, AWS_REGION and the network)") from None
     except BotoCoreError as exc:
         raise AwsUnavailable(str(exc)) from None
 
@@ -122,8 +141,8 @@ class Client:
                  endpoint_url: str | None = None) -> None:
         self.session = session
         self.stack = stack
-        self.sqs = session.client("sqs", endpoint_url=endpoint_url)
-        self.s3 = session.client("s3", endpoint_url=endpoint_url)
+        self.sqs = session.client("sqs", endpoint_url=endpoint_url, config=AWS_CONFIG)
+        self.s3 = session.client("s3", endpoint_url=endpoint_url, config=AWS_CONFIG)
         self.reply_queue_url: str | None = None
         self._pending: set[str] = set()  # submitted, no result yet
         self._arrived: dict[str, wire.Result] = {}  # received, not yet handed out
@@ -245,6 +264,7 @@ class Client:
         if unknown:
             raise UsageError(f"job(s) not submitted by this client: {', '.join(sorted(unknown))}")
         deadline = time.monotonic() + timeout
+        looked_in_s3 = False
         while True:
             for job_id in sorted(waiting & self._arrived.keys()):
                 waiting.discard(job_id)
@@ -252,11 +272,29 @@ class Client:
             if not waiting:
                 return
             remaining = deadline - time.monotonic()
+            if remaining <= 0 and not looked_in_s3:
+                looked_in_s3 = True
+                self._collect_stored_results(waiting)
+                continue
             if remaining <= 0:
                 raise WaitTimeout(
                     f"timed out after {timeout:g} s waiting for {len(waiting)} job(s)",
                     sorted(waiting))
             self._receive_results(wait_seconds=max(1, min(20, round(remaining))))
+
+    def _collect_stored_results(self, job_ids: set[str]) -> None:
+        """Take results from S3 for jobs whose reply never came.
+
+        A job whose workers all died holding it ends in the dead-letter queue with
+        no reply; its last worker left an `internal` error result in S3.
+        """
+        for job_id in sorted(job_ids):
+            try:
+                result = self.fetch_result(job_id)
+            except (ClientFailure, wire.WireError):
+                continue
+            self._pending.discard(job_id)
+            self._arrived[job_id] = result
 
     def _receive_results(self, wait_seconds: int) -> None:
         queue_url = self._reply_queue()

@@ -28,6 +28,7 @@ import boto3
 from . import api
 
 ROOT = Path(__file__).resolve().parent.parent
+TEARDOWN_GRACE_SECONDS = 3
 LOCAL_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "local",
     "AWS_SECRET_ACCESS_KEY": "local",
@@ -41,7 +42,8 @@ class LocalStack:
 
     def __init__(self, *, stack_name: str = api.DEFAULT_STACK, port: int = 0, workers: int = 1,
                  context: dict[str, str] | None = None, worker_log: Path | None = None,
-                 worker_env: dict[str, str] | None = None) -> None:
+                 worker_env: dict[str, str] | None = None,
+                 worker_command: list[str] | None = None) -> None:
         if workers < 0:
             raise api.UsageError("--workers must be 0 or more")
         self.stack_name = stack_name
@@ -50,9 +52,15 @@ class LocalStack:
         self.context = dict(context or {})
         self.worker_log = worker_log
         self.extra_worker_env = dict(worker_env or {})
+        # Tests run a wrapper that injects faults; users run the worker itself.
+        self.worker_command = list(worker_command or [sys.executable, "-m", "worker_src"])
+        # Exit codes of the workers that died and were restarted, in order.
+        self.worker_exits: list[int] = []
         self.endpoint_url = ""
         self.outputs: dict[str, str] = {}
         self.workers: list[subprocess.Popen] = []
+        self._worker_specs: list[tuple[list[str], dict[str, str]]] = []
+        self._workers_lock = threading.Lock()
         self._server: Any = None
         self._stopping = threading.Event()
         self._supervisor: threading.Thread | None = None
@@ -82,7 +90,7 @@ class LocalStack:
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         # The emulator warns about each resource type it skips (alarms, queue policies).
-        logging.getLogger("moto.cloudformation").setLevel(logging.ERROR)
+        logging.getLogger("moto").setLevel(logging.ERROR)
         warnings.filterwarnings("ignore", message="Tried to parse", category=UserWarning)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         try:
@@ -94,8 +102,7 @@ class LocalStack:
         self.endpoint_url = f"http://{host}:{port}"
         try:
             self.outputs = self._deploy()
-            for _ in range(self.worker_count):
-                self.workers.append(self._start_worker())
+            self.start_workers(self.worker_count)
             self._supervisor = threading.Thread(target=self._supervise, daemon=True)
             self._supervisor.start()
         except BaseException:
@@ -137,33 +144,64 @@ class LocalStack:
             **self.extra_worker_env,
         }
 
-    def _start_worker(self) -> subprocess.Popen:
+    def start_workers(self, count: int, command: list[str] | None = None,
+                      env: dict[str, str] | None = None) -> None:
+        """Start `count` more supervised workers (restarted whenever they die).
+
+        `command` and `env` (added to the worker environment) default to the stack's own.
+        """
+        spec = (list(command or self.worker_command), dict(env or {}))
+        with self._workers_lock:
+            for _ in range(count):
+                self.workers.append(self._start_worker(spec))
+                self._worker_specs.append(spec)
+
+    def stop_workers(self, timeout: float = 30) -> list[int]:
+        """SIGTERM every worker, wait for it (then SIGKILL), stop supervising; exit codes."""
+        with self._workers_lock:
+            processes, self.workers, self._worker_specs = self.workers, [], []
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        return [process.returncode for process in processes]
+
+    def _start_worker(self, spec: tuple[list[str], dict[str, str]]) -> subprocess.Popen:
         if self.worker_log is not None and self._log_file is None:
             self._log_file = open(self.worker_log, "ab")  # noqa: SIM115 - closed in stop()
-        return subprocess.Popen([sys.executable, "-m", "worker_src"], cwd=ROOT,
-                                env=self.worker_environment(), stdin=subprocess.DEVNULL,
-                                stdout=self._log_file, stderr=self._log_file)
+        command, env = spec
+        return subprocess.Popen(command, cwd=ROOT, env={**self.worker_environment(), **env},
+                                stdin=subprocess.DEVNULL, stdout=self._log_file,
+                                stderr=self._log_file)
 
     def _supervise(self) -> None:
         """Restart a worker that died, as systemd's Restart=always does on an instance."""
         while not self._stopping.wait(0.5):
-            for index, process in enumerate(self.workers):
-                if process.poll() is not None and not self._stopping.is_set():
-                    self.workers[index] = self._start_worker()
+            with self._workers_lock:
+                for index, process in enumerate(self.workers):
+                    if process.poll() is not None and not self._stopping.is_set():
+                        self.worker_exits.append(process.returncode)
+                        self.workers[index] = self._start_worker(self._worker_specs[index])
+
+    def kill_worker(self, index: int, sig: int = signal.SIGKILL) -> int:
+        """Send `sig` to worker `index` (the supervisor restarts it); return its pid."""
+        with self._workers_lock:
+            process = self.workers[index]
+        process.send_signal(sig)
+        return process.pid
 
     def stop(self) -> None:
         self._stopping.set()
         if self._supervisor is not None:
             self._supervisor.join()
-        for process in self.workers:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.workers:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        # Everything goes away with the emulator: a worker still in its long poll (up to
+        # 20 s after SIGTERM) is not waited for.
+        self.stop_workers(timeout=TEARDOWN_GRACE_SECONDS)
         if self._server is not None:
             self._server.stop()
             self._server = None

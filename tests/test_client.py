@@ -185,3 +185,13 @@ def test_cli_status_reports_queue_depths(stack, capsys):
     boto3.client("sqs").send_message(QueueUrl=stack.request_queue_url, MessageBody="{}")
     code, out, _ = run_cli(capsys, "status", "--json")
     assert code == 0 and json.loads(out)["waiting"] == 1
+
+
+def test_a_job_whose_reply_never_comes_gets_its_result_from_s3(stack):
+    with api.Client(boto3.Session(), stack) as client:
+        [job_id] = client.submit([("stats", {"numbers": [1]})])
+        stand_in = wire.error_result(job_id, wire.INTERNAL, "every worker died holding it")
+        client.s3.put_object(Bucket=stack.bucket, Key=f"results/{job_id}.json",
+                             Body=wire.encode_result(stand_in))
+        [result] = client.wait([job_id], timeout=1)
+    assert result == stand_in

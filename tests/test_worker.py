@@ -161,14 +161,14 @@ def test_result_for_a_deleted_reply_queue_lands_in_s3(aws):
 
 
 class FlakyS3:
-    """Fails every call until told otherwise."""
+    """Fails the first `failures` reads (get_object); everything else works."""
 
     def __init__(self, s3, failures):
         self.s3, self.failures = s3, failures
 
     def __getattr__(self, name):
         def call(**kwargs):
-            if self.failures > 0:
+            if name == "get_object" and self.failures > 0:
                 self.failures -= 1
                 raise ConnectionError("injected: connection reset")
             return getattr(self.s3, name)(**kwargs)
@@ -215,6 +215,23 @@ def test_the_last_failed_attempt_answers_internal_and_dead_letters(aws):
     [dead] = aws.dead_letters()
     assert json.loads(dead["Body"])["job_id"] == job_id
     assert aws.depth(aws.config.request_queue_url) == 0
+
+
+def test_a_last_chance_job_leaves_a_stand_in_result_should_its_worker_die(aws):
+    job_id = aws.send(args={"numbers": [1, 2]})
+    messages = aws.receive(receive_count=3)
+    aws.worker.stop()  # as if the worker died right after receiving
+    aws.worker.process_batch(messages)
+    stand_in = aws.stored(job_id)
+    assert stand_in.error_code == wire.INTERNAL
+    assert "received 3 times" in stand_in.error_message
+
+
+def test_a_last_chance_job_that_succeeds_replaces_its_stand_in(aws):
+    job_id = aws.send(args={"numbers": [1, 2]})
+    aws.process(receive_count=3)
+    [result] = aws.replies()
+    assert result.ok and aws.stored(job_id) == result
 
 
 def test_the_worker_keeps_going_after_many_failures(aws):

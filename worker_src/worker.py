@@ -40,10 +40,6 @@ FLUSH_AFTER_SECONDS = 0.2
 MAX_INPUT_BYTES = 200 * 1024 * 1024
 
 
-class _Interrupted(Exception):
-    """Raised by the signal handler to cut an idle long poll short."""
-
-
 @dataclass
 class _Held:
     """A received message the worker has not acknowledged yet."""
@@ -74,7 +70,7 @@ class Worker:
         self.identity = f"{socket.gethostname()}:{os.getpid()}"
         self.stats = _Stats()
         self._stopping = threading.Event()
-        self._idle_poll = False
+        self._finished = threading.Event()
         self._held: list[_Held] = []
         self._held_lock = threading.Lock()
 
@@ -88,18 +84,23 @@ class Worker:
         log.info("worker %s polling %s", self.identity, self.config.request_queue_url)
         heartbeat = threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)
         heartbeat.start()
-        while not self._stopping.is_set():
-            try:
-                messages = self._receive()
-            except _Interrupted:
-                break
-            except Exception as exc:  # keep receiving whatever happens
-                log.warning("receive failed (%s); retrying in 1 s", _describe(exc))
-                self._stopping.wait(1)
-                continue
-            self.protection.set_busy(bool(messages))
-            if messages:
-                self.process_batch(messages)
+        try:
+            while not self._stopping.is_set():
+                try:
+                    messages = self._receive()
+                except Exception as exc:  # keep receiving whatever happens
+                    log.warning("receive failed (%s); retrying in 1 s", _describe(exc))
+                    self._stopping.wait(1)
+                    continue
+                self.protection.set_busy(bool(messages))
+                if messages:
+                    try:
+                        self.process_batch(messages)
+                    except Exception:  # unheld messages come back after the visibility timeout
+                        log.exception("a batch failed unexpectedly; receiving on")
+        finally:
+            # The heartbeat outlives a SIGTERM: the job in hand keeps its message until done.
+            self._finished.set()
         self.protection.set_busy(False)
         log.info("worker %s stopped: %d jobs processed", self.identity, self.stats.processed)
 
@@ -107,12 +108,20 @@ class Worker:
         self._stopping.set()
 
     def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT: finish the job in hand, take no new one; a second one stops at once.
+
+        An idle long poll is left to end by itself (at most wait_seconds): a poll cut
+        short may still take messages on the server side, hiding them until their
+        visibility timeout. Whatever it returns after the signal is handed back at once.
+        """
         def on_signal(signum: int, _frame: Any) -> None:
-            log.info("%s: finishing the current job, taking no new ones",
-                     signal.Signals(signum).name)
+            if self._stopping.is_set():
+                log.warning("%s again: stopping now; held jobs come back after their "
+                            "visibility timeout", signal.Signals(signum).name)
+                raise SystemExit(1)
+            log.info("%s: finishing the job in hand, taking no new ones (a second signal "
+                     "stops at once)", signal.Signals(signum).name)
             self._stopping.set()
-            if self._idle_poll:
-                raise _Interrupted
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
@@ -132,18 +141,12 @@ class Worker:
                 delay = min(delay * 2, 60.0)
 
     def _receive(self) -> list[dict[str, Any]]:
-        self._idle_poll = True
-        try:
-            if self._stopping.is_set():
-                return []
-            response = self.sqs.receive_message(
-                QueueUrl=self.config.request_queue_url,
-                MaxNumberOfMessages=10,
-                WaitTimeSeconds=self.config.wait_seconds,
-                MessageSystemAttributeNames=["ApproximateReceiveCount"],
-            )
-        finally:
-            self._idle_poll = False
+        response = self.sqs.receive_message(
+            QueueUrl=self.config.request_queue_url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=self.config.wait_seconds,
+            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+        )
         return response.get("Messages", [])
 
     # ---- one batch ---------------------------------------------------------
@@ -151,8 +154,13 @@ class Worker:
     def process_batch(self, messages: list[dict[str, Any]]) -> None:
         batch = [_Held(m, int(m.get("Attributes", {}).get("ApproximateReceiveCount", 1)))
                  for m in messages]
+        # Jobs on their last allowed receive go first, each with a stand-in result in S3.
+        batch.sort(key=lambda held: -held.receive_count)
         with self._held_lock:
             self._held.extend(batch)
+        for held in batch:
+            if self._last_chance(held):
+                self._store_stand_in(held)
         oldest_unflushed: float | None = None
         try:
             for held in batch:
@@ -170,6 +178,31 @@ class Worker:
             self._release([h for h in batch if h.state == "pending"])
             with self._held_lock:
                 self._held = [h for h in self._held if h not in batch]
+
+    def _last_chance(self, held: _Held) -> bool:
+        return held.receive_count >= self.config.max_receive_count
+
+    def _store_stand_in(self, held: _Held) -> None:
+        """Leave an error result in S3 that the real one overwrites.
+
+        If this worker dies too, SQS moves the message to the dead-letter queue on
+        its next receive without any worker seeing it; the client then finds this
+        result instead of waiting in silence.
+        """
+        try:
+            job_id = wire.decode_job(held.message["Body"]).job_id
+        except wire.WireError:
+            return  # unreadable: answered (if at all) when handled
+        message = (f"the job was received {held.receive_count} times and every worker that "
+                   f"held it stopped before finishing (it may crash or exhaust the worker); "
+                   f"it is in the dead-letter queue")
+        try:
+            self._store_result(wire.error_result(job_id, wire.INTERNAL, message,
+                                                 worker=self.identity,
+                                                 attempt=held.receive_count))
+        except Exception as exc:
+            log.warning("could not store the stand-in result of job %s (%s)", job_id,
+                        _describe(exc))
 
     def _handle(self, held: _Held) -> None:
         """Run one job; leave `held` done (result ready) or not done (retry later)."""
@@ -300,6 +333,13 @@ class Worker:
         for queue_url, group in by_queue.items():
             self._send_results(queue_url, group)
         for held in ready:
+            if self._last_chance(held) and held.reply_to and held.state == "done":
+                try:  # replace the stand-in result; the client has the real one anyway
+                    self._store_result(held.result)
+                except Exception as exc:
+                    log.warning("job %s: the stand-in result in S3 stays (%s)",
+                                held.result.job_id, _describe(exc))
+        for held in ready:
             if held.dead_letter_reason:
                 self._dead_letter(held)
         acked = [h for h in ready if h.state == "done"]
@@ -319,8 +359,8 @@ class Worker:
             try:
                 response = self.sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
                 failed = {int(f["Id"]) for f in response.get("Failed", [])}
-            except ClientError as exc:
-                if not _queue_missing(exc):
+            except Exception as exc:  # also a dropped connection, after the SDK's retries
+                if not (isinstance(exc, ClientError) and _queue_missing(exc)):
                     self._mark_retry(chunk, exc)
                     continue
                 log.info("reply queue %s is gone; storing results in S3", queue_url)
@@ -393,7 +433,7 @@ class Worker:
     def _heartbeat(self) -> None:
         """Keep held messages invisible while this worker is alive."""
         interval = max(1.0, self.config.visibility_timeout / 3)
-        while not self._stopping.wait(interval):
+        while not self._finished.wait(interval):
             with self._held_lock:
                 held = [h for h in self._held if h.state in ("pending", "done")]
             if held:
