@@ -141,6 +141,7 @@ class Client:
                  endpoint_url: str | None = None) -> None:
         self.session = session
         self.stack = stack
+        self.endpoint_url = endpoint_url  # None: each service's own AWS endpoint
         self.sqs = session.client("sqs", endpoint_url=endpoint_url, config=AWS_CONFIG)
         self.s3 = session.client("s3", endpoint_url=endpoint_url, config=AWS_CONFIG)
         self.reply_queue_url: str | None = None
@@ -344,6 +345,24 @@ class Client:
         jobs = [("equalize", {"input_key": key, "output_key": output_key_for(key)})
                 for key in keys]
         return self.submit(jobs, wait=wait, job_ids=job_ids)
+
+    def recent_log_lines(self, seconds: float, limit: int) -> list[dict[str, str]]:
+        """The newest `limit` lines of the stack's log group from the last `seconds`."""
+        logs = self.session.client("logs", endpoint_url=self.endpoint_url, config=AWS_CONFIG)
+        start = int((time.time() - seconds) * 1000)
+        events: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"logGroupName": self.stack.log_group, "startTime": start}
+        for _page in range(100):  # bounded: at most 100 pages of up to 10,000 events
+            response = aws_call(logs.filter_log_events, **kwargs)
+            events += response.get("events", [])
+            events = events[-limit:]
+            if not response.get("nextToken"):
+                break
+            kwargs["nextToken"] = response["nextToken"]
+        return [{"time": time.strftime("%Y-%m-%d %H:%M:%S",
+                                       time.localtime(event["timestamp"] / 1000)),
+                 "stream": event.get("logStreamName", ""),
+                 "message": event["message"].rstrip("\n")} for event in events]
 
     # ---- files -----------------------------------------------------------------
 

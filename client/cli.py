@@ -76,6 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("status", parents=[common], help="queue depths and workers",
                         description="Show waiting and in-flight jobs, dead letters and workers.")
 
+    logs = commands.add_parser(
+        "logs", parents=[common], help="recent lines of the workers' logs",
+        description="Print the workers' recent log lines from the stack's CloudWatch Logs "
+                    "group (each instance's worker and install logs).")
+    logs.add_argument("--since", type=float, default=30.0, metavar="MINUTES",
+                      help="how far back to look (default: %(default)g minutes)")
+    logs.add_argument("--limit", type=int, default=200, metavar="N",
+                      help="at most this many lines, the newest (default: %(default)s)")
+
     cleanup = commands.add_parser(
         "cleanup", parents=[common], help="delete reply queues left behind by crashed runs",
         description="Delete this stack's reply queues older than --older-than hours. A run "
@@ -270,8 +279,8 @@ def stack_status(client: api.Client) -> dict[str, Any]:
                         QueueUrl=client.stack.dead_letter_queue_url, AttributeNames=depth)
     workers = []
     if client.stack.worker_group:
-        autoscaling = client.session.client("autoscaling",
-                                            endpoint_url=client.sqs.meta.endpoint_url)
+        autoscaling = client.session.client("autoscaling", endpoint_url=client.endpoint_url,
+                                            config=api.AWS_CONFIG)
         groups = api.aws_call(autoscaling.describe_auto_scaling_groups,
                               AutoScalingGroupNames=[client.stack.worker_group])
         for group in groups["AutoScalingGroups"]:
@@ -284,6 +293,23 @@ def stack_status(client: api.Client) -> dict[str, Any]:
         "dead_letters": int(dead["Attributes"]["ApproximateNumberOfMessages"]),
         "workers": workers,
     }
+
+
+def run_logs(args: argparse.Namespace) -> int:
+    with connect(args) as client:
+        if not client.stack.log_group:
+            raise api.ClientFailure(f"stack {client.stack.name!r} has no LogGroupName output")
+        lines = client.recent_log_lines(args.since * 60, args.limit)
+    if args.json:
+        emit_json({"log_group": client.stack.log_group, "lines": lines})
+        return 0
+    if not lines:
+        print(f"no log lines in {client.stack.log_group} in the last {args.since:g} minutes "
+              f"(the local stack's workers log to the terminal of 'python -m client local')",
+              file=sys.stderr)
+    for line in lines:
+        print(f"{line['time']}  {line['stream']}  {line['message']}")
+    return 0
 
 
 def run_cleanup(args: argparse.Namespace) -> int:
@@ -388,6 +414,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "equalize": run_equalize,
     "result": run_result,
     "status": run_status,
+    "logs": run_logs,
     "cleanup": run_cleanup,
     "local": run_local,
     "demo": run_demo,

@@ -2,6 +2,7 @@
 
 import json
 import threading
+import time
 
 import boto3
 import pytest
@@ -28,6 +29,7 @@ TEMPLATE = {
         "DeadLetterQueueUrl": {"Value": {"Ref": "Dlq"}},
         "BucketName": {"Value": {"Ref": "Bucket"}},
         "ReplyQueuePrefix": {"Value": f"{STACK}-reply-"},
+        "LogGroupName": {"Value": "wqw-unit-logs"},
     },
 }
 
@@ -195,3 +197,35 @@ def test_a_job_whose_reply_never_comes_gets_its_result_from_s3(stack):
                              Body=wire.encode_result(stand_in))
         [result] = client.wait([job_id], timeout=1)
     assert result == stand_in
+
+
+def test_cli_logs_prints_the_recent_worker_lines(stack, capsys):
+    logs = boto3.client("logs")
+    logs.create_log_group(logGroupName="wqw-unit-logs")
+    logs.create_log_stream(logGroupName="wqw-unit-logs", logStreamName="i-123/worker")
+    now = int(time.time() * 1000)
+    logs.put_log_events(logGroupName="wqw-unit-logs", logStreamName="i-123/worker",
+                        logEvents=[{"timestamp": now - 3_600_000, "message": "too old"},
+                                   {"timestamp": now - 1000, "message": "job 1 ok"},
+                                   {"timestamp": now, "message": "job 2 ok\n"}])
+    code, out, _ = run_cli(capsys, "logs", "--since", "10", "--json")
+    document = json.loads(out)
+    assert code == 0 and document["log_group"] == "wqw-unit-logs"
+    assert [line["message"] for line in document["lines"]] == ["job 1 ok", "job 2 ok"]
+    assert {line["stream"] for line in document["lines"]} == {"i-123/worker"}
+    code, out, _ = run_cli(capsys, "logs", "--limit", "1")
+    assert code == 0 and out.strip().endswith("i-123/worker  job 2 ok")
+
+
+def test_status_lists_the_workers_of_the_group(stack):
+    autoscaling = boto3.client("autoscaling")
+    image = boto3.client("ec2").describe_images()["Images"][0]["ImageId"]
+    autoscaling.create_launch_configuration(LaunchConfigurationName="lc", ImageId=image,
+                                            InstanceType="t2.micro")
+    autoscaling.create_auto_scaling_group(AutoScalingGroupName=f"{STACK}-workers",
+                                          LaunchConfigurationName="lc", MinSize=2, MaxSize=2,
+                                          AvailabilityZones=["us-east-1a"])
+    with_group = api.StackInfo(**{**stack.__dict__, "worker_group": f"{STACK}-workers"})
+    with api.Client(boto3.Session(), with_group) as client:  # real AWS endpoints, mocked
+        status = cli.stack_status(client)
+    assert [w["state"] for w in status["workers"]] == ["InService", "InService"]
