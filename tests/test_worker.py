@@ -2,6 +2,7 @@
 
 import io
 import json
+import time
 
 import boto3
 import numpy as np
@@ -307,3 +308,21 @@ def test_config_names_what_is_missing():
         WorkerConfig.from_env({"WQW_REQUEST_QUEUE_URL": "u", "WQW_DEAD_LETTER_QUEUE_URL": "d",
                                "WQW_BUCKET": "b", "WQW_REPLY_QUEUE_PREFIX": "p",
                                "WQW_WAIT_SECONDS": "30"})
+
+
+def test_slow_jobs_are_taken_a_few_at_a_time(aws, monkeypatch):
+    assert aws.worker.batch_size() == 10
+    for _ in range(3):
+        aws.send()
+    aws.process()
+    assert aws.worker.batch_size() == 10  # stats jobs take milliseconds
+
+    def slow_stats(numbers):
+        time.sleep(0.25)
+        return {"count": len(numbers)}
+
+    monkeypatch.setattr("worker_src.worker.compute_stats", slow_stats)
+    for _ in range(6):
+        aws.send()
+    aws.process()
+    assert 2 <= aws.worker.batch_size() <= 5  # about 1 s of work per batch

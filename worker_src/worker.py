@@ -36,6 +36,9 @@ log = logging.getLogger("worker")
 
 # Results wait at most this long for others to share a batched send.
 FLUSH_AFTER_SECONDS = 0.2
+# A batch holds about this much work: slow jobs are taken a few at a time, so that
+# another worker finds the rest in the queue instead of waiting behind this one.
+BATCH_SECONDS = 1.0
 # Largest input object a worker downloads (the pixel limit is checked separately).
 MAX_INPUT_BYTES = 200 * 1024 * 1024
 
@@ -71,6 +74,7 @@ class Worker:
         self.stats = _Stats()
         self._stopping = threading.Event()
         self._finished = threading.Event()
+        self._job_seconds = 0.0  # moving average of one job's run time
         self._held: list[_Held] = []
         self._held_lock = threading.Lock()
 
@@ -143,11 +147,17 @@ class Worker:
     def _receive(self) -> list[dict[str, Any]]:
         response = self.sqs.receive_message(
             QueueUrl=self.config.request_queue_url,
-            MaxNumberOfMessages=10,
+            MaxNumberOfMessages=self.batch_size(),
             WaitTimeSeconds=self.config.wait_seconds,
             MessageSystemAttributeNames=["ApproximateReceiveCount"],
         )
         return response.get("Messages", [])
+
+    def batch_size(self) -> int:
+        """How many messages to take at once: 10 for fast jobs, fewer for slow ones."""
+        if self._job_seconds * 10 <= BATCH_SECONDS:
+            return 10
+        return max(1, int(BATCH_SECONDS / self._job_seconds))
 
     # ---- one batch ---------------------------------------------------------
 
@@ -166,7 +176,9 @@ class Worker:
             for held in batch:
                 if self._stopping.is_set():
                     break
+                started = time.monotonic()
                 self._handle(held)
+                self._job_seconds += 0.3 * (time.monotonic() - started - self._job_seconds)
                 if held.state == "done" and oldest_unflushed is None:
                     oldest_unflushed = time.monotonic()
                 if (oldest_unflushed is not None
