@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION = 20
 
-.PHONY: setup demo test lint local synth bench clean
+.PHONY: setup demo test lint local synth bench reliability clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -41,6 +41,9 @@ bench: setup
 	$(PY) bench/requests.py
 	$(PY) bench/latency.py
 	$(PY) bench/throughput.py
+
+reliability: setup
+	$(PY) bench/reliability.py
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out demo-output .pytest_cache .ruff_cache
