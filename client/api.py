@@ -34,6 +34,7 @@ from botocore.exceptions import (
 )
 
 from worker_src import wire
+from worker_src.config import region_from_environment
 
 DEFAULT_STACK = "web-queue-worker"
 # A reply queue untouched for this long belongs to a run that died.
@@ -151,7 +152,11 @@ class Client:
     @classmethod
     def connect(cls, stack_name: str = DEFAULT_STACK, *, profile: str | None = None,
                 region: str | None = None, endpoint_url: str | None = None) -> Client:
-        session = boto3.Session(profile_name=profile, region_name=region)
+        try:
+            session = boto3.Session(profile_name=profile,
+                                    region_name=region or region_from_environment())
+        except BotoCoreError as exc:  # e.g. a profile that does not exist
+            raise AwsUnavailable(str(exc)) from None
         return cls(session, find_stack(session, stack_name, endpoint_url), endpoint_url)
 
     def __enter__(self) -> Client:

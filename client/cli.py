@@ -12,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TextIO
 
+from botocore.exceptions import BotoCoreError, NoRegionError
+
 from worker_src import wire
 
 from . import api
@@ -120,6 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     except api.ClientFailure as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except NoRegionError:
+        print("error: no AWS region: set AWS_REGION or pass --region", file=sys.stderr)
+        return api.AwsUnavailable.exit_code
+    except BotoCoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return api.AwsUnavailable.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

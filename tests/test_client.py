@@ -229,3 +229,15 @@ def test_status_lists_the_workers_of_the_group(stack):
     with api.Client(boto3.Session(), with_group) as client:  # real AWS endpoints, mocked
         status = cli.stack_status(client)
     assert [w["state"] for w in status["workers"]] == ["InService", "InService"]
+
+
+def test_cli_without_a_region_says_so(capsys, monkeypatch):
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name)
+    assert cli.main(["stats", "1"]) == 5
+    assert capsys.readouterr().err == "error: no AWS region: set AWS_REGION or pass --region\n"
+
+
+def test_aws_region_alone_is_enough(stack, monkeypatch, capsys):
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    assert run_cli(capsys, "status")[0] == 0

@@ -80,6 +80,7 @@ def test_local_install_into_a_prefix(tmp_path: Path) -> None:
     with LocalStack(workers=0, stack_name="wqw-install") as stack:
         env = {**stack.worker_environment(), "WQW_READY_FILE": str(ready)}
         env.pop("PYTHONPATH")  # import the installed copy, not this checkout
+        env.pop("AWS_DEFAULT_REGION")  # user data writes AWS_REGION only
         worker = subprocess.Popen([str(prefix / "bin" / "wqw-worker")], env=env,
                                   stderr=subprocess.PIPE, text=True)
         try:

@@ -6,7 +6,7 @@ import sys
 import boto3
 from botocore.config import Config
 
-from .config import ConfigError, WorkerConfig
+from .config import ConfigError, WorkerConfig, region_from_environment
 from .protection import ScaleInProtection, instance_id_from_metadata
 from .worker import Worker
 
@@ -23,7 +23,7 @@ def main() -> int:
     # Connect and read timeouts above the 20 s long poll; retries with backoff.
     aws = Config(connect_timeout=5, read_timeout=config.wait_seconds + 10,
                  retries={"mode": "standard", "max_attempts": 5})
-    session = boto3.Session()
+    session = boto3.Session(region_name=region_from_environment())
     protection = ScaleInProtection(None, None, None)
     if config.worker_group:
         protection = ScaleInProtection(session.client("autoscaling", config=aws),

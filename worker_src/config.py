@@ -1,8 +1,8 @@
 """The worker's settings, read from environment variables.
 
 On an instance, user data writes them to the systemd unit's EnvironmentFile;
-the local stack sets them for its worker processes. The AWS SDK itself reads
-AWS_REGION and AWS_ENDPOINT_URL.
+the local stack sets them for its worker processes. Besides these, the worker
+reads AWS_REGION, and the AWS SDK AWS_ENDPOINT_URL.
 """
 
 from __future__ import annotations
@@ -15,6 +15,14 @@ from pathlib import Path
 
 class ConfigError(Exception):
     pass
+
+
+def region_from_environment(env: Mapping[str, str] = os.environ) -> str | None:
+    """AWS_REGION (what user data writes, and most AWS SDKs read), else AWS_DEFAULT_REGION.
+
+    boto3 reads only the second by itself.
+    """
+    return env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
 
 
 @dataclass(frozen=True)
