@@ -218,11 +218,16 @@ def test_the_last_failed_attempt_answers_internal_and_dead_letters(aws):
     assert aws.depth(aws.config.request_queue_url) == 0
 
 
-def test_a_last_chance_job_leaves_a_stand_in_result_should_its_worker_die(aws):
+def test_a_last_chance_job_leaves_a_stand_in_result_should_its_worker_die(aws, monkeypatch):
     job_id = aws.send(args={"numbers": [1, 2]})
     messages = aws.receive(receive_count=3)
-    aws.worker.stop()  # as if the worker died right after receiving
-    aws.worker.process_batch(messages)
+
+    def die(held):
+        raise SystemExit(137)
+
+    monkeypatch.setattr(aws.worker, "_handle", die)
+    with pytest.raises(SystemExit):
+        aws.worker.process_batch(messages)
     stand_in = aws.stored(job_id)
     assert stand_in.error_code == wire.INTERNAL
     assert "received 3 times" in stand_in.error_message
@@ -288,6 +293,18 @@ def test_equalize_refuses_keys_of_another_job(aws):
     aws.process()
     [result] = aws.replies()
     assert result.error_code == wire.BAD_INPUT and f"inputs/{job_id}/" in result.error_message
+
+
+def test_after_a_stop_a_job_on_its_last_receive_still_runs(aws):
+    last = aws.send(args={"numbers": [3]})
+    [message] = aws.receive(receive_count=3)
+    aws.send()
+    messages = [message, *aws.receive(receive_count=1)]
+    aws.worker.stop()
+    aws.worker.process_batch(messages)
+    [result] = aws.replies()
+    assert result.job_id == last and result.ok
+    assert len(aws.receive()) == 1  # the other one was handed back
 
 
 def test_a_stop_releases_the_messages_not_yet_started(aws):

@@ -174,7 +174,9 @@ class Worker:
         oldest_unflushed: float | None = None
         try:
             for held in batch:
-                if self._stopping.is_set():
+                # After a stop signal only jobs on their last receive still run: handed
+                # back, SQS would dead-letter them unseen on the next receive.
+                if self._stopping.is_set() and not self._last_chance(held):
                     break
                 started = time.monotonic()
                 self._handle(held)
