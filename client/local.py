@@ -160,15 +160,7 @@ class LocalStack:
         """SIGTERM every worker, wait for it (then SIGKILL), stop supervising; exit codes."""
         with self._workers_lock:
             processes, self.workers, self._worker_specs = self.workers, [], []
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        terminate(processes, timeout)
         return [process.returncode for process in processes]
 
     def _start_worker(self, spec: tuple[list[str], dict[str, str]]) -> subprocess.Popen:
@@ -208,6 +200,19 @@ class LocalStack:
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
+
+
+def terminate(processes: list[subprocess.Popen], timeout: float) -> None:
+    """SIGTERM the processes still running, wait for them, SIGKILL those left after timeout."""
+    running = [process for process in processes if process.poll() is None]
+    for process in running:
+        process.send_signal(signal.SIGTERM)
+    for process in running:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def serve(*, stack_name: str, port: int, workers: int, context: dict[str, str],

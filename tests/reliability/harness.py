@@ -19,7 +19,7 @@ from PIL import Image
 from skimage import exposure, util
 
 from client import api
-from client.local import LocalStack
+from client.local import LocalStack, terminate
 from worker_src import wire
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -148,14 +148,7 @@ def spawn_worker(stack: LocalStack, log: Path, env: dict[str, str] | None = None
 def stop_process(*processes: subprocess.Popen | None, timeout: float = 30) -> list[int]:
     """SIGTERM the processes still running, wait for them; their exit codes."""
     running = [p for p in processes if p is not None and p.poll() is None]
-    for process in running:
-        process.terminate()
-    for process in running:
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    terminate(running, timeout)
     if running:
         time.sleep(float(TEST_WORKER_ENV["WQW_WAIT_SECONDS"]) + 0.2)  # their last polls end
     return [p.returncode for p in processes if p is not None]
