@@ -106,7 +106,9 @@ class Worker:
             # The heartbeat outlives a SIGTERM: the job in hand keeps its message until done.
             self._finished.set()
         self.protection.set_busy(False)
-        log.info("worker %s stopped: %d jobs processed", self.identity, self.stats.processed)
+        log.info("worker %s stopped: %d jobs processed, errors by code %s, %d failed attempts, "
+                 "%d dead-lettered", self.identity, self.stats.processed,
+                 dict(self.stats.by_code), self.stats.failed_attempts, self.stats.dead_lettered)
 
     def stop(self) -> None:
         self._stopping.set()
