@@ -12,6 +12,7 @@ submit and deletes it on close; results are matched to jobs by job id.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -39,6 +41,9 @@ from worker_src.config import region_from_environment
 DEFAULT_STACK = "web-queue-worker"
 # A reply queue untouched for this long belongs to a run that died.
 STALE_REPLY_QUEUE_SECONDS = 24 * 3600
+# Images go up in one PUT, not in 8 MB parts that are each billed as a request
+# (the worker refuses inputs over 200 MB).
+SINGLE_PUT = TransferConfig(multipart_threshold=256 * 1024 * 1024)
 # An unreachable endpoint fails in seconds, not minutes: short connect timeout, few retries.
 # The read timeout stays above the 20 s long poll.
 AWS_CONFIG = Config(connect_timeout=5, read_timeout=30,
@@ -373,13 +378,26 @@ class Client:
 
     def upload_input(self, job_id: str, path: Path) -> str:
         key = f"inputs/{job_id}/{safe_name(path.name)}"
-        aws_call(self.s3.upload_file, Filename=str(path), Bucket=self.stack.bucket, Key=key)
+        aws_call(self.s3.upload_file, Filename=str(path), Bucket=self.stack.bucket, Key=key,
+                 Config=SINGLE_PUT)
         return key
 
     def download_output(self, key: str, destination: Path) -> None:
+        """Stream the object to `destination`; a failed download leaves no partial file.
+
+        One GET (download_file would send a HeadObject first).
+        """
         destination.parent.mkdir(parents=True, exist_ok=True)
-        aws_call(self.s3.download_file, Bucket=self.stack.bucket, Key=key,
-                 Filename=str(destination))
+        partial = destination.with_name(destination.name + ".part")
+        body = aws_call(self.s3.get_object, Bucket=self.stack.bucket, Key=key)["Body"]
+        try:
+            with open(partial, "wb") as file:
+                shutil.copyfileobj(body, file, length=1024 * 1024)
+            partial.replace(destination)
+        except BotoCoreError as exc:
+            raise AwsUnavailable(f"download of {key} failed: {exc}") from None
+        finally:
+            partial.unlink(missing_ok=True)
 
 
 def output_key_for(input_key: str) -> str:

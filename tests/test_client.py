@@ -241,3 +241,19 @@ def test_cli_without_a_region_says_so(capsys, monkeypatch):
 def test_aws_region_alone_is_enough(stack, monkeypatch, capsys):
     monkeypatch.delenv("AWS_DEFAULT_REGION")
     assert run_cli(capsys, "status")[0] == 0
+
+
+def test_files_travel_in_one_request_each_way(stack, tmp_path):
+    source = tmp_path / "big photo.jpg"
+    source.write_bytes(bytes(range(256)) * 40_000)  # 10 MB: above boto3's multipart threshold
+    calls = []
+    with api.Client(boto3.Session(), stack) as client:
+        client.s3.meta.events.register(
+            "before-call.s3.*", lambda model, **_: calls.append(model.name))
+        key = client.upload_input(wire.new_job_id(), source)
+        destination = tmp_path / "out" / "copy.jpg"
+        client.download_output(key, destination)
+    assert key.endswith("/big_photo.jpg")
+    assert calls == ["PutObject", "GetObject"]
+    assert destination.read_bytes() == source.read_bytes()
+    assert [p.name for p in destination.parent.iterdir()] == ["copy.jpg"]  # no .part left
