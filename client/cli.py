@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import re
@@ -63,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
         "equalize", parents=[common, waiting], help="histogram-equalize images",
         description="Upload images, equalize them on the workers, download the results "
                     "as DIR/<stem>-equalized<ext>.")
-    equalize.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    equalize.add_argument("images", nargs="+", metavar="IMAGE",
+                          help="image files; wildcards such as photos/*.jpg also work where "
+                               "the shell does not expand them")
     equalize.add_argument("-o", "--output-dir", type=Path, default=Path("."), metavar="DIR",
                           help="where to write the results (default: current directory)")
 
@@ -193,11 +196,25 @@ def output_path(output_dir: Path, image: Path) -> Path:
     return output_dir / f"{image.stem}-equalized{image.suffix}"
 
 
+def expand_images(patterns: list[str]) -> list[Path]:
+    """The files named, with wildcards expanded here: Windows shells pass `*.jpg` as is."""
+    images = []
+    for pattern in patterns:
+        path = Path(pattern)
+        if not path.exists() and glob.has_magic(pattern):
+            matches = sorted(Path(p) for p in glob.glob(pattern) if Path(p).is_file())
+            if not matches:
+                raise api.UsageError(f"{pattern}: no files match")
+            images += matches
+        elif not path.is_file():
+            raise api.UsageError(f"{pattern}: no such file")
+        else:
+            images.append(path)
+    return images
+
+
 def run_equalize(args: argparse.Namespace) -> int:
-    images: list[Path] = args.images
-    for image in images:
-        if not image.is_file():
-            raise api.UsageError(f"{image}: no such file")
+    images = expand_images(args.images)
     destinations = [output_path(args.output_dir, image) for image in images]
     clashes = {d for d in destinations if destinations.count(d) > 1}
     if clashes:

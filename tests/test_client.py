@@ -3,6 +3,7 @@
 import json
 import threading
 import time
+from pathlib import Path
 
 import boto3
 import pytest
@@ -257,3 +258,16 @@ def test_files_travel_in_one_request_each_way(stack, tmp_path):
     assert calls == ["PutObject", "GetObject"]
     assert destination.read_bytes() == source.read_bytes()
     assert [p.name for p in destination.parent.iterdir()] == ["copy.jpg"]  # no .part left
+
+
+def test_equalize_expands_wildcards_the_shell_left_alone(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "photos").mkdir()
+    for name in ("b.jpg", "a.jpg", "notes.txt"):
+        (tmp_path / "photos" / name).write_bytes(b"x")
+    assert cli.expand_images(["photos/*.jpg"]) == [Path("photos/a.jpg"), Path("photos/b.jpg")]
+    assert cli.expand_images(["photos/notes.txt"]) == [Path("photos/notes.txt")]
+    with pytest.raises(api.UsageError, match=r"photos/\*.png: no files match"):
+        cli.expand_images(["photos/*.png"])
+    with pytest.raises(api.UsageError, match="missing.jpg: no such file"):
+        cli.expand_images(["missing.jpg"])
