@@ -236,7 +236,7 @@ def serve(*, stack_name: str, port: int, workers: int, context: dict[str, str],
                   f"  python -m client stats 3 1 2 --stack {stack_name}\n\n"
                   f"(Windows PowerShell: $env:AWS_ENDPOINT_URL=\"{stack.endpoint_url}\" ...)\n"
                   f"Ctrl-C stops everything; nothing is kept.", flush=True)
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+        signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
         threading.Event().wait()
     except KeyboardInterrupt:
         print("stopping ...", file=sys.stderr)
@@ -245,10 +245,16 @@ def serve(*, stack_name: str, port: int, workers: int, context: dict[str, str],
     return 0
 
 
+def _stop_like_ctrl_c(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def demo(output_dir: Path) -> int:
     """`python -m client demo`: a temporary local stack, one job of each kind."""
     from PIL import Image
     from skimage import data
+
+    from .cli import output_path
 
     output_dir.mkdir(parents=True, exist_ok=True)
     worker_log = output_dir / "worker.log"
@@ -276,7 +282,7 @@ def demo(output_dir: Path) -> int:
             print(f"equalize failed: {result.error_code}: {result.error_message}",
                   file=sys.stderr)
             return 1
-        destination = output_dir / "moon-equalized.png"
+        destination = output_path(output_dir, source)
         client.download_output(result.value["output_key"], destination)
         print(f"\nequalize: {source} -> {destination} "
               f"(run {result.timing.get('run_s', 0):.3f} s on the worker)")
