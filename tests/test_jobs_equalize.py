@@ -18,7 +18,7 @@ from skimage import exposure, util
 from skimage import io as skio
 
 from worker_src import wire
-from worker_src.jobs.equalize import (
+from worker_src.jobs._imaging import (
     DEFAULT_MAX_PIXELS,
     equalization_lut,
     equalize_image,
@@ -139,7 +139,7 @@ def test_equalize_pixels_equals_skimage_and_keeps_alpha(mode: str) -> None:
 
 
 def test_equalize_pixels_in_strips_equals_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
-    from worker_src.jobs import equalize
+    from worker_src.jobs import _imaging as equalize
 
     image = photo("RGB", size=(50, 41), seed=5)
     whole = np.asarray(equalize_pixels(image))
@@ -443,7 +443,7 @@ def test_unsupported_formats_are_bad_input_naming_the_format(fmt: str) -> None:
 
 
 def test_other_modes_are_bad_input_naming_the_mode(monkeypatch: pytest.MonkeyPatch) -> None:
-    from worker_src.jobs import equalize
+    from worker_src.jobs import _imaging as equalize
 
     # No supported format yields such a mode today; pretend RGBA were one.
     monkeypatch.setattr(equalize, "MODES", ("L", "LA", "RGB", "P"))

@@ -28,7 +28,7 @@ from botocore.exceptions import ClientError
 
 from . import wire
 from .config import WorkerConfig
-from .jobs.equalize import DEFAULT_MAX_PIXELS, equalize_image, output_content_type
+from .jobs._imaging import DEFAULT_MAX_PIXELS, equalize_image, output_content_type
 from .jobs.stats import compute_stats
 from .protection import ScaleInProtection
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from fractions import Fraction
+from typing import Any
 
 from .. import wire
+from ..registry import INTEGERS, Arg, JobFile, Kind, Limits, Output
 
 _TYPE_NAMES = {str: "a string", float: "a number with a fraction or exponent",
                bool: "a boolean", type(None): "null", list: "a list", dict: "an object"}
@@ -79,3 +82,15 @@ def _token(value: object) -> str:
     except (TypeError, ValueError):
         text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def stats(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits) -> Output:
+    return Output(value=compute_stats(args["numbers"]))
+
+
+KIND = Kind(
+    name="stats",
+    summary="count, min, max, sum, average and median of a list of integers, exact.",
+    run=stats,
+    args=(Arg("numbers", INTEGERS, "the integers, of any size"),),
+)

@@ -1,0 +1,125 @@
+"""The names every side agrees on: stack outputs, WQW_* variables, S3 layout, metric names.
+
+Standard library only, and the one definition of each: infra writes them into the
+template and the user data, the worker reads them, the client and the local stack
+look them up. (The message format itself lives in wire.py.)
+"""
+
+from __future__ import annotations
+
+DEFAULT_STACK_NAME = "web-queue-worker"
+# A job message that fails this many receives goes to the dead-letter queue.
+MAX_RECEIVE_COUNT = 3
+
+
+def reply_queue_prefix(stack_name: str) -> str:
+    """Reply queues are named <prefix><random>; workers may send only to these."""
+    return f"{stack_name}-reply-"
+
+
+def worker_group_name(stack_name: str) -> str:
+    return f"{stack_name}-workers"
+
+
+class Output:
+    """CloudFormation output keys of the stack (read with describe_stacks)."""
+
+    REQUEST_QUEUE_URL = "RequestQueueUrl"
+    DEAD_LETTER_QUEUE_URL = "DeadLetterQueueUrl"
+    BUCKET_NAME = "BucketName"
+    REPLY_QUEUE_PREFIX = "ReplyQueuePrefix"
+    WORKER_GROUP_NAME = "WorkerGroupName"
+    MAX_RECEIVE_COUNT = "MaxReceiveCount"
+    VISIBILITY_TIMEOUT = "VisibilityTimeout"
+    LOG_GROUP_NAME = "LogGroupName"
+    KEY_PAIR_ID = "KeyPairId"
+    PRIVATE_KEY_PARAMETER = "PrivateKeyParameter"
+    DASHBOARD_URL = "DashboardUrl"
+    METRIC_NAMESPACE = "MetricNamespace"
+
+    # What a client cannot work without.
+    REQUIRED = (REQUEST_QUEUE_URL, DEAD_LETTER_QUEUE_URL, BUCKET_NAME, REPLY_QUEUE_PREFIX)
+
+
+class Env:
+    """The worker's environment variables (user data writes them; the local stack sets them)."""
+
+    REQUEST_QUEUE_URL = "WQW_REQUEST_QUEUE_URL"
+    DEAD_LETTER_QUEUE_URL = "WQW_DEAD_LETTER_QUEUE_URL"
+    BUCKET = "WQW_BUCKET"
+    REPLY_QUEUE_PREFIX = "WQW_REPLY_QUEUE_PREFIX"
+    MAX_RECEIVE_COUNT = "WQW_MAX_RECEIVE_COUNT"
+    VISIBILITY_TIMEOUT = "WQW_VISIBILITY_TIMEOUT"
+    WAIT_SECONDS = "WQW_WAIT_SECONDS"
+    WORKER_GROUP = "WQW_WORKER_GROUP"
+    MAX_PIXELS = "WQW_MAX_PIXELS"
+    MEMORY_BUDGET_MB = "WQW_MEMORY_BUDGET_MB"
+    METRIC_NAMESPACE = "WQW_METRIC_NAMESPACE"
+    READY_FILE = "WQW_READY_FILE"
+    # The client's default stack name.
+    STACK = "WQW_STACK"
+
+    # Stack output that sets each variable, for the worker's required settings.
+    FROM_OUTPUTS = {
+        REQUEST_QUEUE_URL: Output.REQUEST_QUEUE_URL,
+        DEAD_LETTER_QUEUE_URL: Output.DEAD_LETTER_QUEUE_URL,
+        BUCKET: Output.BUCKET_NAME,
+        REPLY_QUEUE_PREFIX: Output.REPLY_QUEUE_PREFIX,
+        MAX_RECEIVE_COUNT: Output.MAX_RECEIVE_COUNT,
+        VISIBILITY_TIMEOUT: Output.VISIBILITY_TIMEOUT,
+        METRIC_NAMESPACE: Output.METRIC_NAMESPACE,
+    }
+
+
+# ---- the bucket's layout: every key carries the job id ----------------------------
+
+INPUTS = "inputs/"  # client -> worker: inputs/<job_id>/<name>
+OUTPUTS = "outputs/"  # worker -> client: outputs/<job_id>/<name>
+RESULTS = "results/"  # worker -> client: results/<job_id>.json
+JOB_PREFIXES = (INPUTS, OUTPUTS, RESULTS)
+
+
+def input_prefix(job_id: str) -> str:
+    return f"{INPUTS}{job_id}/"
+
+
+def input_key(job_id: str, name: str) -> str:
+    return f"{INPUTS}{job_id}/{name}"
+
+
+def args_key(job_id: str) -> str:
+    """Where a job's arguments go when they do not fit in one SQS message."""
+    return input_key(job_id, "args.json")
+
+
+def output_prefix(job_id: str) -> str:
+    return f"{OUTPUTS}{job_id}/"
+
+
+def output_key(job_id: str, name: str) -> str:
+    return f"{OUTPUTS}{job_id}/{name}"
+
+
+def result_key(job_id: str) -> str:
+    return f"{RESULTS}{job_id}.json"
+
+
+# ---- per-job metrics (CloudWatch Embedded Metric Format) ---------------------------
+
+def metric_namespace(stack_name: str) -> str:
+    return f"WebQueueWorker/{stack_name}"
+
+
+class Metric:
+    """Metric names and dimensions of the one log line the worker writes per job."""
+
+    JOBS = "Jobs"  # Count, 1 per job
+    QUEUED = "QueuedSeconds"
+    FETCH = "FetchSeconds"
+    RUN = "RunSeconds"
+    STORE = "StoreSeconds"
+    INPUT_BYTES = "InputBytes"
+    KIND = "Kind"  # dimension: the job kind
+    OUTCOME = "Outcome"  # dimension: "ok" or the error code
+    # Dimension sets: by kind and outcome, and by kind alone (for percentiles by kind).
+    DIMENSION_SETS = ((KIND, OUTCOME), (KIND,))
