@@ -11,7 +11,7 @@ mark, VmHWM, imports included; ru_maxrss where there is no /proc):
 
   (a) the original way: skimage.io.imread -> exposure.equalize_hist ->
       util.img_as_ubyte -> save with Pillow in the same format;
-  (b) the worker's job function, worker_src.jobs._imaging.equalize_image(bytes),
+  (b) the worker's job function, worker_src.jobs.equalize.equalize_image(bytes),
       decode and encode included;
   (c) the floor: Pillow decode + encode of the same file, no processing.
 
@@ -108,7 +108,7 @@ def run_method(method: str, path: Path) -> float:
         Image.fromarray(out).save(buffer, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
         return time.perf_counter() - start
     if method == "b":
-        from worker_src.jobs._imaging import equalize_image
+        from worker_src.jobs.equalize import equalize_image
 
         start = time.perf_counter()
         equalize_image(path.read_bytes())
@@ -140,7 +140,7 @@ def max_difference(path: Path) -> int:
     from PIL import Image
     from skimage import exposure, io, util
 
-    from worker_src.jobs._imaging import equalize_pixels
+    from worker_src.jobs.equalize import equalize_pixels
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # skimage: "This might be a color image"

@@ -18,13 +18,8 @@ from skimage import exposure, util
 from skimage import io as skio
 
 from worker_src import wire
-from worker_src.jobs._imaging import (
-    DEFAULT_MAX_PIXELS,
-    equalization_lut,
-    equalize_image,
-    equalize_pixels,
-    output_content_type,
-)
+from worker_src.jobs._imaging import DEFAULT_MAX_PIXELS, output_content_type
+from worker_src.jobs.equalize import equalization_lut, equalize_image, equalize_pixels
 
 # ---------------------------------------------------------------- helpers
 
@@ -139,11 +134,11 @@ def test_equalize_pixels_equals_skimage_and_keeps_alpha(mode: str) -> None:
 
 
 def test_equalize_pixels_in_strips_equals_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
-    from worker_src.jobs import _imaging as equalize
+    from worker_src.jobs import _tables
 
     image = photo("RGB", size=(50, 41), seed=5)
     whole = np.asarray(equalize_pixels(image))
-    monkeypatch.setattr(equalize, "STRIP_PIXELS", 50 * 3)  # 3 rows per strip, last one short
+    monkeypatch.setattr(_tables, "STRIP_PIXELS", 50 * 3)  # 3 rows per strip, last one short
     strips = np.asarray(equalize_pixels(image, in_place=True))
     assert np.array_equal(strips, whole)
     assert np.array_equal(strips, skimage_equalized(np.asarray(photo("RGB", (50, 41), 5))))
@@ -443,10 +438,10 @@ def test_unsupported_formats_are_bad_input_naming_the_format(fmt: str) -> None:
 
 
 def test_other_modes_are_bad_input_naming_the_mode(monkeypatch: pytest.MonkeyPatch) -> None:
-    from worker_src.jobs import _imaging as equalize
+    from worker_src.jobs import _imaging
 
     # No supported format yields such a mode today; pretend RGBA were one.
-    monkeypatch.setattr(equalize, "MODES", ("L", "LA", "RGB", "P"))
+    monkeypatch.setattr(_imaging, "MODES", ("L", "LA", "RGB", "P"))
     error = job_error(encoded(photo("RGBA"), "PNG"))
     assert error.code == wire.BAD_INPUT and error.message.startswith("image mode RGBA is not")
 
