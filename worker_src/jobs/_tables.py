@@ -102,12 +102,17 @@ def apply_tables(im: Image.Image, tables: np.ndarray, *, in_place: bool = False)
 
 
 def histogram_value(histograms: np.ndarray, tables: np.ndarray) -> dict[str, list[int]]:
-    """The input's and output's 256-bin histograms over the colour channels together."""
-    output = np.zeros(256, dtype=np.int64)
-    for histogram, table in zip(histograms, tables, strict=True):
-        np.add.at(output, table.astype(np.intp), histogram)
-    return {"input": [int(v) for v in histograms.sum(axis=0)],
-            "output": [int(v) for v in output]}
+    """The input's and output's 256-bin histograms, the output's derived through the tables."""
+    output = np.zeros((len(histograms), 256), dtype=np.int64)
+    for channel, (histogram, table) in enumerate(zip(histograms, tables, strict=True)):
+        np.add.at(output[channel], table.astype(np.intp), histogram)
+    return histogram_value_of(histograms, output)
+
+
+def histogram_value_of(before: np.ndarray, after: np.ndarray) -> dict[str, list[int]]:
+    """Output.value's "histogram": per-channel histograms summed over the colour channels."""
+    return {"input": [int(v) for v in before.sum(axis=0)],
+            "output": [int(v) for v in after.sum(axis=0)]}
 
 
 def _palette(im: Image.Image) -> tuple[np.ndarray, int, list[int]]:
