@@ -282,10 +282,3 @@ def encode(out: Image.Image, source: Image.Image) -> bytes:
     buffer = io.BytesIO()
     out.save(buffer, fmt, **params)
     return buffer.getvalue()
-
-
-def equalize_image(data: bytes | BinaryIO, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
-    """The equalize kind on encoded bytes (kept for worker.py until the executor lands)."""
-    from .equalize import equalize_image as run
-
-    return run(data, max_pixels=max_pixels)
