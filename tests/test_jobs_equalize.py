@@ -462,6 +462,14 @@ def test_output_content_type() -> None:
     assert output_content_type("notes.txt") == "application/octet-stream"
 
 
+def test_our_extension_table_is_pillows_for_our_formats() -> None:
+    from worker_src.jobs import _imaging
+
+    pillows = {extension: fmt for extension, fmt in Image.registered_extensions().items()
+               if fmt in _imaging.FORMATS}
+    assert _imaging._EXTENSIONS == pillows
+
+
 # ------------------------------------------------------- the benchmark's smoke test
 
 
@@ -476,3 +484,16 @@ def test_bench_image_measures_each_method_on_a_tiny_image(tmp_path: Path) -> Non
     seconds, peak_bytes = measure_once("b", path)  # in a fresh process
     assert 0 < seconds < 60 and peak_bytes > 10_000_000
     assert max_difference(path) == 0
+
+
+def test_bench_image_rows_of_every_kind_on_a_tiny_image(tmp_path: Path) -> None:
+    from bench.image import KIND_ARGS, Case, make_image, max_difference, run_method
+
+    case = Case(0.01, "RGB", "JPEG")
+    path = make_image(tmp_path / "tiny.jpg", case)
+    reference = make_image(tmp_path / "reference.jpg", case, seed=1)
+    for kind in KIND_ARGS:
+        ref = reference if kind == "match" else None
+        assert max_difference(path, kind, ref) == 0, kind
+        for method in ("a", "b", "c"):
+            assert run_method(method, path, kind, ref) > 0

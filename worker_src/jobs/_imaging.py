@@ -152,10 +152,13 @@ def output_content_type(data_or_name: bytes | str) -> str:
     if name in MIME_TYPES:
         return MIME_TYPES[name]
     extension = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    return MIME_TYPES.get(Image.registered_extensions().get(extension, ""),
-                          "application/octet-stream")
+    return MIME_TYPES.get(_EXTENSIONS.get(extension, ""), "application/octet-stream")
 
 
+# Pillow's extensions of our formats, written out: Image.registered_extensions() would
+# import every Pillow plugin (about 50 ms in each new worker process).
+_EXTENSIONS = {".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".jfif": "JPEG", ".mpo": "MPO",
+               ".png": "PNG", ".apng": "PNG", ".gif": "GIF", ".bmp": "BMP"}
 _SUFFIXES = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/bmp": ".bmp"}
 
 
