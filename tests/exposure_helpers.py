@@ -81,6 +81,7 @@ def expected(pixels: np.ndarray, mode: str,
     """`function` (scikit-image) on the colour channels; alpha (LA, RGBA) unchanged."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # exp overflow in adjust_sigmoid
+        warnings.simplefilter("ignore", UserWarning)  # equalize_hist: "might be a color image"
         result = function(colour_of(pixels, mode))
     if mode == "LA":
         return np.stack([result, pixels[..., 1]], axis=-1)
