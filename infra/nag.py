@@ -143,15 +143,15 @@ def skip_checkov_findings(stack: WebQueueWorkerStack) -> None:
         bucket,
         "CKV_AWS_21",
         "Every key carries its job id and a job processed twice writes the same bytes, so old "
-        "versions hold nothing to recover; versioning would keep each overwrite and expired "
-        "object as a billed noncurrent version and slow down the bucket's removal.",
+        "versions hold nothing to recover; with versioning each overwrite and each expiry "
+        "would leave a billed noncurrent version behind, defeating the retention_days expiry.",
     )
     skip_checkov(
         stack.monitoring.log_group,
         "CKV_AWS_158",
         "CloudWatch Logs encrypts every log group at rest with service keys; a KMS key of our "
         "own (AWS-managed keys are not accepted here) costs 1 USD a month, outside the free "
-        "tier, and the worker logs job ids, kinds and timings, never job data.",
+        "tier; the worker's lines (job ids, kinds, timings, error messages) expire in 14 days.",
     )
     skip_checkov(
         stack.monitoring.topic,
@@ -163,18 +163,19 @@ def skip_checkov_findings(stack: WebQueueWorkerStack) -> None:
     handler = auto_delete_handler(stack)
     if handler is None:
         return
-    cdk_owned = "CDK's own auto-delete-objects handler (runs only when the stack is deleted): "
+    cdk_owned = "CDK's own handler that empties the bucket before the stack deletes it: "
     skip_checkov(
         handler,
         "CKV_AWS_115",
-        cdk_owned + "CloudFormation calls it once per bucket change; reserved concurrency "
-        "would take capacity from the account's unreserved pool and protect nothing.",
+        cdk_owned + "CloudFormation calls it only when the bucket is created, replaced or "
+        "deleted; reserved concurrency would take from the account's unreserved pool.",
     )
     skip_checkov(
         handler,
         "CKV_AWS_116",
-        cdk_owned + "a failure goes back to CloudFormation as the custom resource's FAILED "
-        "response and shows as DELETE_FAILED; a DLQ would hold an event nobody can replay.",
+        cdk_owned + "it reports its own errors to CloudFormation (a FAILED response, "
+        "DELETE_FAILED in the stack's events); a DLQ would only collect stale CloudFormation "
+        "requests that can no longer be answered.",
     )
     skip_checkov(
         handler,
