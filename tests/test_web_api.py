@@ -18,12 +18,16 @@ from PIL import Image
 from skimage import exposure, util
 from starlette.testclient import TestClient
 
-from client import api, cli
+from client import api, cli, cli_jobs
+from client.status import stack_status
 from client.web import backend, histogram
 from client.web.app import create_app
 from client.web.security import CSP
 from client.web.session import WebSession
+from worker_src import registry
+from worker_src.broker import SqsBroker
 from worker_src.config import WorkerConfig
+from worker_src.store import S3Store
 from worker_src.worker import Worker
 
 STACK = "wqw-web"
@@ -55,7 +59,9 @@ def worker(stack):
                           dead_letter_queue_url=stack.dead_letter_queue_url,
                           bucket=stack.bucket, reply_queue_prefix=stack.reply_queue_prefix,
                           wait_seconds=1)
-    worker = Worker(config, boto3.client("sqs"), boto3.client("s3"))
+    broker = SqsBroker(boto3.client("sqs"), config.request_queue_url,
+                       config.dead_letter_queue_url, config.reply_queue_prefix)
+    worker = Worker(config, broker, S3Store(boto3.client("s3"), config.bucket))
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     yield worker
@@ -239,7 +245,7 @@ def test_stats_through_the_api_prints_what_the_cli_prints(stack, worker, web, ca
     job = wait_for(web, response.json()["job_id"])
     assert job["state"] == "done" and job["kind"] == "stats" and job["error"] is None
     assert job["result"] == expected_stats(numbers)
-    monkeypatch.setattr(cli, "connect", lambda _args: api.Client(boto3.Session(), stack))
+    monkeypatch.setattr(cli_jobs, "connect", lambda _args: api.Client(boto3.Session(), stack))
     assert cli.main(["stats", *map(str, numbers)]) == 0
     assert job["text"] == capsys.readouterr().out.rstrip("\n")
     assert set(job["timing"]) >= {"queued_s", "run_s"}
@@ -402,7 +408,7 @@ def test_kinds_status_and_info(stack, web):
     assert {"stats", "equalize"} <= set(kinds)
     assert kinds["equalize"] == backend.kinds()["equalize"].describe()
     status = web.get("/api/status", headers=AUTH).json()
-    assert status == cli.stack_status(api.Client(boto3.Session(), stack))
+    assert status == stack_status(api.Client(boto3.Session(), stack))
     info = web.get("/api/info", headers=AUTH).json()
     assert info["stack"] == STACK and info["max_upload_bytes"] == 50 * 1024 * 1024
     assert info["dead_letters"] is False
@@ -505,3 +511,65 @@ def test_an_upload_within_the_cap_passes(stack, worker):
         assert small.status_code == 202
     finally:
         session.close()
+
+
+# ---- any registered kind: its arguments from the form ------------------------------------
+
+def _never_run(args, files, limits):
+    raise AssertionError("no worker runs in this test")
+
+
+TINT = registry.Kind(
+    name="tint", summary="a kind of this test only", run=_never_run, main_input="image",
+    output=registry.IMAGE,
+    args=(registry.Arg("image", registry.FILE, "the image"),
+          registry.Arg("amount", registry.FLOAT, "how much", default=1.0, minimum=0,
+                       maximum=2),
+          registry.Arg("mode", registry.STR, "which way", default="a", choices=("a", "b")),
+          registry.Arg("reference", registry.FILE, "another image", default=None)))
+
+
+@pytest.fixture
+def tint(monkeypatch):
+    monkeypatch.setattr(registry, "_KINDS", {**registry.kinds(), "tint": TINT})
+
+
+def sent_jobs(stack):
+    response = boto3.client("sqs").receive_message(QueueUrl=stack.request_queue_url,
+                                                   MaxNumberOfMessages=10)
+    return [json.loads(m["Body"]) for m in response.get("Messages", [])]
+
+
+def test_a_new_kind_is_listed_and_its_form_fields_become_checked_args(stack, web, tint):
+    kinds = {k["name"]: k for k in web.get("/api/kinds", headers=AUTH).json()["kinds"]}
+    assert kinds["tint"] == TINT.describe()
+    image = png_bytes(low_contrast((8, 8), 1))
+    files = {"file": ("x.png", image), "reference": ("r.png", image)}
+    refused = web.post("/api/images", headers=AUTH, files=files,
+                       data={"kind": "tint", "amount": "3"})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["message"] == (
+        "amount must be a number >= 0 and <= 2, got 3.0")
+    wrong_choice = web.post("/api/images", headers=AUTH, files=files,
+                            data={"kind": "tint", "mode": "c"})
+    assert wrong_choice.status_code == 400 and "mode" in wrong_choice.json()["error"]["message"]
+    assert requests_waiting(stack) == 0
+    response = web.post("/api/images", headers=AUTH, files=files,
+                        data={"kind": "tint", "amount": "0.5", "mode": "b"})
+    assert response.status_code == 202, response.text
+    job_id = response.json()["job_id"]
+    [job] = sent_jobs(stack)
+    assert job["kind"] == "tint" and job["job_id"] == job_id
+    assert job["args"] == {"amount": 0.5, "mode": "b", "image": f"inputs/{job_id}/x.png",
+                           "reference": f"inputs/{job_id}/reference-r.png"}
+    s3 = boto3.client("s3")
+    for key in (job["args"]["image"], job["args"]["reference"]):
+        assert s3.get_object(Bucket=stack.bucket, Key=key)["Body"].read() == image
+
+
+def test_defaults_fill_the_fields_left_out(stack, web, tint):
+    response = web.post("/api/images", headers=AUTH, files={"file": ("x.png", b"data")},
+                        data={"kind": "tint", "amount": ""})
+    assert response.status_code == 202
+    [job] = sent_jobs(stack)
+    assert job["args"] == {"amount": 1.0, "mode": "a", "image": f"inputs/{job['job_id']}/x.png"}

@@ -6,8 +6,8 @@ One module, so that a change of the library's interface is adapted here only.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import PurePath
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from boto3.exceptions import S3UploadFailedError
@@ -18,7 +18,7 @@ from worker_src import contract, registry, wire
 from .. import api
 from .errors import bad_input
 
-IMAGE_TYPES = {  # magic bytes -> the only content types this server sends for job files
+IMAGE_TYPES = {  # magic bytes -> content type; job files are served as these or as bytes
     b"\x89PNG\r\n\x1a\n": "image/png",
     b"\xff\xd8\xff": "image/jpeg",
     b"GIF87a": "image/gif",
@@ -27,19 +27,13 @@ IMAGE_TYPES = {  # magic bytes -> the only content types this server sends for j
     b"II*\x00": "image/tiff",
     b"MM\x00*": "image/tiff",
 }
-SERVABLE_TYPES = set(IMAGE_TYPES.values()) | {"image/webp"}
 
 
 # ---- the job catalogue ----------------------------------------------------------------
 
 def kinds() -> dict[str, registry.Kind]:
-    """The registered kinds that the stack's workers run.
-
-    Until the worker runs any registered kind, only wire.JOB_KINDS are accepted there.
-    """
-    accepted = getattr(wire, "JOB_KINDS", None)
-    return {name: kind for name, kind in registry.kinds().items()
-            if accepted is None or name in accepted}
+    """The registered kinds: the workers run every one of them."""
+    return registry.kinds()
 
 
 def image_kinds() -> dict[str, registry.Kind]:
@@ -52,9 +46,12 @@ def describe_kinds() -> list[dict[str, Any]]:
 
 
 def check_image_args(kind: registry.Kind, texts: dict[str, str],
-                     file_keys: dict[str, str]) -> dict[str, Any]:
-    """The kind's arguments from form fields (text) and uploaded files (keys), checked."""
-    args: dict[str, Any] = dict(file_keys)
+                     files: Iterable[str]) -> dict[str, Any]:
+    """The kind's arguments from form fields (text), checked as if `files` were uploaded.
+
+    Returns the arguments without the file arguments, which upload() fills in.
+    """
+    args: dict[str, Any] = dict.fromkeys(files, "x")
     try:
         for name, text in texts.items():
             arg = kind.arg(name)
@@ -62,20 +59,10 @@ def check_image_args(kind: registry.Kind, texts: dict[str, str],
                 raise registry.ArgError(name, f"{name} is a file: send it as a file field")
             if text != "":
                 args[name] = arg.parse(text)
-        return kind.check_args(args)
+        checked = kind.check_args(args)
     except registry.ArgError as exc:
         raise bad_input(exc.message) from None
-
-
-def job_args(kind: registry.Kind, job_id: str, checked: dict[str, Any]) -> dict[str, Any]:
-    """The job's wire arguments.
-
-    Until the worker split, the worker's equalize takes input_key and output_key.
-    """
-    if kind.name == "equalize":
-        key = checked[kind.main_input or "image"]
-        return {"input_key": key, "output_key": api.output_key_for(key)}
-    return checked
+    return {name: value for name, value in checked.items() if name not in kind.file_args()}
 
 
 def check_numbers(numbers: Any) -> list[int]:
@@ -94,33 +81,32 @@ def check_numbers(numbers: Any) -> list[int]:
 
 def parse_numbers(text: str) -> list[int]:
     """Integers from text, split and refused exactly as `python -m client stats` does."""
-    from .. import cli
+    from .. import cli_jobs
 
     try:
-        return cli.read_integers(cli.split_tokens(text))
+        return cli_jobs.read_integers(cli_jobs.split_tokens(text))
     except api.UsageError as exc:
         raise bad_input(str(exc)) from None
 
 
 def stats_text(value: dict[str, Any]) -> str:
-    """The statistics as `python -m client stats` prints them (client/cli.py run_stats)."""
+    """The statistics as `python -m client stats` prints them (cli_output.print_value)."""
     width = max(len(key) for key in value)
     return "\n".join(f"{key:<{width}}  {item}" for key, item in value.items())
 
 
 def download_name(kind: str, original: str, output_key: str) -> str:
     """The CLI's output name: <stem>-equalized<ext> for equalize, <stem>-<kind><ext> else."""
-    stem = PurePath(api.safe_name(original)).stem or "image"
-    suffix = PurePath(output_key).suffix
-    return f"{stem}-{'equalized' if kind == 'equalize' else kind}{suffix}"
+    label = "equalized" if kind == "equalize" else kind
+    return api.output_path(Path("."), api.safe_name(original), label, output_key).name
 
 
 # ---- files in the bucket ----------------------------------------------------------------
 
-def input_key(job_id: str, name: str) -> str:
-    key = contract.input_key(job_id, api.safe_name(name))
-    # inputs/<job>/args.json holds a job's arguments when they are too large for SQS.
-    return key if key != contract.args_key(job_id) else contract.input_key(job_id, "_args.json")
+def upload_name(job_id: str, name: str) -> str:
+    """The name to upload a file under; never inputs/<job>/args.json (the job's arguments)."""
+    clash = contract.input_key(job_id, api.safe_name(name)) == contract.args_key(job_id)
+    return "_" + name if clash else name
 
 
 def sniff_content_type(head: bytes) -> str:
@@ -132,31 +118,38 @@ def sniff_content_type(head: bytes) -> str:
     return "application/octet-stream"
 
 
-def upload(client: api.Client, key: str, file: BinaryIO, content_type: str) -> None:
-    """One PUT, streamed from `file` (a spooled upload: at most 1 MiB of it in memory)."""
+def upload(client: api.Client, job_id: str, name: str, file: BinaryIO) -> str:
+    """One PUT from `file` (a spooled upload: at most 1 MiB of it in memory); the key."""
     try:
-        api.aws_call(client.s3.upload_fileobj, Fileobj=file, Bucket=client.stack.bucket,
-                     Key=key, ExtraArgs={"ContentType": content_type}, Config=api.SINGLE_PUT)
+        return client.upload(job_id, upload_name(job_id, name), file)
     except S3UploadFailedError as exc:
-        raise api.AwsUnavailable(f"upload of {key} failed: {exc}") from None
+        raise api.AwsUnavailable(f"upload of {name} failed: {exc}") from None
 
 
 def open_object(client: api.Client, key: str) -> tuple[Iterator[bytes], str, int]:
-    """The object's bytes as a stream of chunks, its content type (images only) and size."""
+    """The object's bytes as a stream of chunks, its content type and its size.
+
+    The content type is sniffed from the first bytes, and is an image type or
+    application/octet-stream: nothing from the bucket is ever served as a page.
+    """
     response = api.aws_call(client.s3.get_object, Bucket=client.stack.bucket, Key=key)
-    content_type = response.get("ContentType", "")
-    if content_type not in SERVABLE_TYPES:
-        content_type = "application/octet-stream"
+    body = response["Body"]
+    try:
+        first = body.read(64 * 1024)
+    except BotoCoreError as exc:
+        body.close()
+        raise api.AwsUnavailable(f"download of {key} failed: {exc}") from None
 
     def chunks() -> Iterator[bytes]:
         try:
-            yield from response["Body"].iter_chunks(64 * 1024)
+            yield first
+            yield from body.iter_chunks(64 * 1024)
         except BotoCoreError:
             return  # the client sees a short body; nothing else can be said mid-stream
         finally:
-            response["Body"].close()
+            body.close()
 
-    return chunks(), content_type, int(response["ContentLength"])
+    return chunks(), sniff_content_type(first), int(response["ContentLength"])
 
 
 def read_object(client: api.Client, key: str) -> bytes:
@@ -176,30 +169,11 @@ def reply_queue(client: api.Client) -> str:
 
 def submit(client: api.Client, job_id: str, kind: str, args: dict[str, Any]) -> None:
     client.submit([(kind, args)], wait=True, job_ids=[job_id])
-    client._pending.discard(job_id)  # the dispatcher receives; the library never waits on it
 
 
-def receive_results(client: api.Client, queue_url: str, wait_seconds: int) -> list[wire.Result]:
-    """One long poll of the reply queue: the results that came, deleted from the queue.
-
-    Stands in for Client.receive_results until the library has it. Takes the queue URL
-    so that a poll after close() cannot create a new queue.
-    """
-    response = api.aws_call(client.sqs.receive_message, QueueUrl=queue_url,
-                            MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds)
-    messages = response.get("Messages", [])
-    if not messages:
-        return []
-    api.aws_call(client.sqs.delete_message_batch, QueueUrl=queue_url,
-                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                          for i, m in enumerate(messages)])
-    results = []
-    for message in messages:
-        try:
-            results.append(wire.decode_result(message["Body"]))
-        except wire.WireError:
-            continue  # not a result: nothing waits on it
-    return results
+def receive_results(client: api.Client, wait_seconds: int) -> list[wire.Result]:
+    """One long poll of the reply queue: results of this client's jobs, each once."""
+    return client.receive_results(wait_seconds)
 
 
 def wake(client: api.Client, queue_url: str) -> None:
@@ -224,7 +198,7 @@ def close(client: api.Client) -> None:
 
 def stack_status(client: api.Client) -> dict[str, Any]:
     """The document of `python -m client status --json`."""
-    from ..cli import stack_status as status
+    from ..status import stack_status as status
 
     return status(client)
 

@@ -120,23 +120,19 @@ class WebSession:
             raise bad_input(f"unknown image operation {kind_name!r}; known: "
                             f"{', '.join(sorted(kinds)) or 'none'}")
         kind = kinds[kind_name]
-        job_id = backend.new_job_id()
         files = {kind.main_input: (name, file), **extra_files}
         unknown = sorted(set(files) - set(kind.file_args()))
         if unknown:
             raise bad_input(f"{kind.name} takes no file {unknown[0]!r}; its files: "
                             f"{', '.join(kind.file_args())}")
-        keys = {arg: backend.input_key(job_id, f"{arg}-{fname}" if arg != kind.main_input
-                                       else fname) for arg, (fname, _) in files.items()}
-        checked = backend.check_image_args(kind, texts, keys)  # before any upload
-        for arg, (_, stream) in files.items():
-            head = stream.read(16)
-            stream.seek(0)
-            backend.upload(self.client, keys[arg], stream, backend.sniff_content_type(head))
-        job = WebJob(job_id, kind.name, time.time(), name=name,
-                     input_key=keys[kind.main_input])
+        args = backend.check_image_args(kind, texts, files)  # before any upload
+        job_id = backend.new_job_id()
+        for arg, (file_name, stream) in files.items():
+            upload_as = file_name if arg == kind.main_input else f"{arg}-{file_name}"
+            args[arg] = backend.upload(self.client, job_id, upload_as, stream)
+        job = WebJob(job_id, kind.name, time.time(), name=name, input_key=args[kind.main_input])
         self._register(job)
-        self._send(job, backend.job_args(kind, job_id, checked))
+        self._send(job, args)
         return job_id
 
     def _register(self, job: WebJob) -> None:
@@ -167,11 +163,9 @@ class WebSession:
     # ---- results ----------------------------------------------------------------------
 
     def _dispatch(self) -> None:
-        assert self._queue_url is not None
         while not self._stopping.is_set():
             try:
-                results = backend.receive_results(self.client, self._queue_url,
-                                                  self.receive_wait_seconds)
+                results = backend.receive_results(self.client, self.receive_wait_seconds)
                 for result in results:
                     self.deliver(result)
                 self._check_stored_results()
