@@ -75,6 +75,15 @@ class WebServer:
                                   headers={"Authorization": f"Bearer {match.group(2)}"},
                                   limits=httpx2.Limits(max_connections=40))
 
+    def peak_rss_mb(self) -> float | None:
+        """The server process's high-water mark of resident memory (Linux /proc)."""
+        try:
+            status = Path(f"/proc/{self.process.pid}/status").read_text()
+        except OSError:
+            return None
+        match = re.search(r"VmHWM:\s+(\d+) kB", status)
+        return int(match.group(1)) / 1024 if match else None
+
     def stop(self) -> None:
         self.http.close()
         self.process.send_signal(signal.SIGINT)
@@ -198,6 +207,7 @@ def main() -> int:
                 cli_times.append(cli_round(env, images, folder / f"cli{number}"))
                 identical &= same_outputs(folder / f"web{number}", folder / f"cli{number}")
             idle = idle_status(web, 5.0)
+            peak = web.peak_rss_mb()
         finally:
             web.stop()
     busy = [latency for r in web_rounds for latency in r.status_s]
@@ -205,7 +215,8 @@ def main() -> int:
     cli_done = statistics.median(cli_times)
     print(f"\n{IMAGES} JPEG images of {width}x{height} ({width * height / 1e6:.2f} MP), "
           f"{args.workers} worker(s), median of {rounds} round(s); web outputs identical to "
-          f"the CLI's: {'yes' if identical else 'NO'}\n")
+          f"the CLI's: {'yes' if identical else 'NO'}; web server peak RSS "
+          f"{f'{peak:.0f} MB' if peak is not None else 'n/a'}\n")
     print(markdown_table(
         ["path", "all 20 done", "per image", "uploads answered", "vs CLI"],
         [["web: 20 POST /api/images at once", f"{web_done:.2f} s",

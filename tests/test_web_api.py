@@ -573,3 +573,56 @@ def test_defaults_fill_the_fields_left_out(stack, web, tint):
     assert response.status_code == 202
     [job] = sent_jobs(stack)
     assert job["args"] == {"amount": 1.0, "mode": "a", "image": f"inputs/{job['job_id']}/x.png"}
+
+
+def test_a_result_only_in_s3_is_found_when_the_reply_never_came(stack, session_and_http):
+    session, http = session_and_http
+    from worker_src import contract, wire
+
+    job_id = http.post("/api/stats", headers=AUTH, json={"numbers": [1]}).json()["job_id"]
+    stored = wire.error_result(job_id, "internal", "every worker holding it died")
+    boto3.client("s3").put_object(Bucket=stack.bucket, Key=contract.result_key(job_id),
+                                  Body=wire.encode_result(stored).encode())
+    job = session.job(job_id)
+    session._check_stored_results()  # too young: not looked for
+    assert job.state == "queued"
+    job.submitted_at -= 61
+    job.next_stored_check -= 61
+    session._last_stored_check -= 61
+    session._check_stored_results()
+    view = http.get(f"/api/jobs/{job_id}", headers=AUTH).json()
+    assert view["state"] == "failed"
+    assert view["error"] == {"code": "internal", "message": "every worker holding it died"}
+    assert job.next_stored_check > time.time() + 60  # the next look waits as long again
+
+
+# ---- the command-line options ----------------------------------------------------------
+
+def test_the_options_and_their_defaults():
+    import argparse
+
+    from client.web.server import add_arguments, options_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert options_from_args(parser.parse_args([])) == {
+        "host": "127.0.0.1", "port": 8765, "open_browser": True, "allow_remote": False}
+    assert options_from_args(parser.parse_args(["--port", "0", "--no-browser",
+                                                "--host", "192.0.2.7"])) == {
+        "host": "192.0.2.7", "port": 0, "open_browser": False, "allow_remote": True}
+    local = argparse.ArgumentParser()
+    local.add_argument("--port", type=int, default=5000)  # the emulator's
+    add_arguments(local, prefix="web-")
+    args = local.parse_args(["--port", "0", "--web-port", "9000"])
+    assert args.port == 0 and options_from_args(args, prefix="web-")["port"] == 9000
+
+
+def test_another_address_needs_the_explicit_flag_and_every_address_is_refused(stack):
+    from client.web.server import WebServer
+
+    client = api.Client(boto3.Session(), stack)
+    with pytest.raises(api.UsageError, match="on purpose"):
+        WebServer(client, host="192.0.2.7", port=0)
+    for wildcard in ("0.0.0.0", "::"):
+        with pytest.raises(api.UsageError, match="every address"):
+            WebServer(client, host=wildcard, port=0, allow_remote=True)

@@ -22,8 +22,10 @@ from .errors import bad_input, not_found
 
 log = logging.getLogger(__name__)
 
-# A job without a reply after this long may have its result in S3 (e.g. it dead-lettered).
+# A job without a reply after this long may have its result in S3 (e.g. it dead-lettered);
+# it is looked for then, and again each time the job's age has doubled.
 STORED_RESULT_AFTER_SECONDS = 60.0
+STORED_RESULT_CHECKS_PER_MINUTE = 50
 # A job is queued until its result comes: the worker sends no word when it starts one.
 QUEUED, DONE, FAILED = "queued", "done", "failed"
 
@@ -39,6 +41,10 @@ class WebJob:
     result: wire.Result | None = None
     finished_at: float | None = None
     histogram: dict[str, Any] | None = None
+    next_stored_check: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.next_stored_check = self.submitted_at + STORED_RESULT_AFTER_SECONDS
 
     def view(self) -> dict[str, Any]:
         """The job as GET /api/jobs/{id} answers it."""
@@ -204,15 +210,16 @@ class WebSession:
 
     def _check_stored_results(self) -> None:
         """Jobs long without a reply: take a result stored in S3 (e.g. dead-lettered)."""
-        now = time.monotonic()
-        if now - self._last_stored_check < STORED_RESULT_AFTER_SECONDS:
+        if time.monotonic() - self._last_stored_check < 60:
             return
-        self._last_stored_check = now
-        cutoff = time.time() - STORED_RESULT_AFTER_SECONDS
+        self._last_stored_check = time.monotonic()
+        now = time.time()
         with self._lock:
-            late = [j.job_id for j in self._jobs.values()
-                    if j.result is None and j.submitted_at < cutoff]
-        for job_id in late:
-            result = backend.stored_result(self.client, job_id)
+            late = [j for j in self._jobs.values()
+                    if j.result is None and j.next_stored_check <= now]
+        for job in sorted(late, key=lambda j: j.next_stored_check)[
+                :STORED_RESULT_CHECKS_PER_MINUTE]:
+            job.next_stored_check = now + (now - job.submitted_at)
+            result = backend.stored_result(self.client, job.job_id)
             if result is not None:
                 self.deliver(result)
