@@ -1,7 +1,9 @@
 """The page in a real browser: headless Chromium (the system's) driven by Selenium.
 
 Install the browser with `apt-get install -y chromium chromium-driver` (Debian/Ubuntu);
-without it these tests skip locally and fail in CI (CI=true).
+without it these tests skip locally and fail in CI (CI=true). The screenshot goes to the
+test's temporary folder; with WQW_UPDATE_SCREENSHOT=1 (or when it is missing) it replaces
+docs/web-screenshot.png, so a test run does not change the work tree.
 """
 
 import io
@@ -136,8 +138,10 @@ def test_the_page_end_to_end(browser, web, tmp_path, capsys):  # no browser: ski
     assert sorted(done) == sorted(inputs)
     browser.execute_script("window.scrollTo(0, 0)")
     time.sleep(0.3)
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    browser.save_screenshot(str(SCREENSHOT))
+    update = os.environ.get("WQW_UPDATE_SCREENSHOT") == "1" or not SCREENSHOT.exists()
+    screenshot = SCREENSHOT if update else tmp_path / SCREENSHOT.name
+    assert browser.save_screenshot(str(screenshot))
+    assert Image.open(screenshot).size[0] >= 1200
 
     # The download links give scikit-image's pixels.
     for link in browser.find_elements(By.CSS_SELECTOR, ".card .download"):
