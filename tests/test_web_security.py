@@ -115,12 +115,16 @@ def test_every_response_carries_the_security_headers(web):
 
 def test_the_page_runs_no_inline_script_and_inserts_no_html():
     page = (STATIC / "index.html").read_text()
-    assert re.findall(r"<script[^>]*>", page) == ['<script src="/static/app.js" defer>']
+    assert re.findall(r"<script[^>]*>", page) == [
+        '<script type="module" src="/static/app.js">']
     assert not re.search(r"\son[a-z]+=", page) and "style=" not in page
-    script = (STATIC / "app.js").read_text()
-    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
-        assert sink not in script
-    assert "http://" not in script and "https://" not in script
+    scripts = sorted(STATIC.glob("*.js"))
+    assert [p.name for p in scripts] == ["app.js", "histogram.js"]
+    for script in (p.read_text() for p in scripts):
+        for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write",
+                     "eval(", "new Function"):
+            assert sink not in script
+        assert "http://" not in script and "https://" not in script
 
 
 def test_the_static_files_and_the_favicon(web):

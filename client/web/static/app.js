@@ -1,7 +1,7 @@
 // The page of `python -m client web`: images, numbers, the stack, this session's jobs.
 // Everything it shows comes from the JSON API under /api/. Text from users or workers is
 // only ever set with textContent, never parsed as HTML.
-"use strict";
+import { drawHistogram } from "./histogram.js";
 
 const POLL_BUSY_MS = 1000;
 const POLL_IDLE_MS = 5000;
@@ -225,48 +225,6 @@ function timingText(job) {
   if (job.timing.run_s !== undefined) parts.push(`run ${seconds(job.timing.run_s)}`);
   if (job.finished_at) parts.push(`total ${seconds(job.finished_at - job.submitted_at)}`);
   return parts.join(" · ");
-}
-
-// Histogram bars and the cumulative histogram (a line, 0 to 100 %) of 256 bins.
-function drawHistogram(canvas, bins) {
-  if (!Array.isArray(bins) || bins.length !== 256) return;
-  const ratio = window.devicePixelRatio || 1;
-  const width = canvas.clientWidth || 256;
-  const height = canvas.clientHeight || 96;
-  canvas.width = Math.round(width * ratio);
-  canvas.height = Math.round(height * ratio);
-  const g = canvas.getContext("2d");
-  g.scale(ratio, ratio);
-  g.clearRect(0, 0, width, height);
-  const top = 4;
-  const usable = height - top - 1;
-  const highest = Math.max(...bins, 1);
-  const total = bins.reduce((a, b) => a + b, 0) || 1;
-  const step = width / 256;
-  g.fillStyle = "#51606f";
-  bins.forEach((count, i) => {
-    const h = (count / highest) * usable;
-    g.fillRect(i * step, height - 1 - h, Math.max(step, 1), h);
-  });
-  g.strokeStyle = "#e8590c";
-  g.lineWidth = 2;
-  g.beginPath();
-  let running = 0;
-  bins.forEach((count, i) => {
-    running += count;
-    const x = (i + 0.5) * step;
-    const y = height - 1 - (running / total) * usable;
-    if (i === 0) g.moveTo(x, y);
-    else g.lineTo(x, y);
-  });
-  g.stroke();
-  g.strokeStyle = "#9aa5b1";
-  g.lineWidth = 1;
-  g.beginPath();
-  g.moveTo(0, height - 0.5);
-  g.lineTo(width, height - 0.5);
-  g.stroke();
-  canvas.dataset.drawn = "1";
 }
 
 // ---- numbers ---------------------------------------------------------------------------
