@@ -23,8 +23,7 @@ from client.local import LOCAL_CREDENTIALS, LocalStack
 ROOT = Path(__file__).resolve().parent.parent
 STACK = "wqw-web-e2e"
 READY_LINE = re.compile(r"web: (http://127\.0\.0\.1:(\d+))/\?token=([A-Za-z0-9_-]+)")
-# Until `python -m client web` is wired, the web tier's own entry point runs it.
-WEB_COMMAND = [sys.executable, "-m", "client.web", "--port", "0", "--no-browser",
+WEB_COMMAND = [sys.executable, "-m", "client", "web", "--port", "0", "--no-browser",
                "--stack", STACK]
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:This might be a color image")]
 
@@ -202,3 +201,35 @@ def test_a_stop_signal_ends_the_server_and_deletes_its_reply_queue(stack, sig):
     assert code == 0, err
     assert out == ""  # the ready line was the only one
     assert own not in reply_queues(stack)
+
+
+def test_local_web_serves_the_page_beside_the_local_stack_and_stops_cleanly():
+    process = subprocess.Popen(
+        [sys.executable, "-m", "client", "local", "--port", "0", "--stack", "wqw-local-web",
+         "--web", "--web-port", "0", "--no-browser"], cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        match = None
+        for _ in range(40):  # the local stack's own lines come first
+            line = process.stdout.readline()
+            if not line:
+                break
+            match = READY_LINE.fullmatch(line.strip())
+            if match:
+                break
+        assert match, process.stderr.read()[-3000:] if process.poll() is not None else line
+        with httpx2.Client(base_url=match.group(1), timeout=60,
+                           headers={"Authorization": f"Bearer {match.group(3)}"}) as http:
+            assert http.get("/api/status").json()["stack"] == "wqw-local-web"
+            job_id = http.post("/api/stats", json={"numbers": [4, 1, 7]}).json()["job_id"]
+            deadline = time.monotonic() + 60
+            while (job := http.get(f"/api/jobs/{job_id}").json())["state"] not in (
+                    "done", "failed") and time.monotonic() < deadline:
+                time.sleep(0.1)
+        assert job["state"] == "done" and job["result"]["median"] == 4
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()

@@ -209,7 +209,7 @@ def test_an_upload_within_the_cap_passes(stack, worker):
 def test_the_options_and_their_defaults():
     import argparse
 
-    from client.web.server import add_arguments, options_from_args
+    from client.web.options import add_arguments, options_from_args
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
