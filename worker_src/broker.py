@@ -7,7 +7,8 @@ drive the loop with an in-memory broker of the same shape (tests/fakes.py).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
@@ -16,14 +17,25 @@ from botocore.exceptions import ClientError
 log = logging.getLogger("worker")
 
 
+class Attribute:
+    """SQS message attributes the stack sets (the body stays as the client sent it)."""
+
+    # On a dead letter the worker moved itself: why (a code and a sentence).
+    REASON = "error"
+    # On a job put back from the dead-letter queue by `dlq redrive`: store its result in S3
+    # too, where the redrive removed the stale one (docs/dead-letters.md).
+    REDRIVEN = "redriven"
+
+
 @dataclass(frozen=True)
 class Message:
-    """A received job message."""
+    """A received job message (with the attributes the worker asks for)."""
 
     message_id: str
     body: str
     receipt: str
     receive_count: int
+    attributes: Mapping[str, str] = field(default_factory=dict)
 
 
 class QueueGone(Exception):
@@ -57,9 +69,11 @@ class SqsBroker:
         response = self.sqs.receive_message(
             QueueUrl=self.request_queue_url, MaxNumberOfMessages=max_messages,
             WaitTimeSeconds=wait_seconds,
-            MessageSystemAttributeNames=["ApproximateReceiveCount"])
+            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            MessageAttributeNames=[Attribute.REDRIVEN])
         return [Message(m["MessageId"], m["Body"], m["ReceiptHandle"],
-                        int(m.get("Attributes", {}).get("ApproximateReceiveCount", 1)))
+                        int(m.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
+                        string_attributes(m))
                 for m in response.get("Messages", [])]
 
     def delete(self, messages: list[Message]) -> None:
@@ -107,7 +121,8 @@ class SqsBroker:
         """Move a message's body to the dead-letter queue, the reason as its attribute."""
         self.sqs.send_message(
             QueueUrl=self.dead_letter_queue_url, MessageBody=body,
-            MessageAttributes={"error": {"DataType": "String", "StringValue": reason[:1000]}})
+            MessageAttributes={Attribute.REASON: {"DataType": "String",
+                                                  "StringValue": reason[:1000]}})
 
     def reply_allowed(self, queue_url: str | None) -> bool:
         """Only this stack's reply queues, in the request queue's account."""
@@ -117,6 +132,13 @@ class SqsBroker:
         theirs = urlparse(queue_url).path.strip("/").split("/")
         return (len(theirs) == 2 and theirs[0] == own[0]
                 and theirs[1].startswith(self.reply_queue_prefix))
+
+
+def string_attributes(message: Mapping[str, Any]) -> dict[str, str]:
+    """A received message's string attributes by name."""
+    return {name: value["StringValue"]
+            for name, value in message.get("MessageAttributes", {}).items()
+            if "StringValue" in value}
 
 
 def _chunks(messages: list[Message]) -> list[list[Message]]:
