@@ -32,6 +32,9 @@ from .errors import AwsUnavailable, ClientFailure, aws_call
 VISIBILITY_SECONDS = 30
 # At most this many dead letters are read in one go (100 receives of 10).
 MAX_MESSAGES = 1000
+# Each read is a 1 s long poll: a short poll asks only some of SQS's servers and may come back
+# empty while messages wait; a long poll asks all and returns as soon as one has any.
+WAIT_SECONDS = 1
 NO_RETRIES = Config(retries={"mode": "standard", "max_attempts": 1})
 
 
@@ -134,8 +137,9 @@ def _parse(message: dict[str, Any], max_receives: int) -> DeadLetter:
 
 
 def _receive_all(client: Client, visibility: int, limit: int,
-                 wait_seconds: int) -> tuple[list[DeadLetter], bool]:
+                 wait_seconds: int | None) -> tuple[list[DeadLetter], bool]:
     """Receive every dead letter (bounded); they stay hidden until released."""
+    wait_seconds = WAIT_SECONDS if wait_seconds is None else wait_seconds
     max_receives = max_receive_count(client)
     found: dict[str, DeadLetter] = {}
     while len(found) < limit:
@@ -163,7 +167,7 @@ def release(client: Client, letters: Iterable[DeadLetter]) -> None:
 
 
 def list_dead_letters(client: Client, *, visibility: int = VISIBILITY_SECONDS,
-                      limit: int = MAX_MESSAGES, wait_seconds: int = 1) -> Listing:
+                      limit: int = MAX_MESSAGES, wait_seconds: int | None = None) -> Listing:
     """Every dead letter (up to `limit`), oldest first, all left in the queue."""
     letters, truncated = _receive_all(client, visibility, limit, wait_seconds)
     release(client, letters)
@@ -182,7 +186,7 @@ def show(client: Client, ident: str, *, visibility: int = VISIBILITY_SECONDS) ->
 
 def redrive(client: Client, idents: Iterable[str] = (), *, every: bool = False,
             force: bool = False, visibility: int = VISIBILITY_SECONDS,
-            wait_seconds: int = 1) -> RedriveReport:
+            wait_seconds: int | None = None) -> RedriveReport:
     """Put dead letters back on the request queue: those named (job or message ids), or every one.
 
     An unreadable message would only fail again: it is refused unless `force`. Every one
