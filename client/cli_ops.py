@@ -14,6 +14,8 @@ from .cli_jobs import connect
 from .cli_output import emit_json
 from .status import StatusReader, recent_log_lines
 
+PAUSE = time.sleep  # between two screens of a watch
+
 
 def run_status(args: argparse.Namespace) -> int:
     if args.watch and args.json:
@@ -59,13 +61,15 @@ def status_lines(status: dict[str, Any]) -> list[str]:
     return lines
 
 
-def watch(reader: StatusReader, interval: float, stream: TextIO = sys.stdout,
-          sleep: Callable[[float], None] = time.sleep) -> int:
+def watch(reader: StatusReader, interval: float, stream: TextIO | None = None,
+          sleep: Callable[[float], None] | None = None) -> int:
     """Redraw the status every `interval` seconds until Ctrl-C, which ends it with exit 0.
 
     A failure after the first screen is shown on the screen and retried at the next refresh.
     On a terminal the screen is cleared each time; elsewhere the screens follow each other.
     """
+    stream = stream or sys.stdout
+    sleep = sleep or PAUSE
     clear = "\033[H\033[2J" if stream.isatty() else "\n"
     first = True
     try:
