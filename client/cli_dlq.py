@@ -85,7 +85,8 @@ def _show(client: api.Client, args: argparse.Namespace) -> int:
         emit_json(document)
         return 0
     for label, value in (("message id", letter.message_id), ("job id", letter.job_id),
-                         ("kind", letter.kind), ("submitted", _time(letter.submitted_at)),
+                         ("kind", letter.kind),
+                         ("submitted", letter.submitted_at and _time(letter.submitted_at)),
                          ("sent", _time(letter.sent_at)), ("receives", letter.receives),
                          ("why", letter.reason), ("unreadable", letter.problem)):
         if value is not None:
