@@ -281,8 +281,10 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        message = " ".join(str(error.get("Message", "")).split())[:120]
-        return f"HTTP {status} {error.get('Code')}: {message}"
+        message = " ".join(str(error.get("Message", "")).split())
+        if message.startswith("<"):
+            message = "not an AWS error (an HTML page)"
+        return f"HTTP {status} {error.get('Code')}: {message[:120]}"
     return f"{type(exc).__name__}: {exc}"
 
 
