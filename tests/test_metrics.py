@@ -11,7 +11,7 @@ import logging
 
 import jsonschema
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.fakes import MemoryBroker, MemoryStore
@@ -55,11 +55,14 @@ EMF_SCHEMA = {
 }
 
 
+VALIDATOR = jsonschema.Draft202012Validator(EMF_SCHEMA)
+
+
 def check_emf(line: str) -> dict:
     """Parse one log line as an EMF document; fail unless it follows the specification."""
     assert line == line.strip() and line.startswith("{") and line.endswith("}")
     document = json.loads(line)
-    jsonschema.validate(document, EMF_SCHEMA)
+    VALIDATOR.validate(document)
     for directive in document["_aws"]["CloudWatchMetrics"]:
         for dimension_set in directive["Dimensions"]:
             for name in dimension_set:
@@ -214,6 +217,7 @@ def test_the_line_is_bare_json_on_stdout_apart_from_the_timestamped_log(loop, ca
 TIMING_KEYS = ("queued_s", "fetch_s", "run_s", "store_s")
 
 
+@settings(deadline=None)  # a shared, loaded machine: no per-example time limit
 @given(timing=st.dictionaries(st.sampled_from(TIMING_KEYS),
                               st.floats(min_value=0, max_value=1e6, allow_nan=False)),
        outcome=st.sampled_from((None, *wire.ERROR_CODES)),
