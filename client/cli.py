@@ -13,9 +13,10 @@ from botocore.exceptions import BotoCoreError, NoRegionError
 
 from worker_src.contract import Env
 
-from . import api
-from .cli_jobs import run_equalize, run_kind, run_kinds, run_result, run_stats
+from . import api, cli_dlq
+from .cli_jobs import connect, run_equalize, run_kind, run_kinds, run_result, run_stats
 from .cli_ops import run_cleanup, run_logs, run_status
+from .web import options as web_options
 
 EXIT_CODES = """exit codes:
   0  success
@@ -98,8 +99,16 @@ def build_parser() -> argparse.ArgumentParser:
     result.add_argument("-o", "--output-dir", type=Path, metavar="DIR",
                         help="for an image job, download its output here")
 
-    commands.add_parser("status", parents=[common], help="queue depths and workers",
-                        description="Show waiting and in-flight jobs, dead letters and workers.")
+    status = commands.add_parser(
+        "status", parents=[common], help="queue depths, oldest ages, dead letters, workers",
+        description="Show waiting and in-flight jobs, the age of the oldest waiting job and "
+                    "of the oldest dead letter, the workers and the dashboard's URL.")
+    status.add_argument("--watch", action="store_true",
+                        help="redraw every --interval seconds until Ctrl-C (exit 0)")
+    status.add_argument("--interval", type=float, default=2.0, metavar="SECONDS",
+                        help="with --watch: seconds between refreshes (default: %(default)g)")
+
+    cli_dlq.add_parser(commands, common)
 
     logs = commands.add_parser(
         "logs", parents=[common], help="recent lines of the workers' logs",
@@ -128,6 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="CDK context for the stack, e.g. -c visibility_timeout=30")
     local.add_argument("--json", action="store_true",
                        help="print the endpoint and outputs as one JSON line when ready")
+    local.add_argument("--web", action="store_true",
+                       help="also serve the web page for the local stack (see 'web')")
+    web_options.add_arguments(local, prefix="web-")
+
+    web = commands.add_parser(
+        "web", parents=[common], help="the browser front end for a stack, on this machine",
+        description="Serve a web page for the stack on 127.0.0.1 until Ctrl-C: drop images, "
+                    "paste numbers, watch the queues and dead letters. Prints one line "
+                    "'web: http://127.0.0.1:PORT/?token=TOKEN' when ready (docs/web.md).")
+    web_options.add_arguments(web)
 
     demo = commands.add_parser(
         "demo", help="one-shot: a temporary local stack, one job of each kind",
@@ -161,8 +180,15 @@ def main(argv: list[str] | None = None) -> int:
 def run_local(args: argparse.Namespace) -> int:
     from .local import serve
 
+    web = web_options.options_from_args(args, prefix="web-") if args.web else None
     return serve(stack_name=args.stack, port=args.port, workers=args.workers,
-                 context=parse_context(args.context), as_json=args.json)
+                 context=parse_context(args.context), as_json=args.json, web=web)
+
+
+def run_web(args: argparse.Namespace) -> int:
+    from .web.server import serve
+
+    return serve(connect(args), **web_options.options_from_args(args))
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -188,8 +214,10 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "kinds": run_kinds,
     "result": run_result,
     "status": run_status,
+    "dlq": cli_dlq.run_dlq,
     "logs": run_logs,
     "cleanup": run_cleanup,
     "local": run_local,
+    "web": run_web,
     "demo": run_demo,
 }
