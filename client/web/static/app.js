@@ -1,12 +1,12 @@
 // The page of `python -m client web`: images, numbers, the stack, this session's jobs.
 // Everything it shows comes from the JSON API under /api/. Text from users or workers is
 // only ever set with textContent, never parsed as HTML.
+import { deadLetterPanel } from "./dlq.js";
 import { drawHistogram } from "./histogram.js";
 
 const POLL_BUSY_MS = 1000;
 const POLL_IDLE_MS = 5000;
 const STATUS_MS = 3000;
-const DLQ_REREAD_MS = 60000; // the dead letters are read again when their number changes, or this often
 
 const state = {
   kinds: new Map(),      // name -> description from /api/kinds
@@ -14,9 +14,7 @@ const state = {
   uploads: 0,            // uploads in progress
   statsShown: new Set(), // stats job ids with a finished entry
   pollTimer: null,
-  dlqShown: false,       // /api/info says the dead letters can be listed here
-  dlqCount: null,        // the status's dead-letter count at the last listing
-  dlqReadAt: 0,
+  deadLetters: null,     // the dead-letter panel, when /api/info says it is available
 };
 
 const $ = (id) => document.getElementById(id);
@@ -315,10 +313,7 @@ async function pollStatus() {
     $("waiting").textContent = status.waiting;
     $("in-flight").textContent = status.in_flight;
     $("dead-letters").textContent = status.dead_letters;
-    if (state.dlqShown && (status.dead_letters !== state.dlqCount || Date.now() - state.dlqReadAt > DLQ_REREAD_MS)) {
-      state.dlqCount = status.dead_letters;
-      loadDeadLetters();
-    }
+    if (state.deadLetters) state.deadLetters.onStatus(status.dead_letters);
     const rows = status.workers.map((w) => {
       const row = el("tr");
       row.append(el("td", "mono", w.id), el("td", null, w.state), el("td", null, w.health));
@@ -337,75 +332,6 @@ async function pollStatus() {
     $("status-note").textContent = `status unavailable: ${error.message}`;
   }
   setTimeout(pollStatus, STATUS_MS);
-}
-
-// ---- dead letters (client/dlq.py through /api/dlq) ---------------------------------------
-
-async function loadDeadLetters() {
-  state.dlqReadAt = Date.now();
-  try {
-    const listing = await api("/api/dlq");
-    const rows = listing.dead_letters.map(deadLetterRow);
-    if (!rows.length) {
-      const row = el("tr");
-      const cell = el("td", "note", "no dead letters");
-      cell.colSpan = 6;
-      row.append(cell);
-      rows.push(row);
-    }
-    if (listing.truncated) $("dlq-report").textContent = `only the first ${listing.count} were read`;
-    $("dead-letter-rows").replaceChildren(...rows);
-    $("dlq-redrive-all").disabled = !listing.count;
-  } catch (error) {
-    state.dlqCount = null; // read again at the next status
-    $("dlq-report").textContent = `dead letters unavailable: ${error.message}`;
-  }
-}
-
-function deadLetterRow(letter) {
-  const ident = letter.job_id || letter.message_id;
-  const row = el("tr");
-  row.dataset.ident = ident;
-  const id = el("td", "mono", letter.job_id ? letter.job_id.slice(0, 8) : `message ${letter.message_id.slice(0, 8)}`);
-  id.title = ident;
-  const submitted = letter.submitted_at === null ? "–" : new Date(letter.submitted_at * 1000).toLocaleString();
-  const action = el("td");
-  if (letter.readable) {
-    const button = el("button", null, "Redrive");
-    button.type = "button";
-    button.addEventListener("click", () => redrive({ ids: [ident] }));
-    action.append(button);
-  } else {
-    action.className = "note";
-    action.textContent = `unreadable: cannot be redriven without force (python -m client dlq redrive --force ${letter.message_id})`;
-  }
-  row.append(id, el("td", null, letter.kind ?? "–"), el("td", null, submitted),
-    el("td", null, letter.receives ?? "–"), el("td", "why", letter.reason), action);
-  return row;
-}
-
-async function redrive(body) {
-  for (const button of $("dlq").querySelectorAll("button")) button.disabled = true;
-  try {
-    const report = await api("/api/dlq/redrive", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(body),
-    });
-    $("dlq-report").textContent = reportText(report);
-  } catch (error) {
-    $("dlq-report").textContent = `redrive failed: ${error.message}`;
-  }
-  await loadDeadLetters(); // rebuilds the rows and their buttons
-}
-
-function reportText(report) {
-  const how = report.method === "move-task" ? "SQS move task" : "sent one by one";
-  const parts = [`redriven ${report.redriven.length} to the request queue (${how})`];
-  for (const refused of report.refused) parts.push(`${refused.id} not redriven: ${refused.why}`);
-  for (const id of report.missing) parts.push(`no dead letter ${id}`);
-  for (const id of report.left_behind) parts.push(`${id} was sent back but is still a dead letter too: do not redrive it again`);
-  return parts.join("; ");
 }
 
 // ---- start -------------------------------------------------------------------------------
@@ -432,13 +358,12 @@ function bindDropZone() {
 async function start() {
   bindDropZone();
   $("stats-form").addEventListener("submit", submitStats);
-  $("dlq-redrive-all").addEventListener("click", () => redrive({ all: true }));
   try {
     const [info, catalogue] = await Promise.all([api("/api/info"), api("/api/kinds")]);
     $("stack-name").textContent = info.stack;
     $("upload-limit").textContent = `up to ${Math.round(info.max_upload_bytes / 1048576)} MiB per image`;
     $("dlq").hidden = !info.dead_letters;
-    state.dlqShown = Boolean(info.dead_letters);
+    if (info.dead_letters) state.deadLetters = deadLetterPanel({ $, api, el });
     for (const kind of catalogue.kinds) state.kinds.set(kind.name, kind);
     fillKinds(info.default_kind);
   } catch (error) {
