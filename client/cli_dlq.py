@@ -60,8 +60,7 @@ def _list(client: api.Client, args: argparse.Namespace) -> int:
     listing = dlq.list_dead_letters(client)
     letters = listing.dead_letters
     if args.json:
-        emit_json({"dead_letters": [letter.summary() for letter in letters],
-                   "count": len(letters), "truncated": listing.truncated})
+        emit_json(listing.document())
         return 0
     if not letters:
         print("no dead letters")

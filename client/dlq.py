@@ -82,6 +82,11 @@ class Listing:
     dead_letters: list[DeadLetter]
     truncated: bool  # more than MAX_MESSAGES: only the first ones were read
 
+    def document(self) -> dict[str, Any]:
+        """The `dlq list --json` document (the web API's too)."""
+        return {"dead_letters": [letter.summary() for letter in self.dead_letters],
+                "count": len(self.dead_letters), "truncated": self.truncated}
+
 
 @dataclass
 class RedriveReport:

@@ -224,10 +224,7 @@ def dead_letters(client: api.Client) -> dict[str, Any]:
     from .. import dlq
 
     with _DLQ_TURN:
-        listing = dlq.list_dead_letters(client)
-    letters = listing.dead_letters
-    return {"dead_letters": [letter.summary() for letter in letters], "count": len(letters),
-            "truncated": listing.truncated}
+        return dlq.list_dead_letters(client).document()
 
 
 def redrive(client: api.Client, ids: list[str], every: bool, force: bool) -> dict[str, Any]:
