@@ -127,15 +127,31 @@ def select(stream: Stream, count: int, ranks: Iterable[int], budget: int,
     """The values at `ranks` (0-based) among the `count` values of the stream, and the passes.
 
     Holds about `budget` bytes of values at most (at least one); `value_bytes` is
-    their average size (8 for int64; nbytes(group) / count for Python ints).
+    their average size (8 for int64; nbytes(group) / count for Python ints). Ranks
+    are found one at a time, or two together when adjacent (a median's two middles).
     """
+    found: dict[int, int] = {}
+    passes = 0
+    ranks = sorted(set(ranks))
+    while ranks:
+        together = ranks[:2] if len(ranks) > 1 and ranks[1] == ranks[0] + 1 else ranks[:1]
+        ranks = ranks[len(together):]
+        values, more = _select_adjacent(stream, count, together, budget, value_bytes, seed)
+        found.update(values)
+        passes += more
+    return found, passes
+
+
+def _select_adjacent(stream: Stream, count: int, ranks: list[int], budget: int,
+                     value_bytes: float, seed: int) -> tuple[dict[int, int], int]:
+    """select() for one rank or two adjacent ones: those that remain share one region."""
     rng = np.random.default_rng(seed)
     candidates = _Candidates(None, None, 0, count)
     found: dict[int, int] = {}
     passes = 0
     progress = True
     while True:
-        wanted = [rank - candidates.offset for rank in sorted(set(ranks)) if rank not in found]
+        wanted = [rank - candidates.offset for rank in ranks if rank not in found]
         if not wanted:
             return found, passes
         if candidates.count * value_bytes <= budget:

@@ -60,8 +60,7 @@ class TokenError(ValueError):
 
 def shown(token: bytes) -> str:
     """A token as the message shows it: quoted, non-ASCII escaped, long ones cut."""
-    text = token[:_SHOWN_CHARS].decode("ascii", errors="backslashreplace")
-    quoted = repr(text)
+    quoted = repr(token[:_SHOWN_CHARS])[1:]  # bytes' repr without its b
     if len(token) > _SHOWN_CHARS:
         quoted += f"... ({len(token):,} characters)"
     return quoted
