@@ -17,6 +17,8 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from worker_src import contract
+
 WORKER_SRC = Path(__file__).resolve().parent.parent / "worker_src"
 ASSET_EXCLUDE = ["__pycache__", "*.pyc", ".pytest_cache", ".ruff_cache", "*.egg-info"]
 # Where user data unpacks the asset before install.sh copies it to /opt/wqw/app/worker_src.
@@ -99,14 +101,14 @@ def worker_policy(
             iam.PolicyStatement(
                 sid="ReadInputs",
                 actions=["s3:GetObject"],
-                resources=[bucket.arn_for_objects("inputs/*")],
+                resources=[bucket.arn_for_objects(f"{contract.INPUTS}*")],
             ),
             iam.PolicyStatement(
                 sid="WriteOutputsAndResults",
                 actions=["s3:PutObject"],
                 resources=[
-                    bucket.arn_for_objects("outputs/*"),
-                    bucket.arn_for_objects("results/*"),
+                    bucket.arn_for_objects(f"{contract.OUTPUTS}*"),
+                    bucket.arn_for_objects(f"{contract.RESULTS}*"),
                 ],
             ),
             iam.PolicyStatement(
