@@ -127,18 +127,21 @@ def _in_memory(small: np.ndarray, big: np.ndarray, ranks: tuple[int, ...]) -> di
 
 
 def _values(file: JobFile) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Each piece's (int64 values, Python-int values), streamed from the file."""
-    splitter = text.Splitter()
+    """(int64 values, Python-int values) of each read of the file, streamed."""
+    splitter = text.Splitter(lines=False)  # lines are counted only to name a bad token
     stream = file.open()
     try:
         while True:
             data = stream.read(READ_BYTES)
             pieces = splitter.feed(data) if data else splitter.end()
-            for piece in pieces:
-                yield parse(piece)
+            if pieces:
+                yield parse(text.joined(pieces))
             if not data:
                 return
     except text.TokenError as exc:
+        stream.close()
+        with file.open() as again:
+            exc.line, exc.column = text.locate(again, exc.offset)
         code = wire.TOO_LARGE if exc.too_large else wire.BAD_INPUT
         raise wire.JobError(code, f"{file.name}: {exc}") from None
     finally:

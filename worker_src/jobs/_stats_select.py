@@ -5,15 +5,15 @@ For values that do not fit in memory at once (Floyd and Rivest's selection, over
     candidates = every value; repeat until each rank is found:
       if the candidates fit in the budget: one pass keeps them, np.partition finds the ranks
       else: one pass takes a uniform random sample of the candidates; a window [a, b] of
-            sample values brackets the ranks' places in the sample, about 8 / sqrt(sample)
+            sample values brackets the ranks' places in the sample, about 4 / sqrt(sample)
             of the candidates wide; one pass counts the values below, inside and above
             the window and keeps those inside while they fit. A rank inside the window is
             then found in memory; one just outside it is the largest value below or the
             smallest above; otherwise the candidates become the part that holds the ranks.
 
 With 65,536 samples one round almost always brackets the ranks in a window of about
-1/85 of the values, so beyond the budget the median takes three passes over the input
-(this one's first pass, the sample, the window). The outcome is exact whatever the
+1/64 of the values, so beyond the budget the median takes three passes over the input
+(the caller's first pass, the sample, the window). The outcome is exact whatever the
 sample: a poor one only costs another round, and every round drops at least one
 distinct value from the candidates (a window of one value when a round made no
 progress), so the loop ends. Works for int64 arrays (vectorised) and object arrays of

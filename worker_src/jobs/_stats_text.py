@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import BinaryIO
 
 SEPARATORS = b" \t\n\r\v\f,"
 # One integer: a sign and 100,000 digits (reading or writing an integer takes time
@@ -38,6 +39,8 @@ BOM = b"\xef\xbb\xbf"
 _TOKEN = re.compile(rb"[^ \t\n\r\v\f,]+")
 _INTEGER = re.compile(rb"[+-]?[0-9]+")
 _SEPARATOR = re.compile(rb"[ \t\n\r\v\f,]")
+# In a piece's classes: a sign that is not after a separator or not before a digit.
+_BAD_SIGN = re.compile(rb"-(?:(?!0)|(?<=[^ ]-))")
 # Each byte as its class: digit '0', sign '-', separator ' ', anything else 'x'.
 _CLASSES = bytes(
     ord("0") if 48 <= b <= 57 else ord("-") if b in b"+-" else ord(" ") if b in SEPARATORS
@@ -46,16 +49,25 @@ _SHOWN_CHARS = 40
 
 
 class TokenError(ValueError):
-    """A token that is not an integer (or too long for one), and where it starts."""
+    """A token that is not an integer (or too long for one), and where it starts.
 
-    def __init__(self, line: int, column: int, token: bytes, problem: str,
-                 too_large: bool = False) -> None:
-        self.line = line
-        self.column = column
+    `offset` is the token's position in the stream (in bytes, from 0); `line` and
+    `column` are None when the splitter did not count lines (see `locate`).
+    """
+
+    def __init__(self, offset: int, token: bytes, problem: str, too_large: bool = False,
+                 where: tuple[int, int] | None = None) -> None:
+        super().__init__(problem)
+        self.offset = offset
         self.token = token
         self.problem = problem
         self.too_large = too_large
-        super().__init__(f"line {line}, column {column}: {shown(token)} {problem}")
+        self.line, self.column = where if where is not None else (None, None)
+
+    def __str__(self) -> str:
+        place = (f"line {self.line}, column {self.column}" if self.line is not None
+                 else f"byte {self.offset + 1}")
+        return f"{place}: {shown(self.token)} {self.problem}"
 
 
 def shown(token: bytes) -> str:
@@ -68,26 +80,64 @@ def shown(token: bytes) -> str:
 
 @dataclass(frozen=True)
 class Piece:
-    """Whole tokens of the stream (and separators), with the line and column of data[0]."""
+    """Whole tokens of the stream (and separators): data[0] is at `offset` in the stream.
+
+    `line` and `column` of data[0], or 0 when lines are not counted.
+    """
 
     data: bytes
-    line: int
-    column: int
+    offset: int
+    line: int = 0
+    column: int = 0
 
-    def where(self, offset: int) -> tuple[int, int]:
-        """The line and column of data[offset]."""
-        newline = self.data.rfind(b"\n", 0, offset)
+    def where(self, index: int) -> tuple[int, int] | None:
+        """The line and column of data[index] (None when lines are not counted)."""
+        if not self.line:
+            return None
+        newline = self.data.rfind(b"\n", 0, index)
         if newline < 0:
-            return self.line, self.column + offset
-        return self.line + self.data.count(b"\n", 0, offset), offset - newline
+            return self.line, self.column + index
+        return self.line + self.data.count(b"\n", 0, index), index - newline
+
+
+def joined(pieces: list[Piece]) -> Piece:
+    """Consecutive pieces as one (the worker parses a whole read at once)."""
+    if len(pieces) == 1:
+        return pieces[0]
+    first = pieces[0]
+    return Piece(b"".join(piece.data for piece in pieces), first.offset, first.line,
+                 first.column)
+
+
+def locate(stream: BinaryIO, offset: int) -> tuple[int, int]:
+    """The line and column of byte `offset` of a stream (read again from its start)."""
+    line, line_start, seen = 1, 0, 0
+    bom = False
+    while seen < offset:
+        data = stream.read(min(1024 * 1024, offset - seen))
+        if not data:
+            break
+        if not seen:
+            bom = data.startswith(BOM)
+        newlines = data.count(b"\n")
+        if newlines:
+            line += newlines
+            line_start = seen + data.rfind(b"\n") + 1
+        seen += len(data)
+    return line, offset - line_start + 1 - (len(BOM) if bom and line == 1 else 0)
 
 
 class Splitter:
-    """Cuts a byte stream, fed in any sizes, into Pieces that end between tokens."""
+    """Cuts a byte stream, fed in any sizes, into Pieces that end between tokens.
 
-    def __init__(self) -> None:
+    lines=False: no line counting (one pass fewer over the text); errors then carry
+    the token's offset only, for `locate`.
+    """
+
+    def __init__(self, lines: bool = True) -> None:
         self._tail = b""  # the start of a token that the next bytes may continue
-        self._tail_line, self._tail_column = 1, 1
+        self._offset = 0  # the stream position of the tail
+        self._line, self._column = (1, 1) if lines else (0, 0)  # of the tail
         self._started = False  # past the byte order mark, if any
 
     def feed(self, data: bytes) -> list[Piece]:
@@ -105,7 +155,7 @@ class Splitter:
             self._tail = b""  # nothing but (part of) a byte order mark
         self._started = True
         self._check_length(len(self._tail))
-        piece = Piece(self._tail, self._tail_line, self._tail_column)
+        piece = Piece(self._tail, self._offset, self._line, self._column)
         self._tail = b""
         return [piece] if piece.data else []
 
@@ -118,20 +168,25 @@ class Splitter:
             self._started = True
             if text.startswith(BOM):
                 text = text[len(BOM):]
+                self._offset = len(BOM)
         if self._tail:
             first = _SEPARATOR.search(text, len(self._tail))
             self._check_length(first.start() if first else len(text))
         end = _last_separator(text) + 1
-        piece = Piece(text[:end], self._tail_line, self._tail_column)
+        piece = Piece(text[:end], self._offset, self._line, self._column)
         self._tail = text[end:]
-        self._tail_line, self._tail_column = piece.where(end)
+        self._offset += end
+        if self._line:
+            self._line, self._column = piece.where(end)  # type: ignore[misc]
         return piece if piece.data else None
 
     def _check_length(self, length: int) -> None:
         if length > MAX_TOKEN_CHARS:
-            raise TokenError(self._tail_line, self._tail_column, self._tail[:_SHOWN_CHARS],
+            where = (self._line, self._column) if self._line else None
+            raise TokenError(self._offset, self._tail[:_SHOWN_CHARS],
                              f"is longer than an integer may be ({length:,}+ characters; "
-                             f"at most a sign and {MAX_DIGITS:,} digits)", too_large=True)
+                             f"at most a sign and {MAX_DIGITS:,} digits)", too_large=True,
+                             where=where)
 
 
 def _last_separator(text: bytes) -> int:
@@ -144,18 +199,20 @@ def _last_separator(text: bytes) -> int:
 
 
 def count_tokens(piece: Piece) -> int:
-    """The number of integers in the piece; TokenError names the first bad token."""
+    """The number of integers in the piece; TokenError names the first bad token.
+
+    Standard library only (the client has no numpy): a few passes of bytes methods
+    over the piece's classes of bytes.
+    """
     classes = piece.data.translate(_CLASSES)
-    if b"x" in classes:
+    if b"x" in classes or (b"-" in classes and _BAD_SIGN.search(classes)):
         raise first_bad_token(piece)
-    starts = classes.count(b" 0") + (classes[:1] not in (b"", b" "))
-    if b"-" in classes:
-        # A sign starts a token and a digit follows it.
-        signed = classes.count(b" -0") + classes.startswith(b"-0")
-        if classes.count(b"-") != signed:
-            raise first_bad_token(piece)
-        starts += signed - classes.startswith(b"-0")
-    return starts
+    while b"  " in classes:
+        classes = classes.replace(b"  ", b" ")
+    if not classes:
+        return 0
+    # One separator between tokens now.
+    return classes.count(b" ") + 1 - classes.startswith(b" ") - classes.endswith(b" ")
 
 
 def first_bad_token(piece: Piece) -> TokenError:
@@ -163,8 +220,8 @@ def first_bad_token(piece: Piece) -> TokenError:
     for match in _TOKEN.finditer(piece.data):
         token = match.group()
         if not _INTEGER.fullmatch(token):
-            line, column = piece.where(match.start())
-            return TokenError(line, column, token, "is not an integer")
+            return TokenError(piece.offset + match.start(), token, "is not an integer",
+                              where=piece.where(match.start()))
     raise AssertionError("first_bad_token called on a piece with no bad token")
 
 
