@@ -16,6 +16,7 @@ so nothing is left in S3.
 from __future__ import annotations
 
 import io
+import re
 from decimal import Decimal
 from typing import Any, BinaryIO
 
@@ -36,6 +37,7 @@ STREAMED = TransferConfig(multipart_threshold=PART_BYTES, multipart_chunksize=PA
 STREAMED.max_in_memory_upload_chunks = 2
 # The human output abbreviates a number longer than this; --json gives every digit.
 SHOWN_CHARS = 60
+_FRACTION = re.compile(r"-?[0-9]+/[0-9]+")
 
 
 class NoIntegers(ValueError):
@@ -112,10 +114,13 @@ def upload_numbers(client: api.Client, job_id: str, stream: BinaryIO,
 
 
 def shown(value: Any, limit: int = SHOWN_CHARS) -> str:
-    """A statistic as the human output prints it: every digit, or a long one abbreviated.
+    """A value as the human output prints it: a long number (or "p/q") abbreviated.
 
-    An abbreviated number keeps its first and last digits and says how many it has.
+    An abbreviated number keeps its first and last digits and says how many it has;
+    anything else is printed as it is.
     """
+    if isinstance(value, str) and not _FRACTION.fullmatch(value):
+        return value
     if isinstance(value, bool) or not isinstance(value, (int, Decimal, str)):
         return str(value)
     full = format(value, "f") if isinstance(value, Decimal) else str(value)

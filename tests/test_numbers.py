@@ -194,3 +194,10 @@ def test_long_numbers_keep_both_ends_and_say_how_many_digits() -> None:
     assert len(shown) < 80
     half = numbers.shown(Decimal(f"{10**999 * 5 + 1}.5"))
     assert half.endswith("01.5 (1,001 digits)")
+
+
+def test_other_values_are_shown_as_they_are() -> None:
+    key = "outputs/2f1c7f4e-8d4b-4d55-9a39-3f0c2b1e9a10/a-very-long-photo-name-gamma.jpg"
+    assert numbers.shown(key) == key and numbers.shown(True) == "True"
+    fraction = f"{10**70}/3"
+    assert numbers.shown(fraction).endswith("/3 (72 digits)")
