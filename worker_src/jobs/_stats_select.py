@@ -157,8 +157,9 @@ def _select_adjacent(stream: Stream, count: int, ranks: list[int], budget: int,
         if candidates.count * value_bytes <= budget:
             a = b = None
         else:
-            sample = _sample(stream, candidates, max(1, int(budget / 4 / value_bytes)), rng)
-            a, b = _bracket(sample, wanted, candidates.count, wide=progress)
+            # The sample (at most a quarter of the budget) is gone before the window pass.
+            a, b = _bracket(_sample(stream, candidates, max(1, int(budget / 4 / value_bytes)),
+                                    rng), wanted, candidates.count, wide=progress)
             passes += 1
         window = _window_pass(stream, candidates, a, b, budget)
         passes += 1
