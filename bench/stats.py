@@ -20,8 +20,10 @@ Compute (same file on disk, in one run):
 
 End to end (the local stack: moto on 127.0.0.1, one `python -m worker_src` process):
 a client process checks and uploads the file (client/numbers.py), submits
-("stats", {"file": key}) and waits for the result. "today's CLI" is `python -m client
-stats --file F`, which reads the whole file and sends the list through args.json.
+("stats", {"file": key}) and waits for the result. "upload only" sends the same file
+with the same parts and no check (the emulator's floor). "today's CLI" is `python -m
+client stats --file F` as it is on main, which reads the whole file and sends the list
+through args.json.
 """
 
 from __future__ import annotations
@@ -142,6 +144,20 @@ def child_client(endpoint: str, stack: str, path: Path) -> dict:
             "run_seconds": result.timing.get("run_s"), "value": wire.dumps(result.value)}
 
 
+def child_upload(endpoint: str, stack: str, path: Path) -> dict:
+    """The floor of the client's part: the same file up to S3, same parts, no check, no job."""
+    from client import api
+    from client.numbers import STREAMED
+    from worker_src import contract, wire
+
+    started = time.perf_counter()
+    with api.Client.connect(stack, endpoint_url=endpoint) as client, open(path, "rb") as file:
+        raw = type("Raw", (), {"read": lambda self, size=-1: file.read(size)})()  # no seek
+        api.aws_call(client.s3.upload_fileobj, Fileobj=raw, Bucket=client.stack.bucket,
+                     Key=contract.input_key(wire.new_job_id(), "raw.txt"), Config=STREAMED)
+    return {"seconds": time.perf_counter() - started}
+
+
 def child_cli(argv: list[str]) -> dict:
     """`python -m client ARGV` in this process, its output discarded: its time and exit code."""
     import contextlib
@@ -240,6 +256,10 @@ def end_to_end_table(files: dict[str, Path], values: dict[str, dict],
             for label, path in files.items():
                 measure(label, path, worker)
             largest = max(files, key=lambda label: files[label].stat().st_size)
+            floor = run_child(["--upload", stack.endpoint_url, stack.stack_name,
+                               str(files[largest])], env)
+            rows.append([f"{largest}, upload only (no check, no job)", "",
+                         f"{floor['seconds']:.2f}", "", f"{floor['rss_mb']:.0f}", "", ""])
             if today:
                 reset_peak(worker.process.pid)
                 cli = run_child(["--cli", "stats", "--file", str(files[largest]), "--stack",
@@ -270,6 +290,8 @@ def main() -> None:
                         help=argparse.SUPPRESS)
     parser.add_argument("--client", nargs=3, metavar=("ENDPOINT", "STACK", "PATH"),
                         help=argparse.SUPPRESS)
+    parser.add_argument("--upload", nargs=3, metavar=("ENDPOINT", "STACK", "PATH"),
+                        help=argparse.SUPPRESS)
     parser.add_argument("--cli", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args()
     child = None
@@ -279,6 +301,9 @@ def main() -> None:
     elif args.client:
         endpoint, stack, path = args.client
         child = child_client(endpoint, stack, Path(path))
+    elif args.upload:
+        endpoint, stack, path = args.upload
+        child = child_upload(endpoint, stack, Path(path))
     elif args.cli:
         child = child_cli(args.cli)
     if child is not None:
