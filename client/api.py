@@ -120,6 +120,7 @@ class Client:
         self.sqs = self.aws_client("sqs")
         self.s3 = self.aws_client("s3")
         self.reply_queue_url: str | None = None
+        self.closed = False
         self._lock = threading.Lock()
         self._pending: set[str] = set()  # submitted, no result yet
         self._arrived: dict[str, wire.Result] = {}  # received, not yet handed out
@@ -144,6 +145,7 @@ class Client:
 
     def close(self) -> None:
         """Delete this run's reply queue (results not yet received are in S3 if undeliverable)."""
+        self.closed = True
         if self.reply_queue_url is not None:
             url, self.reply_queue_url = self.reply_queue_url, None
             try:
@@ -313,8 +315,11 @@ class Client:
     def receive_results(self, wait_seconds: int) -> list[wire.Result]:
         """One long poll of the reply queue: the results of this client's pending jobs.
 
-        Each job's result is returned once; duplicates and strays are dropped.
+        Each job's result is returned once; duplicates and strays are dropped. Once the
+        client is closed there is no reply queue to poll: nothing is returned.
         """
+        if self.closed:
+            return []
         queue_url = self._reply_queue()
         response = aws_call(self.sqs.receive_message, QueueUrl=queue_url,
                             MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds)

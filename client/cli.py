@@ -14,8 +14,9 @@ from botocore.exceptions import BotoCoreError, NoRegionError
 from worker_src.contract import Env
 
 from . import api
-from .cli_jobs import run_equalize, run_kind, run_kinds, run_result, run_stats
+from .cli_jobs import connect, run_equalize, run_kind, run_kinds, run_result, run_stats
 from .cli_ops import run_cleanup, run_logs, run_status
+from .web import options as web_options
 
 EXIT_CODES = """exit codes:
   0  success
@@ -128,6 +129,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="CDK context for the stack, e.g. -c visibility_timeout=30")
     local.add_argument("--json", action="store_true",
                        help="print the endpoint and outputs as one JSON line when ready")
+    local.add_argument("--web", action="store_true",
+                       help="also serve the web page for the local stack (see 'web')")
+    web_options.add_arguments(local, prefix="web-")
+
+    web = commands.add_parser(
+        "web", parents=[common], help="the browser front end for a stack, on this machine",
+        description="Serve a web page for the stack on 127.0.0.1 until Ctrl-C: drop images, "
+                    "paste numbers, watch the queues and dead letters. Prints one line "
+                    "'web: http://127.0.0.1:PORT/?token=TOKEN' when ready (docs/web.md).")
+    web_options.add_arguments(web)
 
     demo = commands.add_parser(
         "demo", help="one-shot: a temporary local stack, one job of each kind",
@@ -161,8 +172,15 @@ def main(argv: list[str] | None = None) -> int:
 def run_local(args: argparse.Namespace) -> int:
     from .local import serve
 
+    web = web_options.options_from_args(args, prefix="web-") if args.web else None
     return serve(stack_name=args.stack, port=args.port, workers=args.workers,
-                 context=parse_context(args.context), as_json=args.json)
+                 context=parse_context(args.context), as_json=args.json, web=web)
+
+
+def run_web(args: argparse.Namespace) -> int:
+    from .web.server import serve
+
+    return serve(connect(args), **web_options.options_from_args(args))
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -191,5 +209,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "logs": run_logs,
     "cleanup": run_cleanup,
     "local": run_local,
+    "web": run_web,
     "demo": run_demo,
 }

@@ -213,8 +213,11 @@ def terminate(processes: list[subprocess.Popen], timeout: float) -> None:
 
 
 def serve(*, stack_name: str, port: int, workers: int, context: dict[str, str],
-          as_json: bool) -> int:
-    """`python -m client local`: run the local stack in the foreground until Ctrl-C."""
+          as_json: bool, web: dict[str, Any] | None = None) -> int:
+    """`python -m client local`: run the local stack in the foreground until Ctrl-C.
+
+    With `web` (serve()'s options of client.web.server), the web page serves it meanwhile.
+    """
     print(f"starting the emulator and deploying stack {stack_name!r} ...", file=sys.stderr)
     started = time.monotonic()
     stack = LocalStack(stack_name=stack_name, port=port, workers=workers, context=context)
@@ -234,7 +237,12 @@ def serve(*, stack_name: str, port: int, workers: int, context: dict[str, str],
                   f"(Windows PowerShell: $env:AWS_ENDPOINT_URL=\"{stack.endpoint_url}\" ...)\n"
                   f"Ctrl-C stops everything; nothing is kept.", flush=True)
         signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
-        threading.Event().wait()
+        if web is not None:
+            from .web.server import serve as serve_web
+
+            serve_web(stack.client(), **web)  # returns on Ctrl-C or SIGTERM
+        else:
+            threading.Event().wait()
     except KeyboardInterrupt:
         print("stopping ...", file=sys.stderr)
     finally:

@@ -1,10 +1,11 @@
-"""WebQueueWorkerStack: queues, bucket, worker fleet, logs, alarm and the client's outputs."""
+"""WebQueueWorkerStack: queues, bucket, worker fleet, logs, alarms, dashboard, outputs."""
 
 from aws_cdk import Aws, CfnOutput, Duration, Stack
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
 from infra.config import StackConfig
+from infra.dashboard import OperationsDashboard
 from infra.monitoring import Monitoring
 from infra.nag import acknowledge_findings, quiet_cfn_lint_on_cdk_internals
 from infra.queues import JobQueues
@@ -32,8 +33,11 @@ class WebQueueWorkerStack(Stack):
         self.monitoring = Monitoring(
             self,
             "Monitoring",
+            requests=self.queues.requests,
             dead_letters=self.queues.dead_letters,
             alarm_email=config.alarm_email,
+            visibility_timeout=config.visibility_timeout,
+            max_receive_count=MAX_RECEIVE_COUNT,
         )
         # Public subnets only and no NAT gateway (about 32 USD a month each): the workers reach
         # the AWS APIs through their public IPv4 address, and nothing may connect to them.
@@ -77,6 +81,16 @@ class WebQueueWorkerStack(Stack):
             max_workers=config.max_workers,
             ssh_cidr=config.ssh_cidr,
         )
+        self.dashboard = OperationsDashboard(
+            self,
+            "Operations",
+            stack_name=config.stack_name,
+            requests=self.queues.requests,
+            dead_letters=self.queues.dead_letters,
+            group_name=self.fleet.group.auto_scaling_group_name,
+            metric_namespace=metric_namespace(config.stack_name),
+            backlog_alarm=self.monitoring.backlog_alarm,
+        )
 
         outputs = {
             Output.REQUEST_QUEUE_URL: self.queues.requests.queue_url,
@@ -89,6 +103,8 @@ class WebQueueWorkerStack(Stack):
             Output.LOG_GROUP_NAME: self.monitoring.log_group.log_group_name,
             Output.KEY_PAIR_ID: self.fleet.key_pair.key_pair_id,
             Output.PRIVATE_KEY_PARAMETER: f"/ec2/keypair/{self.fleet.key_pair.key_pair_id}",
+            Output.DASHBOARD_URL: self.dashboard.url,
+            Output.METRIC_NAMESPACE: metric_namespace(config.stack_name),
         }
         for key, value in outputs.items():
             CfnOutput(self, key, value=value)

@@ -240,6 +240,8 @@ class WorkerFleet(Construct):
                 max_batch_size=1,
                 min_instances_in_service=1 if max_workers > 1 else 0,
             ),
+            # GroupInServiceInstances for the dashboard (group metrics are free).
+            group_metrics=[autoscaling.GroupMetrics(autoscaling.GroupMetric.IN_SERVICE_INSTANCES)],
             notifications=[
                 autoscaling.NotificationConfiguration(
                     topic=alarm_topic, scaling_events=autoscaling.ScalingEvents.ERRORS
