@@ -50,12 +50,15 @@ class NumberReader(io.RawIOBase):
     read(n) returns n bytes unless the stream has ended, and checks the end of the
     text before returning its last bytes: a reader of it (boto3) never sees the
     end of a text that is not all integers. `count` is the integers read so far.
+    Lines are counted as it reads only if `raw` cannot seek (stdin); a file is read
+    again to find the line and column of a bad token.
     """
 
     def __init__(self, raw: BinaryIO) -> None:
         super().__init__()
         self._raw = raw
-        self._splitter = text.Splitter()
+        self._start = raw.tell() if raw.seekable() else None
+        self._splitter = text.Splitter(lines=self._start is None)
         self._ended = False
         self.count = 0
 
@@ -68,14 +71,18 @@ class NumberReader(io.RawIOBase):
         want = None if size is None or size < 0 else size
         parts = []
         got = 0
-        while want is None or got < want:
-            data = self._raw.read(want - got if want is not None else PART_BYTES)
-            if not data:
-                self._end()
-                break
-            self._check(self._splitter.feed(data))
-            parts.append(data)
-            got += len(data)
+        try:
+            while want is None or got < want:
+                data = self._raw.read(want - got if want is not None else PART_BYTES)
+                if not data:
+                    self._end()
+                    break
+                self._check(self._splitter.feed(data))
+                parts.append(data)
+                got += len(data)
+        except text.TokenError as exc:
+            self._locate(exc)
+            raise
         return b"".join(parts)
 
     def readinto(self, buffer: Any) -> int:
@@ -86,6 +93,11 @@ class NumberReader(io.RawIOBase):
     def _check(self, pieces: list[text.Piece]) -> None:
         for piece in pieces:
             self.count += text.count_tokens(piece)
+
+    def _locate(self, error: text.TokenError) -> None:
+        if error.line is None and self._start is not None:
+            self._raw.seek(self._start)
+            error.line, error.column = text.locate(self._raw, error.offset)
 
     def _end(self) -> None:
         self._check(self._splitter.end())
