@@ -13,7 +13,7 @@ from botocore.exceptions import BotoCoreError, NoRegionError
 
 from worker_src.contract import Env
 
-from . import api
+from . import api, cli_dlq
 from .cli_jobs import connect, run_equalize, run_kind, run_kinds, run_result, run_stats
 from .cli_ops import run_cleanup, run_logs, run_status
 from .web import options as web_options
@@ -99,8 +99,16 @@ def build_parser() -> argparse.ArgumentParser:
     result.add_argument("-o", "--output-dir", type=Path, metavar="DIR",
                         help="for an image job, download its output here")
 
-    commands.add_parser("status", parents=[common], help="queue depths and workers",
-                        description="Show waiting and in-flight jobs, dead letters and workers.")
+    status = commands.add_parser(
+        "status", parents=[common], help="queue depths, oldest ages, dead letters, workers",
+        description="Show waiting and in-flight jobs, the age of the oldest waiting job and "
+                    "of the oldest dead letter, the workers and the dashboard's URL.")
+    status.add_argument("--watch", action="store_true",
+                        help="redraw every --interval seconds until Ctrl-C (exit 0)")
+    status.add_argument("--interval", type=float, default=2.0, metavar="SECONDS",
+                        help="with --watch: seconds between refreshes (default: %(default)g)")
+
+    cli_dlq.add_parser(commands, common)
 
     logs = commands.add_parser(
         "logs", parents=[common], help="recent lines of the workers' logs",
@@ -206,6 +214,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "kinds": run_kinds,
     "result": run_result,
     "status": run_status,
+    "dlq": cli_dlq.run_dlq,
     "logs": run_logs,
     "cleanup": run_cleanup,
     "local": run_local,

@@ -1,9 +1,11 @@
-"""Helpers for the image kinds' tests: fake job files, running a kind, scikit-image references."""
+"""Helpers for the image kinds' tests: fake job files, running a kind, references, test images."""
 
 from __future__ import annotations
 
 import io
+import struct
 import warnings
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -81,6 +83,7 @@ def expected(pixels: np.ndarray, mode: str,
     """`function` (scikit-image) on the colour channels; alpha (LA, RGBA) unchanged."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # exp overflow in adjust_sigmoid
+        warnings.simplefilter("ignore", UserWarning)  # equalize_hist: "might be a color image"
         result = function(colour_of(pixels, mode))
     if mode == "LA":
         return np.stack([result, pixels[..., 1]], axis=-1)
@@ -106,3 +109,30 @@ def images(draw: st.DrawFn, modes: tuple[str, ...] = ("L", "LA", "RGB", "RGBA"),
     if len(mode) > 1 and draw(st.booleans()):  # alpha anywhere in 0..255
         pixels[..., -1] = rng.integers(0, 256, (height, width), dtype=np.uint8)
     return (pixels[..., 0] if len(mode) == 1 else pixels), mode
+
+
+def photo(mode: str, size: tuple[int, int] = (96, 64), seed: int = 0) -> Image.Image:
+    """A small low-contrast photo-like image: a gradient plus noise; alpha is a ramp."""
+    width, height = size
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    base = 80 + 60 * (x / width) + 30 * np.sin(y / 7.0)
+    colours = 1 if mode in ("L", "LA") else 3
+    channels = [base + 10 * c + rng.normal(0, 6, base.shape) for c in range(colours)]
+    if mode in ("LA", "RGBA"):
+        channels.append((x * 255) // max(1, width - 1))
+    pixels = np.stack(channels, axis=-1).clip(0, 255).astype(np.uint8)
+    return Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels, mode)
+
+
+def png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return (struct.pack(">I", len(payload)) + kind + payload
+            + struct.pack(">I", zlib.crc32(kind + payload)))
+
+
+def crafted_png(width: int, height: int, *, depth: int = 8, colour_type: int = 2,
+                rows: bytes | None = None) -> bytes:
+    """A PNG written by hand; without `rows` it is a header only: no pixel data at all."""
+    header = png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0))
+    data = png_chunk(b"IDAT", zlib.compress(rows)) if rows is not None else b""
+    return b"\x89PNG\r\n\x1a\n" + header + data + png_chunk(b"IEND", b"")

@@ -201,7 +201,7 @@ def test_kinds_status_and_info(stack, web):
     assert status == stack_status(api.Client(boto3.Session(), stack))
     info = web.get("/api/info", headers=AUTH).json()
     assert info["stack"] == STACK and info["max_upload_bytes"] == 50 * 1024 * 1024
-    assert info["dead_letters"] is False
+    assert info["dead_letters"] is True  # client/dlq.py is there
 
 # ---- one reply queue -------------------------------------------------------------------
 

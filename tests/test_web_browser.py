@@ -20,7 +20,9 @@ from skimage import data, exposure, util
 
 from client.cli_output import print_value
 from client.local import LocalStack
+from client.web import backend
 from client.web.server import running
+from worker_src import wire
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOT = ROOT / "docs" / "web-screenshot.png"
@@ -165,4 +167,27 @@ def test_the_page_end_to_end(browser, web, tmp_path, capsys):  # no browser: ski
     wait_until(lambda: len(finished_cards(browser)) == 3, what="the cards after a reload")
     assert "stats" in browser.find_element(By.ID, "jobs").text
     assert browser.find_element(By.ID, "waiting").text.isdigit()
+
+    # Dead letters: listed in the Stack panel; the readable one redriven by its button.
+    client = web.session.client
+    job_id = wire.new_job_id()
+    job = wire.Job(job_id=job_id, kind="stats", args={"numbers": [4, 2]}, reply_to=None,
+                   submitted_at=time.time())
+    for body in (wire.encode_job(job), XSS_NAME):
+        client.sqs.send_message(QueueUrl=client.stack.dead_letter_queue_url, MessageBody=body)
+
+    def rows():
+        return browser.find_elements(By.CSS_SELECTOR, "#dead-letter-rows tr[data-ident]")
+
+    wait_until(lambda: len(rows()) == 2, what="the dead letters")
+    [readable] = [row for row in rows() if row.get_attribute("data-ident") == job_id]
+    [unreadable] = [row for row in rows() if row.get_attribute("data-ident") != job_id]
+    assert "cannot be redriven without force" in unreadable.text
+    assert unreadable.find_elements(By.TAG_NAME, "button") == []
+    assert job_id[:8] in readable.text and "stats" in readable.text
+    readable.find_element(By.TAG_NAME, "button").click()
+    wait_until(lambda: len(rows()) == 1 and "redriven 1" in browser.find_element(
+        By.ID, "dlq-report").text, what="the redrive")
+    result = wait_until(lambda: backend.stored_result(client, job_id), what="the rerun job")
+    assert result.ok and result.value["sum"] == 6
     assert console_errors(browser) == []

@@ -119,7 +119,7 @@ def test_the_page_runs_no_inline_script_and_inserts_no_html():
         '<script type="module" src="/static/app.js">']
     assert not re.search(r"\son[a-z]+=", page) and "style=" not in page
     scripts = sorted(STATIC.glob("*.js"))
-    assert [p.name for p in scripts] == ["app.js", "histogram.js"]
+    assert [p.name for p in scripts] == ["app.js", "dlq.js", "histogram.js"]
     for script in (p.read_text() for p in scripts):
         for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write",
                      "eval(", "new Function"):

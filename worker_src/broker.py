@@ -7,23 +7,27 @@ drive the loop with an in-memory broker of the same shape (tests/fakes.py).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from botocore.exceptions import ClientError
+
+from .contract import MessageAttribute, string_attributes
 
 log = logging.getLogger("worker")
 
 
 @dataclass(frozen=True)
 class Message:
-    """A received job message."""
+    """A received job message (with the attributes the worker asks for)."""
 
     message_id: str
     body: str
     receipt: str
     receive_count: int
+    attributes: Mapping[str, str] = field(default_factory=dict)
 
 
 class QueueGone(Exception):
@@ -57,9 +61,11 @@ class SqsBroker:
         response = self.sqs.receive_message(
             QueueUrl=self.request_queue_url, MaxNumberOfMessages=max_messages,
             WaitTimeSeconds=wait_seconds,
-            MessageSystemAttributeNames=["ApproximateReceiveCount"])
+            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            MessageAttributeNames=[MessageAttribute.REDRIVEN])
         return [Message(m["MessageId"], m["Body"], m["ReceiptHandle"],
-                        int(m.get("Attributes", {}).get("ApproximateReceiveCount", 1)))
+                        int(m.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
+                        string_attributes(m))
                 for m in response.get("Messages", [])]
 
     def delete(self, messages: list[Message]) -> None:
@@ -107,7 +113,8 @@ class SqsBroker:
         """Move a message's body to the dead-letter queue, the reason as its attribute."""
         self.sqs.send_message(
             QueueUrl=self.dead_letter_queue_url, MessageBody=body,
-            MessageAttributes={"error": {"DataType": "String", "StringValue": reason[:1000]}})
+            MessageAttributes={MessageAttribute.REASON: {"DataType": "String",
+                                                  "StringValue": reason[:1000]}})
 
     def reply_allowed(self, queue_url: str | None) -> bool:
         """Only this stack's reply queues, in the request queue's account."""

@@ -111,6 +111,7 @@ class Executor:
 
     def limits(self, kind: registry.Kind) -> registry.Limits:
         return registry.Limits(max_input_bytes=kind.max_input_bytes,
+                               # WQW_MAX_PIXELS replaces every kind's own cap (larger instances)
                                max_pixels=self.max_pixels or kind.max_pixels,
                                memory_budget_bytes=self.memory_budget_bytes)
 

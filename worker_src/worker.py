@@ -23,9 +23,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import wire
+from . import metrics, wire
 from .broker import Broker, Message, QueueGone, describe
 from .config import WorkerConfig
+from .contract import MessageAttribute
 from .executor import Execution, Executor
 from .protection import ScaleInProtection
 from .store import Store
@@ -282,7 +283,7 @@ class Worker:
         for queue_url, group in by_queue.items():
             self._send_results(queue_url, group)
         for held in ready:
-            if self._last_chance(held) and held.reply_to and held.state == "done":
+            if self._also_store(held) and held.reply_to and held.state == "done":
                 try:  # replace the stand-in result; the client has the real one anyway
                     self.store.put_result(held.result)
                 except Exception as exc:
@@ -303,11 +304,25 @@ class Worker:
                 self.stats.processed += 1
                 self.finished(held)
 
+    def _also_store(self, held: _Held) -> bool:
+        """Whether a result sent to a reply queue goes to S3 too: where a stale one may be.
+
+        On a job's last receive the stand-in is there; a redriven job's old result was
+        removed by the redrive, and `result JOB_ID` must find the new one.
+        """
+        return self._last_chance(held) or MessageAttribute.REDRIVEN in held.message.attributes
+
     def finished(self, held: _Held) -> None:
-        """A job's result is delivered and its message deleted."""
+        """A job's result is delivered and its message deleted: log it, and its metric line."""
         result = held.result
         log.info("job %s %s (attempt %d)", result.job_id,
                  "ok" if result.ok else result.error_code, held.message.receive_count)
+        if self.config.metric_namespace:
+            execution = held.execution
+            kind = execution.kind if execution else metrics.kind_of(held.message.body)
+            metrics.write(metrics.job_metrics(
+                self.config.metric_namespace, metrics.kind_dimension(kind, self.executor.kinds),
+                result, execution.input_bytes if execution else None))
 
     def _send_results(self, queue_url: str, group: list[_Held]) -> None:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,8 @@ def create_app(session: WebSession, *, token: str, host: str, port: int,
         Route("/api/info", api_routes.info),
         Route("/api/kinds", api_routes.kinds),
         Route("/api/status", api_routes.status),
+        Route("/api/dlq", api_routes.dead_letters),
+        Route("/api/dlq/redrive", api_routes.redrive, methods=["POST"]),
         Route("/api/stats", api_routes.stats, methods=["POST"]),
         Route("/api/images", api_routes.images, methods=["POST"]),
         Route("/api/jobs", api_routes.jobs),
@@ -87,6 +90,19 @@ class _Api:
 
     async def status(self, _request: Request) -> Response:
         return JSONResponse(await run_in_threadpool(backend.stack_status, self.session.client))
+
+    async def dead_letters(self, _request: Request) -> Response:
+        return JSONResponse(await run_in_threadpool(backend.dead_letters, self.session.client))
+
+    async def redrive(self, request: Request) -> Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            raise bad_input('the body must be JSON: {"ids": ["<job id>"]} or {"all": true}') \
+                from None
+        ids, every, force = _redrive_request(body)
+        return JSONResponse(await run_in_threadpool(backend.redrive, self.session.client, ids,
+                                                    every, force))
 
     async def stats(self, request: Request) -> Response:
         try:
@@ -169,6 +185,29 @@ class _Api:
             headers["content-disposition"] = (f'attachment; filename="{ascii_name}"; '
                                               f"filename*=UTF-8''{quote(download)}")
         return StreamingResponse(chunks, media_type=content_type, headers=headers)
+
+
+def _redrive_request(body: Any) -> tuple[list[str], bool, bool]:
+    """(ids, every, force) from {"ids": [...]} or {"all": true}, optional "force": true."""
+    shape = 'the body must be {"ids": ["<job or message id>", ...]} or {"all": true}'
+    if not isinstance(body, dict):
+        raise bad_input(shape)
+    unknown = sorted(set(body) - {"ids", "all", "force"})
+    if unknown:
+        raise bad_input(f"unknown field(s) {', '.join(unknown)}: {shape}")
+    ids, every, force = body.get("ids"), body.get("all", False), body.get("force", False)
+    if not isinstance(every, bool) or not isinstance(force, bool):
+        raise bad_input("all and force must be true or false")
+    if (ids is None) == (not every):
+        raise bad_input(f"name the dead letters or ask for all, not both: {shape}")
+    if ids is None:
+        return [], True, force
+    if not isinstance(ids, list) or not ids:
+        raise bad_input("ids must be a non-empty list of job or message ids")
+    for position, ident in enumerate(ids, start=1):
+        if not isinstance(ident, str) or not ident.strip():
+            raise bad_input(f"item {position} of ids ({json.dumps(ident)[:40]}) is not an id")
+    return ids, False, force
 
 
 async def _api_error(_request: Request, exc: Exception) -> Response:

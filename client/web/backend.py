@@ -6,6 +6,7 @@ One module, so that a change of the library's interface is adapted here only.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -16,7 +17,7 @@ from botocore.exceptions import BotoCoreError
 from worker_src import contract, registry, wire
 
 from .. import api
-from .errors import bad_input
+from .errors import bad_input, not_found
 
 IMAGE_TYPES = {  # magic bytes -> content type; job files are served as these or as bytes
     b"\x89PNG\r\n\x1a\n": "image/png",
@@ -196,11 +197,17 @@ def close(client: api.Client) -> None:
 
 # ---- the stack ------------------------------------------------------------------------------
 
+# Reading the dead-letter queue hides its messages for a moment: this server's own reads
+# (status, listing, redrive) take turns, so a redrive never misses a letter the page is listing.
+_DLQ_TURN = threading.Lock()
+
+
 def stack_status(client: api.Client) -> dict[str, Any]:
     """The document of `python -m client status --json`."""
     from ..status import stack_status as status
 
-    return status(client)
+    with _DLQ_TURN:
+        return status(client)
 
 
 def dlq_available() -> bool:
@@ -210,3 +217,26 @@ def dlq_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def dead_letters(client: api.Client) -> dict[str, Any]:
+    """The document of `python -m client dlq list --json`."""
+    from .. import dlq
+
+    with _DLQ_TURN:
+        listing = dlq.list_dead_letters(client)
+    letters = listing.dead_letters
+    return {"dead_letters": [letter.summary() for letter in letters], "count": len(letters),
+            "truncated": listing.truncated}
+
+
+def redrive(client: api.Client, ids: list[str], every: bool, force: bool) -> dict[str, Any]:
+    """The document of `python -m client dlq redrive --json`; 404 when no id named is there."""
+    from .. import dlq
+
+    with _DLQ_TURN:
+        report = dlq.redrive(client, ids, every=every, force=force)
+    if ids and set(report.missing) == set(ids):
+        raise not_found(f"no dead letter with job id or message id {', '.join(report.missing)}"
+                        f" (a listing elsewhere may hold it for a moment: try again)")
+    return report.document()

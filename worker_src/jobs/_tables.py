@@ -20,7 +20,7 @@ from ..registry import JobFile, Limits, Output
 from ._imaging import MODES, colour_band_count, image_output, load_pixels, open_input
 
 # Pixels per strip when applying the tables: the extra memory is about one strip.
-STRIP_PIXELS = 262_144
+STRIP_PIXELS = 1_048_576
 
 # histograms (channels x 256 counts) -> tables (channels x 256, or 256 for all channels)
 MakeTables = Callable[[np.ndarray], np.ndarray]

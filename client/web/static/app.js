@@ -1,6 +1,7 @@
 // The page of `python -m client web`: images, numbers, the stack, this session's jobs.
 // Everything it shows comes from the JSON API under /api/. Text from users or workers is
 // only ever set with textContent, never parsed as HTML.
+import { deadLetterPanel } from "./dlq.js";
 import { drawHistogram } from "./histogram.js";
 
 const POLL_BUSY_MS = 1000;
@@ -13,6 +14,7 @@ const state = {
   uploads: 0,            // uploads in progress
   statsShown: new Set(), // stats job ids with a finished entry
   pollTimer: null,
+  deadLetters: null,     // the dead-letter panel, when /api/info says it is available
 };
 
 const $ = (id) => document.getElementById(id);
@@ -311,6 +313,7 @@ async function pollStatus() {
     $("waiting").textContent = status.waiting;
     $("in-flight").textContent = status.in_flight;
     $("dead-letters").textContent = status.dead_letters;
+    if (state.deadLetters) state.deadLetters.onStatus(status.dead_letters);
     const rows = status.workers.map((w) => {
       const row = el("tr");
       row.append(el("td", "mono", w.id), el("td", null, w.state), el("td", null, w.health));
@@ -360,6 +363,7 @@ async function start() {
     $("stack-name").textContent = info.stack;
     $("upload-limit").textContent = `up to ${Math.round(info.max_upload_bytes / 1048576)} MiB per image`;
     $("dlq").hidden = !info.dead_letters;
+    if (info.dead_letters) state.deadLetters = deadLetterPanel({ $, api, el });
     for (const kind of catalogue.kinds) state.kinds.set(kind.name, kind);
     fillKinds(info.default_kind);
   } catch (error) {
