@@ -23,6 +23,12 @@ A result (worker -> reply queue, and/or S3 `results/<job_id>.json`):
      "attempt": 1}
     {"version": 1, "job_id": "<uuid4>", "ok": false,
      "error": {"code": "bad_input", "message": "'x' is not an integer"}, ...}
+
+Numbers in a result's value travel with every digit: the worker may put a
+`decimal.Decimal` in a value, which `dumps` writes as a JSON number in full (no
+exponent), and `decode_result` reads numbers with a fraction or exponent back as
+`decimal.Decimal` (`json.loads(text, parse_float=Decimal)`), so nothing is rounded
+to a float on either side. Integers are exact in JSON and in Python anyway.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import re
 import sys
 import uuid
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 WIRE_VERSION = 1
@@ -102,6 +109,33 @@ class Result:
     timing: dict[str, float] = field(default_factory=dict)
     worker: str | None = None
     attempt: int | None = None
+
+
+def dumps(value: Any, **options: Any) -> str:
+    """JSON text as json.dumps writes it, with each finite Decimal as a JSON number in full.
+
+    The standard library cannot write a number it does not know as a number, so each
+    Decimal goes out as a placeholder string unique to this call, then replaced.
+    """
+    numbers: list[str] = []
+    mark = f"\x00{uuid.uuid4().hex}:"
+
+    def number(item: Any) -> str:
+        if isinstance(item, Decimal) and item.is_finite():
+            numbers.append(format(item, "f"))
+            return f"{mark}{len(numbers) - 1}"
+        raise TypeError(f"Object of type {type(item).__name__} is not JSON serializable")
+
+    text = json.dumps(value, default=number, **options)
+    if not numbers:
+        return text
+    placeholder = re.compile(re.escape(json.dumps(mark)[:-1]) + r'(\d+)"')
+    return placeholder.sub(lambda match: numbers[int(match.group(1))], text)
+
+
+def loads(text: str | bytes) -> Any:
+    """JSON text read without loss: numbers with a fraction or exponent as Decimal."""
+    return json.loads(text, parse_float=Decimal)
 
 
 def new_job_id() -> str:
@@ -178,12 +212,15 @@ def encode_result(result: Result) -> str:
         body["worker"] = result.worker
     if result.attempt is not None:
         body["attempt"] = result.attempt
-    return json.dumps(body, separators=(",", ":"))
+    return dumps(body, separators=(",", ":"))
 
 
 def decode_result(text: str | bytes) -> Result:
     """Parse and validate a result message; raise WireError saying what is wrong."""
-    body = _load_object(text, "result")
+    body = _load_object(text, "result", exact=True)
+    if isinstance(body.get("timing"), dict):
+        body["timing"] = {key: float(value) if isinstance(value, Decimal) else value
+                          for key, value in body["timing"].items()}
 
     def fail(message: str) -> WireError:
         return WireError(message)
@@ -219,9 +256,9 @@ def error_result(job_id: str, code: str, message: str, **extra: Any) -> Result:
     return Result(job_id=job_id, ok=False, error_code=code, error_message=message, **extra)
 
 
-def _load_object(text: str | bytes, what: str) -> dict[str, Any]:
+def _load_object(text: str | bytes, what: str, exact: bool = False) -> dict[str, Any]:
     try:
-        body = json.loads(text)
+        body = loads(text) if exact else json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise WireError(f"the {what} message is not valid JSON: {exc}") from None
     if not isinstance(body, dict):

@@ -1,27 +1,42 @@
-"""The `stats` job: exact statistics of a list of integers of any size."""
+"""The `stats` kind: exact count, min, max, sum, average and median of integers of any size.
+
+Input: exactly one of `numbers` (a JSON list of integers, in the message) and `file`
+(a text file of integers separated by whitespace or commas, uploaded to
+inputs/<job>/; read as a stream, never whole). Values within 64 bits take numpy's
+vectorised path; larger ones are exact Python ints. A file whose values outgrow the
+memory budget is computed exactly in a few more streamed passes (_stats_compute).
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from fractions import Fraction
 from typing import Any
 
 from .. import wire
-from ..registry import INTEGERS, Arg, JobFile, Kind, Limits, Output
+from ..registry import FILE, INTEGERS, Arg, ArgError, JobFile, Kind, Limits, Output
+from ._stats_text import MAX_DIGITS
+
+# What a pass needs beside the values it keeps: pieces of text, their parsed
+# arrays, masks (about 5 MB measured; the rest is margin).
+WORKING_BYTES = 16 * 1024 * 1024
+# A file takes about a second per 100 MB per pass on one core.
+MAX_FILE_BYTES = 10 * 1024**3
+# An integer of fewer bits has fewer than MAX_DIGITS digits (log2(10) > 3.32).
+_FEWER_DIGITS_BITS = int(MAX_DIGITS * 3.32)
 
 _TYPE_NAMES = {str: "a string", float: "a number with a fraction or exponent",
                bool: "a boolean", type(None): "null", list: "a list", dict: "an object"}
 
 
-def compute_stats(numbers: object) -> dict:
-    """count, min, max, sum, average and median of `numbers` (the job's decoded JSON).
+def compute_stats(numbers: object) -> dict[str, Any]:
+    """count, min, max, sum, average (and average_exact) and median of `numbers`.
 
-    count, min, max and sum are exact integers. average and median are an int
-    when the exact value is an integer, else the nearest float. A non-integer
-    value beyond the float range (about 1.8e308) cannot be given either way and
-    is bad_input, as is anything that is not a non-empty list of integers.
+    `numbers` is the job's decoded JSON: anything but a non-empty list of integers
+    is bad_input naming the first offending item.
     """
+    from ._stats_compute import from_numbers
+
     if not isinstance(numbers, list):
         raise wire.JobError(
             wire.BAD_INPUT, f"numbers must be a list of integers, got {_describe(numbers)}")
@@ -33,40 +48,34 @@ def compute_stats(numbers: object) -> dict:
         raise wire.JobError(
             wire.BAD_INPUT, f"item {position + 1} of {len(numbers)} ({_token(value)}, "
             f"{_describe(value)}) is not an integer")
-    ordered = sorted(numbers)
-    count = len(ordered)
-    total = sum(ordered)
-    middle = count // 2
-    if count % 2:
-        median = Fraction(ordered[middle])
-    else:
-        median = Fraction(ordered[middle - 1] + ordered[middle], 2)
-    return {
-        "count": count,
-        "min": ordered[0],
-        "max": ordered[-1],
-        "sum": total,
-        "average": exact_number(Fraction(total, count), "average"),
-        "median": exact_number(median, "median"),
-    }
+    for position, value in enumerate(numbers):
+        if value.bit_length() > _FEWER_DIGITS_BITS and abs(value) >= 10**MAX_DIGITS:
+            raise wire.JobError(
+                wire.TOO_LARGE, f"item {position + 1} of {len(numbers)} has more than "
+                f"{MAX_DIGITS:,} digits, more than an integer may have here")
+    return from_numbers(numbers)
 
 
-def exact_number(value: Fraction, name: str = "value") -> int | float:
-    """An int if `value` is an integer, else the float nearest to it."""
-    if value.denominator == 1:
-        return value.numerator
-    try:
-        # int / int is correctly rounded in CPython, whatever the size of the ints.
-        return value.numerator / value.denominator
-    except OverflowError:
-        raise wire.JobError(
-            wire.BAD_INPUT, f"the {name} is not an integer and, at about "
-            f"10^{_magnitude(value)}, too large for a floating-point number (max about "
-            "1.8e308); the other statistics are exact, but this one cannot be given") from None
+def file_stats(file: JobFile, limits: Limits) -> dict[str, Any]:
+    """The statistics of a text file of integers, within the worker's memory budget."""
+    from ._stats_compute import from_file
+
+    value, _passes = from_file(file, max(0, limits.memory_budget_bytes - WORKING_BYTES))
+    return value
 
 
-def _magnitude(value: Fraction) -> int:
-    return len(str(abs(value.numerator) // value.denominator)) - 1
+def stats(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits) -> Output:
+    if args.get("numbers") is not None:
+        return Output(value=compute_stats(args["numbers"]))
+    return Output(value=file_stats(files["file"], limits))
+
+
+def _one_input(args: dict[str, Any]) -> None:
+    given = [name for name in ("numbers", "file") if args.get(name) is not None]
+    if len(given) != 1:
+        raise ArgError("numbers", "stats takes exactly one of numbers (a list of integers) "
+                                  f"and file (a text file of integers); got "
+                                  f"{' and '.join(given) or 'neither'}")
 
 
 def _describe(value: object) -> str:
@@ -84,13 +93,14 @@ def _token(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def stats(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits) -> Output:
-    return Output(value=compute_stats(args["numbers"]))
-
-
 KIND = Kind(
     name="stats",
-    summary="count, min, max, sum, average and median of a list of integers, exact.",
+    summary="count, min, max, sum, average and median of integers of any size, exact.",
     run=stats,
-    args=(Arg("numbers", INTEGERS, "the integers, of any size"),),
+    args=(Arg("numbers", INTEGERS, "the integers, of any size", default=None),
+          Arg("file", FILE, "a text file of integers separated by whitespace or commas",
+              default=None)),
+    main_input="file",
+    max_input_bytes=MAX_FILE_BYTES,
+    check=_one_input,
 )
