@@ -10,9 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from worker_src import registry
+from worker_src import registry, wire
 
-from . import api
+from . import api, numbers
 from .cli_output import (
     Progress,
     emit_json,
@@ -107,9 +107,14 @@ def run_kind(args: argparse.Namespace) -> int:
     return run_on_files(args, kind, expand_files(args.files), values, files)
 
 
-def run_single(args: argparse.Namespace, kind: str, values: dict[str, Any]) -> int:
+def run_single(args: argparse.Namespace, kind: str, values: dict[str, Any],
+               upload: Any = None) -> int:
+    """One job; `upload(client, job_id)`, if given, puts its input first and adds its args."""
     with connect(args) as client:
-        [job_id] = client.submit([(kind, values)], wait=not args.no_wait)
+        job_id = wire.new_job_id()
+        if upload is not None:
+            values = {**values, **upload(client, job_id)}
+        client.submit([(kind, values)], wait=not args.no_wait, job_ids=[job_id])
         if args.no_wait:
             return print_job_ids(args, [job_id])
         [result] = list(client.wait([job_id], args.timeout))
@@ -206,20 +211,26 @@ def split_tokens(text: str) -> list[str]:
 
 
 def run_stats(args: argparse.Namespace) -> int:
+    """Integers as arguments go in the message; a file or stdin is checked and streamed to S3."""
     if args.numbers and args.file:
         raise api.UsageError("give the integers as arguments or with --file, not both")
-    if args.file:
+    if args.numbers:
+        tokens = [t for arg in args.numbers for t in split_tokens(arg)]
+        return run_single(args, "stats", {"numbers": read_integers(tokens)})
+    if args.file is None and sys.stdin.isatty():
+        read_integers([])  # UsageError: no integers given
+    name = str(args.file) if args.file is not None else "<stdin>"
+
+    def upload(client: api.Client, job_id: str) -> dict[str, Any]:
         try:
-            tokens = split_tokens(args.file.read_text(encoding="utf-8"))
+            source = args.file.open("rb") if args.file is not None else sys.stdin.buffer
         except OSError as exc:
             raise api.UsageError(f"cannot read {args.file}: {exc.strerror}") from None
-    elif args.numbers:
-        tokens = [t for arg in args.numbers for t in split_tokens(arg)]
-    elif not sys.stdin.isatty():
-        tokens = split_tokens(sys.stdin.read())
-    else:
-        tokens = []
-    return run_single(args, "stats", {"numbers": read_integers(tokens)})
+        with source:
+            key, _count = numbers.upload_numbers(client, job_id, source, name=name)
+        return {"file": key}
+
+    return run_single(args, "stats", {}, upload=upload)
 
 
 # ---- result -----------------------------------------------------------------------------

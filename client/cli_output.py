@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any, TextIO
 
 from worker_src import wire
 
+from . import numbers
+
 
 def emit_json(document: Any) -> None:
-    json.dump(document, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    sys.stdout.write(wire.dumps(document, indent=2) + "\n")
 
 
 def print_job_ids(args: argparse.Namespace, job_ids: list[str]) -> int:
@@ -39,7 +39,7 @@ def print_value(value: dict[str, Any]) -> None:
     """A result's value as aligned `key  value` lines."""
     width = max((len(key) for key in value), default=0)
     for key, item in value.items():
-        print(f"{key:<{width}}  {item}")
+        print(f"{key:<{width}}  {numbers.shown(item)}")
 
 
 class Progress:

@@ -3,7 +3,6 @@
 import io
 import json
 import time
-from fractions import Fraction
 
 import boto3
 import numpy as np
@@ -15,6 +14,7 @@ from PIL import Image
 from client import api, cli, cli_jobs
 from client.status import stack_status
 from client.web import backend, histogram
+from tests.stats_reference import matches_exactly
 from tests.web_support import (
     AUTH,
     STACK,
@@ -36,20 +36,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:This might be a color image")
 
 # ---- numbers ---------------------------------------------------------------------------
 
-def expected_stats(numbers):
-    ordered = sorted(numbers)
-    middle = len(ordered) // 2
-    median = (Fraction(ordered[middle]) if len(ordered) % 2 else
-              Fraction(ordered[middle - 1] + ordered[middle], 2))
-    average = Fraction(sum(ordered), len(ordered))
-
-    def exact(value):
-        return value.numerator if value.denominator == 1 else value.numerator / value.denominator
-
-    return {"count": len(ordered), "min": ordered[0], "max": ordered[-1], "sum": sum(ordered),
-            "average": exact(average), "median": exact(median)}
-
-
 def test_stats_through_the_api_prints_what_the_cli_prints(stack, worker, web, capsys,
                                                          monkeypatch):
     numbers = [10**40 + 3, -7, 5, 2]
@@ -57,7 +43,7 @@ def test_stats_through_the_api_prints_what_the_cli_prints(stack, worker, web, ca
     assert response.status_code == 202
     job = wait_for(web, response.json()["job_id"])
     assert job["state"] == "done" and job["kind"] == "stats" and job["error"] is None
-    assert job["result"] == expected_stats(numbers)
+    assert matches_exactly(job["result"], numbers)
     monkeypatch.setattr(cli_jobs, "connect", lambda _args: api.Client(boto3.Session(), stack))
     assert cli.main(["stats", *map(str, numbers)]) == 0
     assert job["text"] == capsys.readouterr().out.rstrip("\n")
@@ -67,7 +53,7 @@ def test_stats_through_the_api_prints_what_the_cli_prints(stack, worker, web, ca
 def test_stats_from_text_splits_as_the_cli_does(stack, worker, web):
     response = web.post("/api/stats", headers=AUTH, json={"text": "3, 1\n2  7\n"})
     job = wait_for(web, response.json()["job_id"])
-    assert job["result"] == expected_stats([3, 1, 2, 7])
+    assert matches_exactly(job["result"], [3, 1, 2, 7])
 
 
 @settings(max_examples=15, deadline=None,
@@ -76,7 +62,7 @@ def test_stats_from_text_splits_as_the_cli_does(stack, worker, web):
                         max_size=40))
 def test_stats_of_any_integers_are_exact(stack, worker, web, numbers):
     response = web.post("/api/stats", headers=AUTH, json={"numbers": numbers})
-    assert wait_for(web, response.json()["job_id"])["result"] == expected_stats(numbers)
+    assert matches_exactly(wait_for(web, response.json()["job_id"])["result"], numbers)
 
 
 @pytest.mark.parametrize(("body", "message"), [

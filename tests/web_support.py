@@ -1,7 +1,9 @@
 """Shared by the web tier's moto tests: constants and helpers (fixtures: web_fixtures.py)."""
 
 import io
+import json
 import time
+from decimal import Decimal
 
 import boto3
 import numpy as np
@@ -37,7 +39,9 @@ def requests_waiting(stack):
 def wait_for(http, job_id, timeout=30):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        job = http.get(f"/api/jobs/{job_id}", headers=AUTH).json()
+        # Decimal: the API writes a result's numbers with every digit.
+        job = json.loads(http.get(f"/api/jobs/{job_id}", headers=AUTH).text,
+                         parse_float=Decimal)
         if job["state"] in ("done", "failed") and (
                 job.get("output_url") is None or job.get("histogram") is not None):
             return job

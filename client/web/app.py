@@ -15,15 +15,25 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse as StarletteJSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+
+from worker_src import wire
 
 from .. import api
 from . import backend
 from .errors import ApiError, bad_input, not_found
 from .security import Guard, host_names
 from .session import DONE, WebSession
+
+
+class JSONResponse(StarletteJSONResponse):
+    """JSON with every digit: a result's Decimals are written as JSON numbers in full."""
+
+    def render(self, content: object) -> bytes:
+        return wire.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from botocore.exceptions import BotoCoreError
 
 from worker_src import contract, registry, wire
 
-from .. import api
+from .. import api, numbers
 from .errors import bad_input, not_found
 
 IMAGE_TYPES = {  # magic bytes -> content type; job files are served as these or as bytes
@@ -93,7 +93,7 @@ def parse_numbers(text: str) -> list[int]:
 def stats_text(value: dict[str, Any]) -> str:
     """The statistics as `python -m client stats` prints them (cli_output.print_value)."""
     width = max(len(key) for key in value)
-    return "\n".join(f"{key:<{width}}  {item}" for key, item in value.items())
+    return "\n".join(f"{key:<{width}}  {numbers.shown(item)}" for key, item in value.items())
 
 
 def download_name(kind: str, original: str, output_key: str) -> str:
