@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 from boto3.s3.transfer import TransferConfig
 
 from worker_src import contract
-from worker_src.jobs import _stats_text as text
+from worker_src import integer_text as text
 
 from . import api
 

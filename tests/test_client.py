@@ -11,55 +11,23 @@ from moto import mock_aws
 
 from client import api, cli, cli_jobs
 from client.status import stack_status
+from tests.moto_stack import deploy, serving_worker
 from worker_src import wire
-from worker_src.broker import SqsBroker
-from worker_src.config import WorkerConfig
-from worker_src.store import S3Store
-from worker_src.worker import Worker
 
 STACK = "wqw-unit"
 
-TEMPLATE = {
-    "Resources": {
-        "Dlq": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": f"{STACK}-dlq"}},
-        "Requests": {"Type": "AWS::SQS::Queue", "Properties": {
-            "QueueName": f"{STACK}-requests",
-            "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": ["Dlq", "Arn"]},
-                              "maxReceiveCount": 3}}},
-        "Bucket": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": f"{STACK}-bucket"}},
-    },
-    "Outputs": {
-        "RequestQueueUrl": {"Value": {"Ref": "Requests"}},
-        "DeadLetterQueueUrl": {"Value": {"Ref": "Dlq"}},
-        "BucketName": {"Value": {"Ref": "Bucket"}},
-        "ReplyQueuePrefix": {"Value": f"{STACK}-reply-"},
-        "LogGroupName": {"Value": "wqw-unit-logs"},
-    },
-}
 
 
 @pytest.fixture
 def stack():
     with mock_aws():
-        boto3.client("cloudformation").create_stack(StackName=STACK,
-                                                    TemplateBody=json.dumps(TEMPLATE))
-        yield api.find_stack(boto3.Session(), STACK)
+        yield deploy(STACK, outputs={"LogGroupName": "wqw-unit-logs"})
 
 
 @pytest.fixture
 def worker(stack):
-    config = WorkerConfig(request_queue_url=stack.request_queue_url,
-                          dead_letter_queue_url=stack.dead_letter_queue_url,
-                          bucket=stack.bucket, reply_queue_prefix=stack.reply_queue_prefix,
-                          wait_seconds=1)
-    broker = SqsBroker(boto3.client("sqs"), config.request_queue_url,
-                       config.dead_letter_queue_url, config.reply_queue_prefix)
-    worker = Worker(config, broker, S3Store(boto3.client("s3"), config.bucket))
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    yield worker
-    worker.stop()
-    thread.join(timeout=10)
+    with serving_worker(stack) as worker:
+        yield worker
 
 
 def reply_queues(stack):

@@ -14,6 +14,7 @@ import pytest
 from moto import mock_aws
 
 from client import api, cli, dlq
+from tests.moto_stack import deploy
 from worker_src import contract, wire
 from worker_src.broker import SqsBroker
 from worker_src.config import WorkerConfig
@@ -22,22 +23,6 @@ from worker_src.store import S3Store
 from worker_src.worker import Worker
 
 STACK = "wqw-dlq"
-TEMPLATE = {
-    "Resources": {
-        "Dlq": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": f"{STACK}-dlq"}},
-        "Requests": {"Type": "AWS::SQS::Queue", "Properties": {
-            "QueueName": f"{STACK}-requests", "VisibilityTimeout": 30,
-            "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": ["Dlq", "Arn"]},
-                              "maxReceiveCount": 3}}},
-        "Bucket": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": f"{STACK}-bucket"}},
-    },
-    "Outputs": {
-        "RequestQueueUrl": {"Value": {"Ref": "Requests"}},
-        "DeadLetterQueueUrl": {"Value": {"Ref": "Dlq"}},
-        "BucketName": {"Value": {"Ref": "Bucket"}},
-        "ReplyQueuePrefix": {"Value": f"{STACK}-reply-"},
-    },
-}
 
 
 class Killed(BaseException):
@@ -48,10 +33,7 @@ class Killed(BaseException):
 def client(monkeypatch):
     monkeypatch.setattr(dlq, "WAIT_SECONDS", 0)  # in-process moto: a short poll sees all
     with mock_aws():
-        boto3.client("cloudformation").create_stack(StackName=STACK,
-                                                    TemplateBody=json.dumps(TEMPLATE))
-        stack = api.find_stack(boto3.Session(), STACK)
-        with api.Client(boto3.Session(), stack) as client:
+        with api.Client(boto3.Session(), deploy(STACK, visibility_timeout=30)) as client:
             yield client
 
 

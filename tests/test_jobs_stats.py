@@ -17,8 +17,8 @@ from test_numbers import reference as reference_tokens
 from test_numbers import texts
 
 from worker_src import wire
+from worker_src.integer_text import MAX_DIGITS
 from worker_src.jobs import _stats_select, stats
-from worker_src.jobs._stats_text import MAX_DIGITS
 from worker_src.jobs.stats import KIND, WORKING_BYTES, compute_stats, file_stats
 from worker_src.registry import ArgError, Limits
 

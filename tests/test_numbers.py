@@ -15,7 +15,7 @@ from moto import mock_aws
 
 from client import api, numbers
 from worker_src import contract
-from worker_src.jobs import _stats_text as text
+from worker_src import integer_text as text
 
 BUCKET = "numbers-unit"
 JOB_ID = "2f1c7f4e-8d4b-4d55-9a39-3f0c2b1e9a10"

@@ -11,35 +11,19 @@ from moto import mock_aws
 
 from client import api, cli, cli_ops, dlq
 from client.status import StatusReader
+from tests.moto_stack import deploy
 from worker_src import wire
 
 STACK = "wqw-status"
-TEMPLATE = {
-    "Resources": {
-        "Dlq": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": f"{STACK}-dlq"}},
-        "Requests": {"Type": "AWS::SQS::Queue", "Properties": {
-            "QueueName": f"{STACK}-requests",
-            "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": ["Dlq", "Arn"]},
-                              "maxReceiveCount": 3}}},
-        "Bucket": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": f"{STACK}-bucket"}},
-    },
-    "Outputs": {
-        "RequestQueueUrl": {"Value": {"Ref": "Requests"}},
-        "DeadLetterQueueUrl": {"Value": {"Ref": "Dlq"}},
-        "BucketName": {"Value": {"Ref": "Bucket"}},
-        "ReplyQueuePrefix": {"Value": f"{STACK}-reply-"},
-        "DashboardUrl": {"Value": "https://console.example/cloudwatch#dashboards:name=x"},
-    },
-}
+DASHBOARD = "https://console.example/cloudwatch#dashboards:name=x"
 
 
 @pytest.fixture
 def client(monkeypatch):
     monkeypatch.setattr(dlq, "WAIT_SECONDS", 0)
     with mock_aws():
-        boto3.client("cloudformation").create_stack(StackName=STACK,
-                                                    TemplateBody=json.dumps(TEMPLATE))
-        with api.Client(boto3.Session(), api.find_stack(boto3.Session(), STACK)) as client:
+        stack = deploy(STACK, outputs={"DashboardUrl": DASHBOARD})
+        with api.Client(boto3.Session(), stack) as client:
             yield client
 
 
@@ -151,7 +135,7 @@ def test_cli_status_json_is_one_document_with_the_ages_and_the_dashboard(client,
     assert code == 0 and document["dead_letters"] == 1
     assert 0 <= document["oldest_dead_letter_age_s"] < 60
     assert document["oldest_waiting_age_s"] is None
-    assert document["dashboard_url"] == TEMPLATE["Outputs"]["DashboardUrl"]["Value"]
+    assert document["dashboard_url"] == DASHBOARD
     code, out, _ = run_cli(capsys, "status")
     assert code == 0
     assert "dead letters  1, the oldest sent " in out

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import integer_text as text
 from .. import wire
 from ..registry import JobFile
-from . import _stats_text as text
 from ._stats_exact import summary
 from ._stats_parse import exact_sum, parse, split
 from ._stats_select import Keeper, Stream, at_ranks, nbytes, select

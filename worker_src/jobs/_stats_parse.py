@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import integer_text as text
 from .. import wire  # noqa: F401  (lifts CPython's limit on the digits of int(text))
-from . import _stats_text as text
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _EMPTY_SMALL = np.empty(0, np.int64)

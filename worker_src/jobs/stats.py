@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import wire
+from ..integer_text import MAX_DIGITS
 from ..registry import FILE, INTEGERS, Arg, ArgError, JobFile, Kind, Limits, Output
-from ._stats_text import MAX_DIGITS
 
 # What a pass needs beside the values it keeps: pieces of text, their parsed
 # arrays, masks (about 5 MB measured; the rest is margin).

@@ -1,0 +1,65 @@
+"""A minimal web-queue-worker stack in in-process moto, and a worker thread serving it."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import boto3
+
+from client import api
+from worker_src.broker import SqsBroker
+from worker_src.config import WorkerConfig
+from worker_src.store import S3Store
+from worker_src.worker import Worker
+
+
+def deploy(stack: str, *, visibility_timeout: int | None = None,
+           outputs: dict[str, str] | None = None) -> api.StackInfo:
+    """Create the stack's queues (with the redrive policy), bucket and outputs; its info."""
+    requests: dict[str, Any] = {
+        "QueueName": f"{stack}-requests",
+        "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": ["Dlq", "Arn"]},
+                          "maxReceiveCount": 3}}
+    if visibility_timeout is not None:
+        requests["VisibilityTimeout"] = visibility_timeout
+    template = {
+        "Resources": {
+            "Dlq": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": f"{stack}-dlq"}},
+            "Requests": {"Type": "AWS::SQS::Queue", "Properties": requests},
+            "Bucket": {"Type": "AWS::S3::Bucket",
+                       "Properties": {"BucketName": f"{stack}-bucket"}},
+        },
+        "Outputs": {
+            "RequestQueueUrl": {"Value": {"Ref": "Requests"}},
+            "DeadLetterQueueUrl": {"Value": {"Ref": "Dlq"}},
+            "BucketName": {"Value": {"Ref": "Bucket"}},
+            "ReplyQueuePrefix": {"Value": f"{stack}-reply-"},
+            **{key: {"Value": value} for key, value in (outputs or {}).items()},
+        },
+    }
+    boto3.client("cloudformation").create_stack(StackName=stack,
+                                                TemplateBody=json.dumps(template))
+    return api.find_stack(boto3.Session(), stack)
+
+
+@contextmanager
+def serving_worker(stack: api.StackInfo) -> Iterator[Worker]:
+    """A real Worker on the stack's queues, in a thread, stopped on exit."""
+    config = WorkerConfig(request_queue_url=stack.request_queue_url,
+                          dead_letter_queue_url=stack.dead_letter_queue_url,
+                          bucket=stack.bucket, reply_queue_prefix=stack.reply_queue_prefix,
+                          wait_seconds=1)
+    broker = SqsBroker(boto3.client("sqs"), config.request_queue_url,
+                       config.dead_letter_queue_url, config.reply_queue_prefix)
+    worker = Worker(config, broker, S3Store(boto3.client("s3"), config.bucket))
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        thread.join(timeout=10)
