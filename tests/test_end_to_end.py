@@ -127,3 +127,16 @@ def test_ctrl_c_stops_the_local_stack_and_its_workers(local_stack):
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=60) == 0
     assert "stopping" in process.stderr.read()
+
+
+def test_the_demo_runs_one_job_of_every_kind(tmp_path):
+    from worker_src import registry
+
+    result = subprocess.run([sys.executable, "-m", "client", "demo", "-o", str(tmp_path)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "median" in result.stdout
+    images = [k.name for k in registry.kinds().values() if k.output == registry.IMAGE]
+    assert len(images) >= 7
+    for kind in images:
+        assert (tmp_path / f"moon-{kind}.png").stat().st_size > 0, kind
