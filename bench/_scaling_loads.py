@@ -153,8 +153,8 @@ def loads(quick: bool) -> list[Load]:
     steady = 600.0 if quick else hour
     day = 2 * hour if quick else 24 * hour
     spike_at, spike_for = (300.0, 120.0) if quick else (1200.0, 300.0)
-    found = [Load("burst", f"burst of {200 if quick else 1000} 12 MP images", None, 0.0,
-                  (0.0, 0.0), burst=200 if quick else 1000, settle=hour)]
+    found = [Load("burst", f"burst of {500 if quick else 1000} 12 MP images", None, 0.0,
+                  (0.0, 0.0), burst=500 if quick else 1000, settle=hour)]
     rates = (2.0,) if quick else (0.5, 2.0, 8.0)
     for rate in rates:
         found.append(Load(f"poisson-{rate:g}", f"Poisson {rate:g} jobs/s, mixed kinds",

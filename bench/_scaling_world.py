@@ -52,9 +52,6 @@ class World:
     launch_credits: float = 30 * 60.0
     install_cpu_seconds: float = 60.0
     host_cores: int | None = None  # --check: all workers share this many cores
-    # What-if: the worker lifts its protection before every long poll (today it does so only
-    # after a poll that returned nothing).
-    unprotected_while_polling: bool = False
 
 
 @dataclass(frozen=True)
@@ -216,8 +213,6 @@ class Simulation:
             return
 
     def _receive(self, instance: Instance):  # noqa: ANN202
-        if self.world.unprotected_while_polling:
-            instance.protected = False
         yield self.env.timeout(self.world.sqs_call_seconds)
         count = self._batch_size(instance)
         if self.visible:
