@@ -51,7 +51,6 @@ class World:
     credit_cap: float = 144 * 60.0  # vCPU-seconds (144 credits of one vCPU-minute)
     launch_credits: float = 30 * 60.0
     install_cpu_seconds: float = 60.0
-    host_cores: int | None = None  # --check: all workers share this many cores
 
 
 @dataclass(frozen=True)
@@ -72,7 +71,6 @@ class Instance:
     terminated: float | None = None
     ready: bool = False
     protected: bool = False
-    in_cpu: bool = False
     held: list[Job] = field(default_factory=list)
     average_job: float = 0.0
     waiter: simpy.Event | None = None
@@ -238,9 +236,7 @@ class Simulation:
         oldest: float | None = None
         for job in jobs:
             started = self.env.now
-            instance.in_cpu = True
             yield self.env.timeout(self._cpu_time(instance, job.cpu))
-            instance.in_cpu = False
             yield self.env.timeout(job.io)
             instance.average_job += 0.3 * (self.env.now - started - instance.average_job)
             unflushed.append(job)
@@ -274,9 +270,6 @@ class Simulation:
     def _cpu_time(self, instance: Instance, cpu: float) -> float:
         """Wall time of `cpu` seconds of full-speed work: at full speed while credits last
         (each second costs 1 - baseline of them net), then at the baseline share."""
-        if self.world.host_cores:
-            sharing = sum(i.in_cpu for i in self.instances if i.alive)
-            cpu *= max(1.0, sharing / self.world.host_cores)
         if not self.world.credits:
             return cpu
         self._accrue(instance)
