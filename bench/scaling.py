@@ -39,9 +39,6 @@ from bench._scaling_world import Simulation, World  # noqa: E402
 
 ROOT = HERE.parent
 FIGURES = ROOT / "docs" / "figures"
-# AWS's advice sets the target to the acceptable backlog per instance; the same 100 waiting jobs
-# per worker as the stack's own default keeps the two comparable.
-TRACKING_TARGET = 100.0
 OURS = "ours (this stack)"
 
 
@@ -72,21 +69,25 @@ def parse_context(items: list[str]) -> dict[str, str]:
 def synthesize_policies(context: dict[str, str]) -> Policies:
     """app.py for the context and for max_workers=1 (subprocesses), the anchors in-process."""
     from bench import _scaling_search as search
+    from bench._scaling_choice import defaults
     from client.emulator_template import synthesize
 
     max_workers = int(context["max_workers"])
+    # AWS's advice: a target of the acceptable backlog per instance. The construct's own
+    # jobs_per_worker keeps the two comparable.
+    target = float(defaults()["jobs_per_worker"])
     with tempfile.TemporaryDirectory(prefix="wqw-scaling-synth-") as folder, \
             ThreadPoolExecutor(max_workers=2) as pool:
         ours = pool.submit(synthesize, "wqw-scaling", context, Path(folder) / "ours")
         single = pool.submit(synthesize, "wqw-scaling", {**context, "max_workers": "1"},
                              Path(folder) / "single")
         qpfs = search.qpfs_template(max_workers)
-        tracking = search.target_tracking_template(max_workers, TRACKING_TARGET)
+        tracking = search.target_tracking_template(max_workers, target)
         return Policies(
             ours=read_fleet(ours.result(), OURS),
             default_stack=read_fleet(single.result(), "default stack"),
             qpfs=read_fleet(qpfs, "QPFS default"),
-            tracking=read_fleet(tracking, f"AWS target tracking {TRACKING_TARGET:g}/instance"))
+            tracking=read_fleet(tracking, f"AWS target tracking {target:g}/instance"))
 
 
 def simulate(fleet: Fleet, world: World, load: world_figures.Load, jobs: list[Any],

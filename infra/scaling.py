@@ -36,14 +36,14 @@ class BacklogScaling(Construct):
         *,
         group: autoscaling.AutoScalingGroup,
         queue: sqs.IQueue,
-        jobs_per_worker: int = 100,
+        jobs_per_worker: int = 75,
         idle_minutes: int = 1,
         launch_time: Duration = LAUNCH_TIME,
     ) -> None:
         """
         :param group: the worker group; its MinSize and MaxSize bound the policy.
         :param queue: the requests queue.
-        :param jobs_per_worker: waiting jobs that justify one more worker. @default 100
+        :param jobs_per_worker: waiting jobs that justify one more worker. @default 75
         :param idle_minutes: minutes with no waiting job before scaling in. @default 1
         :param launch_time: launch to first receive; the group's default instance warm-up.
             @default LAUNCH_TIME (150 s)
