@@ -1,22 +1,26 @@
-"""Image benchmark: the original way vs our equalize job vs the codec floor.
+"""Image benchmark: each image kind beside scikit-image's own call path and the codec floor.
 
-    .venv/bin/python bench/image.py            # full run (about 5 minutes)
-    .venv/bin/python bench/image.py --quick    # smoke run (well under a minute)
+    .venv/bin/python bench/image.py            # full run (about 10 minutes)
+    .venv/bin/python bench/image.py --quick    # smoke run (about a minute)
 
-For each synthetic photo-like image (smooth gradients plus noise, low contrast;
-generated here, never committed) and each method, every run is a fresh Python
-process; the table shows the median of the runs of wall time (the work only:
-interpreter start and imports excluded) and peak RSS (the child's own high-water
-mark, VmHWM, imports included; ru_maxrss where there is no /proc):
+Two tables, one run. The first is `equalize` over image sizes; the second has
+one row per image kind on a 12 MP RGB JPEG (1 MP with --quick). The images are
+synthetic photo-like pictures (smooth gradients plus noise, low contrast;
+generated here, never committed); `match` gets a second such picture, same
+size, as its reference. Every cell is a fresh Python process; the table shows
+the median over the runs of wall time (the work only: interpreter start and
+imports excluded) and of peak RSS (the child's own high-water mark, VmHWM,
+imports included; ru_maxrss where there is no /proc):
 
-  (a) the original way: skimage.io.imread -> exposure.equalize_hist ->
-      util.img_as_ubyte -> save with Pillow in the same format;
-  (b) the worker's job function, worker_src.jobs._imaging.equalize_image(bytes),
-      decode and encode included;
-  (c) the floor: Pillow decode + encode of the same file, no processing.
+  (a) scikit-image's path: skimage.io.imread -> the exposure function
+      (img_as_ubyte where it returns floats) -> save with Pillow, same format;
+  (b) ours: the kind's function, KIND.run(args, files, limits), as the worker
+      calls it (decode, the work, the histograms and encode included);
+  (c) the floor: Pillow decode + encode of the same file, no processing (for
+      `match` the reference is decoded too: the job cannot avoid it).
 
-`max |diff|` compares (a)'s equalized pixels with (b)'s before encoding, in one
-extra process per image.
+`max |diff|` compares (a)'s pixels with (b)'s before encoding, in one extra
+process per row.
 """
 
 from __future__ import annotations
@@ -42,6 +46,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 METHODS = ("a", "b", "c")
+# Each kind's arguments in the benchmark (the rest are the kinds' defaults).
+KIND_ARGS = {"equalize": {}, "clahe": {}, "stretch": {}, "gamma": {"gamma": 0.5}, "log": {},
+             "sigmoid": {}, "match": {}}
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,7 @@ FULL_CASES = (
     Case(12, "RGB", "PNG"),
 )
 QUICK_CASES = (Case(1, "RGB", "JPEG"), Case(12, "RGB", "JPEG"))
+KINDS_CASE, QUICK_KINDS_CASE = Case(12, "RGB", "JPEG"), Case(1, "RGB", "JPEG")
 
 
 def make_image(path: Path, case: Case, seed: int = 0) -> Path:
@@ -94,29 +102,98 @@ def make_image(path: Path, case: Case, seed: int = 0) -> Path:
     return path
 
 
-def run_method(method: str, path: Path) -> float:
+def skimage_result(kind: str, pixels, reference_path: Path | None):
+    """scikit-image's answer for `kind` on decoded pixels (img_as_ubyte where it gives floats)."""
+    import warnings
+
+    import numpy as np
+    from skimage import exposure, io, util
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # equalize_hist: "This might be a color image"
+        if kind == "equalize":
+            return util.img_as_ubyte(exposure.equalize_hist(pixels))
+        if kind == "clahe":
+            return util.img_as_ubyte(exposure.equalize_adapthist(pixels))
+        if kind == "stretch":
+            return exposure.rescale_intensity(pixels, in_range=tuple(np.percentile(pixels,
+                                                                                   (2, 98))))
+        if kind == "gamma":
+            return exposure.adjust_gamma(pixels, KIND_ARGS["gamma"]["gamma"])
+        if kind == "log":
+            return exposure.adjust_log(pixels)
+        if kind == "sigmoid":
+            return exposure.adjust_sigmoid(pixels)
+        if kind == "match":
+            return exposure.match_histograms(pixels, io.imread(reference_path), channel_axis=-1)
+    raise ValueError(f"unknown kind {kind!r}")
+
+
+@dataclass
+class BenchFile:
+    """A JobFile over a local file (the worker's is an S3 object)."""
+
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def key(self) -> str:
+        return f"inputs/bench/{self.path.name}"
+
+    @property
+    def size(self) -> int:
+        return self.path.stat().st_size
+
+    def read(self) -> bytes:
+        return self.path.read_bytes()
+
+    def open(self) -> io.BytesIO:
+        return io.BytesIO(self.read())
+
+
+def run_kind(kind: str, path: Path, reference_path: Path | None):
+    """The kind's function as the executor calls it; its Output."""
+    from worker_src import registry
+
+    spec = registry.get_kind(kind)
+    files = {spec.main_input: BenchFile(path)}
+    if reference_path is not None:
+        files["reference"] = BenchFile(reference_path)
+    args = spec.check_args({**KIND_ARGS[kind], **{n: f.name for n, f in files.items()}})
+    args = {name: value for name, value in args.items() if name not in files}
+    limits = registry.Limits(max_input_bytes=spec.max_input_bytes, max_pixels=spec.max_pixels)
+    return spec.run(args, files, limits)
+
+
+def run_method(method: str, path: Path, kind: str = "equalize",
+               reference_path: Path | None = None) -> float:
     """Do one method's work on one file in this process; return its wall time in seconds."""
     if method == "a":
         from PIL import Image
-        from skimage import exposure, io, util
+        from skimage import io
 
         fmt = Image.open(path).format
         start = time.perf_counter()
-        pixels = io.imread(path)
-        out = util.img_as_ubyte(exposure.equalize_hist(pixels))
+        out = skimage_result(kind, io.imread(path), reference_path)
         buffer = io_bytes()
         Image.fromarray(out).save(buffer, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
         return time.perf_counter() - start
     if method == "b":
-        from worker_src.jobs._imaging import equalize_image
+        # Imported before the clock starts, as (a)'s scikit-image is.
+        from worker_src.jobs import _clahe, _imaging, _tables  # noqa: F401
 
         start = time.perf_counter()
-        equalize_image(path.read_bytes())
+        run_kind(kind, path, reference_path)
         return time.perf_counter() - start
     if method == "c":
         from PIL import Image, JpegImagePlugin
 
         start = time.perf_counter()
+        if reference_path is not None:
+            Image.open(io_bytes(reference_path.read_bytes())).load()
         image = Image.open(io_bytes(path.read_bytes()))
         image.load()
         params = {}
@@ -132,40 +209,46 @@ def io_bytes(data: bytes = b"") -> io.BytesIO:
     return io.BytesIO(data)
 
 
-def max_difference(path: Path) -> int:
-    """max |a - b| between skimage's equalized pixels and ours, before encoding."""
-    import warnings
-
+def max_difference(path: Path, kind: str = "equalize",
+                   reference_path: Path | None = None) -> int:
+    """max |a - b| between scikit-image's pixels and ours, before encoding."""
     import numpy as np
-    from PIL import Image
-    from skimage import exposure, io, util
+    from skimage import io
 
-    from worker_src.jobs._imaging import equalize_pixels
+    from worker_src.jobs import _imaging
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # skimage: "This might be a color image"
-        expected = util.img_as_ubyte(exposure.equalize_hist(io.imread(path)))
-    with Image.open(path) as image:
-        image.load()
-        got = np.asarray(equalize_pixels(image, in_place=True))
-    return int(np.abs(got.astype(np.int16) - expected).max())
+    expected = skimage_result(kind, io.imread(path), reference_path)
+    captured = []
+    encode = _imaging.encode
+    _imaging.encode = lambda out, source: captured.append(np.array(out)) or encode(out, source)
+    try:
+        run_kind(kind, path, reference_path)
+    finally:
+        _imaging.encode = encode
+    return int(np.abs(captured[0].astype(np.int16) - expected).max())
 
 
-def measure_once(method: str, path: Path) -> tuple[float, int]:
-    """Run one method in a fresh process: (wall seconds of the work, peak RSS in bytes)."""
+def child(*args: str) -> dict:
+    """Run this file with --child ARGS in a fresh process; its last JSON line."""
     output = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--child", method, str(path)],
+        [sys.executable, str(Path(__file__).resolve()), "--child", *args],
         check=True, capture_output=True, text=True, cwd=ROOT,
     ).stdout
-    report = json.loads(output.strip().splitlines()[-1])
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def measure_once(method: str, path: Path, kind: str = "equalize",
+                 reference_path: Path | None = None) -> tuple[float, int]:
+    """Run one method in a fresh process: (wall seconds of the work, peak RSS in bytes)."""
+    report = child(method, kind, str(path), str(reference_path or ""))
     return report["seconds"], report["maxrss_kib"] * 1024
 
 
-def child_main(method: str, path: Path) -> None:
+def child_main(method: str, kind: str, path: Path, reference_path: Path | None) -> None:
     if method == "diff":
-        print(json.dumps({"max_diff": max_difference(path)}))
+        print(json.dumps({"max_diff": max_difference(path, kind, reference_path)}))
         return
-    seconds = run_method(method, path)
+    seconds = run_method(method, path, kind, reference_path)
     print(json.dumps({"seconds": seconds, "maxrss_kib": peak_rss_kib()}))
 
 
@@ -184,74 +267,105 @@ def peak_rss_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def measure_case(path: Path, runs: int) -> dict[str, tuple[float, float]]:
+def measure(path: Path, runs: int, kind: str = "equalize",
+            reference_path: Path | None = None) -> dict[str, tuple[float, float]]:
     """Median (seconds, peak bytes) per method, runs interleaved a, b, c, a, b, c, ..."""
     samples: dict[str, list[tuple[float, int]]] = {m: [] for m in METHODS}
     for _ in range(runs):
         for method in METHODS:
-            samples[method].append(measure_once(method, path))
+            samples[method].append(measure_once(method, path, kind, reference_path))
     return {m: (statistics.median(s for s, _ in samples[m]),
                 statistics.median(r for _, r in samples[m])) for m in METHODS}
 
 
-def diff_in_child(path: Path) -> int:
-    output = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--child", "diff", str(path)],
-        check=True, capture_output=True, text=True, cwd=ROOT,
-    ).stdout
-    return json.loads(output.strip().splitlines()[-1])["max_diff"]
+def diff_in_child(path: Path, kind: str = "equalize", reference_path: Path | None = None) -> int:
+    return child("diff", kind, str(path), str(reference_path or ""))["max_diff"]
+
+
+def cells(result: dict[str, tuple[float, float]], diff: int | str) -> list[str]:
+    (ta, ma), (tb, mb), (tc, mc) = result["a"], result["b"], result["c"]
+    mb_ = 1e6
+    return [f"{ta:.2f} s / {ma / mb_:.0f} MB", f"{tb:.3f} s / {mb / mb_:.0f} MB",
+            f"{tc:.3f} s / {mc / mb_:.0f} MB",
+            f"{ta / tb:.1f}x", f"{ma / mb:.1f}x", f"{tb / tc:.2f}x", str(diff)]
 
 
 def format_row(case: Case, size: int, result: dict[str, tuple[float, float]],
                diff: int | str) -> str:
-    (ta, ma), (tb, mb), (tc, mc) = result["a"], result["b"], result["c"]
-    mb_ = 1e6
-    cells = [case.label, f"{size / mb_:.1f}",
-             f"{ta:.2f} s / {ma / mb_:.0f} MB", f"{tb:.3f} s / {mb / mb_:.0f} MB",
-             f"{tc:.3f} s / {mc / mb_:.0f} MB",
-             f"{ta / tb:.1f}x", f"{ma / mb:.1f}x", f"{tb / tc:.2f}x", str(diff)]
-    return "| " + " | ".join(cells) + " |"
+    return "| " + " | ".join([case.label, f"{size / 1e6:.1f}", *cells(result, diff)]) + " |"
 
 
-HEADER = ("| image | file MB | (a) original: time / peak RSS | (b) ours | (c) floor: decode+encode "
-          "| a/b time | a/b memory | b/c time | max abs diff a vs b |\n"
+COLUMNS = ("(a) scikit-image: time / peak RSS | (b) ours | (c) floor: decode+encode "
+           "| a/b time | a/b memory | b/c time | max abs diff a vs b |")
+HEADER = (f"| image | file MB | {COLUMNS}\n"
           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+KINDS_HEADER = (f"| kind | {COLUMNS}\n"
+                "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="two sizes, 3 runs: a smoke run")
-    parser.add_argument("--runs", type=int, help="runs per method and image (default 5; 3 quick)")
+    parser.add_argument("--quick", action="store_true",
+                        help="two sizes and 1 MP kinds, fewer runs: a smoke run")
+    parser.add_argument("--runs", type=int, help="runs per method and image (default 5 for the "
+                                                 "sizes, 3 for the kinds; 3 and 2 quick)")
+    parser.add_argument("--only", choices=("sizes", "kinds"), help="print one table only")
+    parser.add_argument("--kinds", help="comma-separated kinds for the second table (default all)")
     parser.add_argument("--no-diff", action="store_true", help="skip the max |diff| check")
-    parser.add_argument("--child", nargs=2, metavar=("METHOD", "PATH"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=4, metavar=("METHOD", "KIND", "PATH", "REFERENCE"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        child_main(args.child[0], Path(args.child[1]))
+        method, kind, path, reference = args.child
+        child_main(method, kind, Path(path), Path(reference) if reference else None)
         return 0
 
     import PIL
     from PIL import features
 
-    cases = QUICK_CASES if args.quick else FULL_CASES
-    runs = args.runs or (3 if args.quick else 5)
     workdir = Path(tempfile.mkdtemp(prefix="bench-image-"))
     started = time.perf_counter()
     try:
         print(f"Python {platform.python_version()}, Pillow {PIL.__version__} "
               f"(libjpeg-turbo {features.version('libjpeg_turbo')}), {os.cpu_count()} CPUs; "
-              f"median of {runs} fresh processes per cell; MB = 10^6 bytes\n")
-        print(HEADER, flush=True)
-        for case in cases:
-            path = make_image(workdir / case.filename, case)
-            result = measure_case(path, runs)
-            diff = "-" if args.no_diff else diff_in_child(path)
-            print(format_row(case, path.stat().st_size, result, diff), flush=True)
-            path.unlink()
+              f"median of fresh processes per cell; MB = 10^6 bytes\n")
+        if args.only != "kinds":
+            sizes_table(workdir, args)
+        if args.only != "sizes":
+            kinds_table(workdir, args)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"\n(total {time.perf_counter() - started:.0f} s; command: "
           f"python bench/image.py{' --quick' if args.quick else ''})")
     return 0
+
+
+def sizes_table(workdir: Path, args: argparse.Namespace) -> None:
+    runs = args.runs or (3 if args.quick else 5)
+    print(f"equalize by image size ({runs} runs):\n")
+    print(HEADER, flush=True)
+    for case in QUICK_CASES if args.quick else FULL_CASES:
+        path = make_image(workdir / case.filename, case)
+        result = measure(path, runs)
+        diff = "-" if args.no_diff else diff_in_child(path)
+        print(format_row(case, path.stat().st_size, result, diff), flush=True)
+        path.unlink()
+
+
+def kinds_table(workdir: Path, args: argparse.Namespace) -> None:
+    case = QUICK_KINDS_CASE if args.quick else KINDS_CASE
+    runs = args.runs or (2 if args.quick else 3)
+    kinds = args.kinds.split(",") if args.kinds else list(KIND_ARGS)
+    path = make_image(workdir / case.filename, case)
+    reference = make_image(workdir / f"reference-{case.filename}", case, seed=1)
+    print(f"\nEvery image kind on a {case.label} ({path.stat().st_size / 1e6:.1f} MB; "
+          f"arguments {KIND_ARGS}, else the defaults; {runs} runs):\n")
+    print(KINDS_HEADER, flush=True)
+    for kind in kinds:
+        ref = reference if kind == "match" else None
+        result = measure(path, runs, kind, ref)
+        diff = "-" if args.no_diff else diff_in_child(path, kind, ref)
+        print("| " + " | ".join([kind, *cells(result, diff)]) + " |", flush=True)
 
 
 if __name__ == "__main__":

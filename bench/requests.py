@@ -155,7 +155,7 @@ def equalize_run(stack: Any, worker_log: Path, images: list[Path], out_dir: Path
 
     label = f"{len(images)} `equalize` jobs, 256×256 JPEG, outputs downloaded"
     return measure_run(stack, worker_log, label, len(images),
-                       lambda client: client.submit_images(images), download)
+                       lambda client: client.submit_files("equalize", images), download)
 
 
 def measure(stack: Any, *, quick: bool, idle_seconds: float) -> Report:

@@ -13,7 +13,7 @@ processes (`python -m worker_src`). For each worker count, in this order:
   best a job pipeline of the same depth can do per client.
 - stats: Client.submit / Client.wait from one thread, at most DEPTH jobs in flight (topped up
   10 at a time), 100 integers per job.
-- images: 1 MP photo-like RGB JPEGs (q90, generated here): Client.submit_images (uploads 8 at a
+- images: 1 MP photo-like RGB JPEGs (q90, generated here): Client.submit_files (uploads 8 at a
   time), at most 40 in flight; outputs left in S3 (the CLI row downloads them).
 - 12 MP images (full run only): the same with 4000×3000 JPEGs, where the worker's own
   compute, not the emulator, dominates a job.
@@ -219,7 +219,8 @@ def measure_phase(stack: Any, running: list[WorkerProcess], sizes: Sizes, images
 
     def submitter(paths: list[Path]) -> Callable[[Any, int], list[str]]:
         cycle = itertools.cycle(paths)
-        return lambda client, count: client.submit_images([next(cycle) for _ in range(count)])
+        return lambda client, count: client.submit_files(
+            "equalize", [next(cycle) for _ in range(count)])
 
     raw = meter.timed(lambda: raw_rate(stack, STATS_DEPTH, sizes.raw_seconds, body))
     with stack.client() as client:

@@ -1,9 +1,11 @@
-"""The client library: find a deployed stack, submit jobs, wait for their results.
+"""The client library: find a deployed stack, submit jobs of any kind, wait for their results.
 
     with Client.connect("web-queue-worker") as client:
         [job_id] = client.submit([("stats", {"numbers": [3, 1, 2]})])
         for result in client.wait([job_id], timeout=60):
             print(result.value)
+
+        job_ids = client.submit_files("gamma", [Path("photo.jpg")], {"gamma": 0.5})
 
 Each Client creates its own reply queue (`<stack>-reply-<random>`) on first
 submit and deletes it on close; results are matched to jobs by job id.
@@ -13,67 +15,37 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
 
 import boto3
 from boto3.s3.transfer import TransferConfig
-from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    NoRegionError,
-    ReadTimeoutError,
+from botocore.exceptions import BotoCoreError, ClientError
+
+from worker_src import aws, contract, registry, wire
+from worker_src.contract import Output
+
+from .errors import (  # noqa: F401 - the library's errors, importable from here
+    AwsUnavailable,
+    ClientFailure,
+    StackNotFound,
+    UsageError,
+    WaitTimeout,
+    aws_call,
 )
 
-from worker_src import wire
-from worker_src.config import region_from_environment
-
-DEFAULT_STACK = "web-queue-worker"
+DEFAULT_STACK = contract.DEFAULT_STACK_NAME
 # A reply queue untouched for this long belongs to a run that died.
 STALE_REPLY_QUEUE_SECONDS = 24 * 3600
-# Images go up in one PUT, not in 8 MB parts that are each billed as a request
-# (the worker refuses inputs over 200 MB).
+# Files go up in one PUT, not in 8 MB parts that are each billed as a request
+# (kinds take at most 200 MB per file).
 SINGLE_PUT = TransferConfig(multipart_threshold=256 * 1024 * 1024)
-# An unreachable endpoint fails in seconds, not minutes: short connect timeout, few retries.
-# The read timeout stays above the 20 s long poll.
-AWS_CONFIG = Config(connect_timeout=5, read_timeout=30,
-                    retries={"mode": "standard", "max_attempts": 3})
-
-
-class ClientFailure(Exception):
-    """An error the CLI reports in one line, with its own exit code."""
-
-    exit_code = 1
-
-
-class UsageError(ClientFailure):
-    exit_code = 2
-
-
-class StackNotFound(ClientFailure):
-    exit_code = 3
-
-
-class WaitTimeout(ClientFailure):
-    exit_code = 4
-
-    def __init__(self, message: str, missing: list[str]) -> None:
-        super().__init__(message)
-        self.missing = missing
-
-
-class AwsUnavailable(ClientFailure):
-    exit_code = 5
 
 
 @dataclass(frozen=True)
@@ -87,30 +59,30 @@ class StackInfo:
     reply_queue_prefix: str
     worker_group: str | None = None
     log_group: str | None = None
+    dashboard_url: str | None = None
 
     @classmethod
     def from_outputs(cls, name: str, outputs: dict[str, str]) -> StackInfo:
-        required = ("RequestQueueUrl", "DeadLetterQueueUrl", "BucketName", "ReplyQueuePrefix")
-        missing = [key for key in required if key not in outputs]
+        missing = [key for key in Output.REQUIRED if key not in outputs]
         if missing:
             raise StackNotFound(
                 f"stack {name!r} lacks the outputs {', '.join(missing)}: is it a "
                 f"web-queue-worker stack, and has its deployment finished?")
         return cls(
             name=name,
-            request_queue_url=outputs["RequestQueueUrl"],
-            dead_letter_queue_url=outputs["DeadLetterQueueUrl"],
-            bucket=outputs["BucketName"],
-            reply_queue_prefix=outputs["ReplyQueuePrefix"],
-            worker_group=outputs.get("WorkerGroupName"),
-            log_group=outputs.get("LogGroupName"),
+            request_queue_url=outputs[Output.REQUEST_QUEUE_URL],
+            dead_letter_queue_url=outputs[Output.DEAD_LETTER_QUEUE_URL],
+            bucket=outputs[Output.BUCKET_NAME],
+            reply_queue_prefix=outputs[Output.REPLY_QUEUE_PREFIX],
+            worker_group=outputs.get(Output.WORKER_GROUP_NAME),
+            log_group=outputs.get(Output.LOG_GROUP_NAME),
+            dashboard_url=outputs.get(Output.DASHBOARD_URL),
         )
 
 
 def find_stack(session: boto3.Session, stack_name: str,
                endpoint_url: str | None = None) -> StackInfo:
-    cloudformation = session.client("cloudformation", endpoint_url=endpoint_url,
-                                    config=AWS_CONFIG)
+    cloudformation = aws.make_client(session, "cloudformation", endpoint_url)
     try:
         stacks = aws_call(cloudformation.describe_stacks, StackName=stack_name)["Stacks"]
     except AwsUnavailable as exc:
@@ -123,23 +95,20 @@ def find_stack(session: boto3.Session, stack_name: str,
     return StackInfo.from_outputs(stack_name, outputs)
 
 
-def aws_call(function: Any, **kwargs: Any) -> Any:
-    """Call an AWS API, turning SDK errors into one-line AwsUnavailable failures."""
+def find_kind(name: str) -> registry.Kind:
+    """The registered kind called `name`; UsageError naming the known ones if none."""
     try:
-        return function(**kwargs)
-    except NoRegionError:
-        raise AwsUnavailable("no AWS region: set AWS_REGION or pass --region") from None
-    except NoCredentialsError:
-        raise AwsUnavailable("no AWS credentials: set AWS_PROFILE or run 'aws configure'") from None
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        raise AwsUnavailable(f"{error.get('Code')}: {error.get('Message')}") from None
-    except (EndpointConnectionError, ConnectionClosedError, ConnectTimeoutError,
-            ReadTimeoutError) as exc:
-        raise AwsUnavailable(f"cannot reach AWS: {exc} (is the endpoint up? "
-                             f"check AWS_ENDPOINT_URL, AWS_REGION and the network)") from None
-    except BotoCoreError as exc:
-        raise AwsUnavailable(str(exc)) from None
+        return registry.get_kind(name)
+    except KeyError as exc:
+        raise UsageError(exc.args[0]) from None
+
+
+def check_args(kind: registry.Kind, args: Mapping[str, Any]) -> dict[str, Any]:
+    """`args` checked against the kind (file arguments as any string); UsageError if refused."""
+    try:
+        return kind.check_args(args)
+    except registry.ArgError as exc:
+        raise UsageError(exc.message) from None
 
 
 class Client:
@@ -148,9 +117,11 @@ class Client:
         self.session = session
         self.stack = stack
         self.endpoint_url = endpoint_url  # None: each service's own AWS endpoint
-        self.sqs = session.client("sqs", endpoint_url=endpoint_url, config=AWS_CONFIG)
-        self.s3 = session.client("s3", endpoint_url=endpoint_url, config=AWS_CONFIG)
+        self.sqs = self.aws_client("sqs")
+        self.s3 = self.aws_client("s3")
         self.reply_queue_url: str | None = None
+        self.closed = False
+        self._lock = threading.Lock()
         self._pending: set[str] = set()  # submitted, no result yet
         self._arrived: dict[str, wire.Result] = {}  # received, not yet handed out
 
@@ -158,11 +129,13 @@ class Client:
     def connect(cls, stack_name: str = DEFAULT_STACK, *, profile: str | None = None,
                 region: str | None = None, endpoint_url: str | None = None) -> Client:
         try:
-            session = boto3.Session(profile_name=profile,
-                                    region_name=region or region_from_environment())
+            session = aws.make_session(profile, region)
         except BotoCoreError as exc:  # e.g. a profile that does not exist
             raise AwsUnavailable(str(exc)) from None
         return cls(session, find_stack(session, stack_name, endpoint_url), endpoint_url)
+
+    def aws_client(self, service: str) -> Any:
+        return aws.make_client(self.session, service, self.endpoint_url)
 
     def __enter__(self) -> Client:
         return self
@@ -172,6 +145,7 @@ class Client:
 
     def close(self) -> None:
         """Delete this run's reply queue (results not yet received are in S3 if undeliverable)."""
+        self.closed = True
         if self.reply_queue_url is not None:
             url, self.reply_queue_url = self.reply_queue_url, None
             try:
@@ -198,13 +172,41 @@ class Client:
             if len(body.encode()) > wire.MAX_MESSAGE_BYTES:
                 body = self._args_through_s3(job)
             bodies.append((job_id, body))
+        if wait:  # before sending: a fast worker's reply must find its job pending
+            with self._lock:
+                self._pending.update(job_id for job_id, _ in bodies)
         self._send_batches(bodies)
-        if wait:
-            self._pending.update(job_id for job_id, _ in bodies)
         return [job_id for job_id, _ in bodies]
 
+    def submit_files(self, kind_name: str, inputs: list[Path], args: Mapping[str, Any] = {},
+                     file_args: Mapping[str, Path] = {}, *, wait: bool = True,
+                     on_upload: Callable[[Path], None] | None = None) -> list[str]:
+        """One job of `kind_name` per input file (uploaded 8 at a time); their job ids.
+
+        `file_args` are the kind's other file arguments (e.g. match's reference),
+        uploaded once per job since every key carries its job id.
+        """
+        kind = find_kind(kind_name)
+        if kind.main_input is None:
+            raise UsageError(f"{kind_name} takes no input file")
+        check_args(kind, {**args, kind.main_input: "x", **dict.fromkeys(file_args, "x")})
+        job_ids = [wire.new_job_id() for _ in inputs]
+
+        def upload(job_id: str, path: Path) -> dict[str, Any]:
+            job_args = dict(args)
+            job_args[kind.main_input] = self.upload(job_id, path.name, path)
+            for name, other in file_args.items():
+                job_args[name] = self.upload(job_id, f"{name}-{other.name}", other)
+            if on_upload is not None:
+                on_upload(path)
+            return job_args
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            all_args = list(pool.map(upload, job_ids, inputs))
+        return self.submit([(kind_name, a) for a in all_args], wait=wait, job_ids=job_ids)
+
     def _args_through_s3(self, job: wire.Job) -> str:
-        key = f"inputs/{job.job_id}/args.json"
+        key = contract.args_key(job.job_id)
         aws_call(self.s3.put_object, Bucket=self.stack.bucket, Key=key,
                  Body=json.dumps(job.args, separators=(",", ":")).encode(),
                  ContentType="application/json")
@@ -238,15 +240,16 @@ class Client:
         raise AwsUnavailable(f"SQS refused {len(entries)} job(s) after 5 attempts")
 
     def _reply_queue(self) -> str:
-        if self.reply_queue_url is None:
-            name = f"{self.stack.reply_queue_prefix}{uuid.uuid4().hex[:16]}"
-            self.remove_stale_reply_queues()
-            response = aws_call(self.sqs.create_queue, QueueName=name, Attributes={
-                "MessageRetentionPeriod": str(4 * 24 * 3600),
-                "SqsManagedSseEnabled": "true",
-            })
-            self.reply_queue_url = response["QueueUrl"]
-        return self.reply_queue_url
+        with self._lock:
+            if self.reply_queue_url is None:
+                name = f"{self.stack.reply_queue_prefix}{uuid.uuid4().hex[:16]}"
+                self.remove_stale_reply_queues()
+                response = aws_call(self.sqs.create_queue, QueueName=name, Attributes={
+                    "MessageRetentionPeriod": str(4 * 24 * 3600),
+                    "SqsManagedSseEnabled": "true",
+                })
+                self.reply_queue_url = response["QueueUrl"]
+            return self.reply_queue_url
 
     def remove_stale_reply_queues(
             self, older_than_seconds: float = STALE_REPLY_QUEUE_SECONDS) -> list[str]:
@@ -291,7 +294,8 @@ class Client:
                 raise WaitTimeout(
                     f"timed out after {timeout:g} s waiting for {len(waiting)} job(s)",
                     sorted(waiting))
-            self._receive_results(wait_seconds=max(1, min(20, round(remaining))))
+            for result in self.receive_results(wait_seconds=max(1, min(20, round(remaining)))):
+                self._arrived[result.job_id] = result
 
     def _collect_stored_results(self, job_ids: set[str]) -> None:
         """Take results from S3 for jobs whose reply never came.
@@ -304,33 +308,45 @@ class Client:
                 result = self.fetch_result(job_id)
             except (ClientFailure, wire.WireError):
                 continue
-            self._pending.discard(job_id)
+            with self._lock:
+                self._pending.discard(job_id)
             self._arrived[job_id] = result
 
-    def _receive_results(self, wait_seconds: int) -> None:
+    def receive_results(self, wait_seconds: int) -> list[wire.Result]:
+        """One long poll of the reply queue: the results of this client's pending jobs.
+
+        Each job's result is returned once; duplicates and strays are dropped. Once the
+        client is closed there is no reply queue to poll: nothing is returned.
+        """
+        if self.closed:
+            return []
         queue_url = self._reply_queue()
         response = aws_call(self.sqs.receive_message, QueueUrl=queue_url,
                             MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds)
         messages = response.get("Messages", [])
         if not messages:
-            return
+            return []
         aws_call(self.sqs.delete_message_batch, QueueUrl=queue_url,
                  Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
                           for i, m in enumerate(messages)])
+        results = []
         for message in messages:
             try:
                 result = wire.decode_result(message["Body"])
             except wire.WireError:
                 continue  # not a result: nothing waits on it
-            if result.job_id in self._pending:  # else a duplicate delivery
+            with self._lock:
+                if result.job_id not in self._pending:
+                    continue  # a duplicate delivery
                 self._pending.discard(result.job_id)
-                self._arrived[result.job_id] = result
+            results.append(result)
+        return results
 
     def fetch_result(self, job_id: str) -> wire.Result:
         """Read a job's result from S3 (jobs sent with wait=False, or undeliverable)."""
         try:
             body = self.s3.get_object(Bucket=self.stack.bucket,
-                                      Key=f"results/{job_id}.json")["Body"].read()
+                                      Key=contract.result_key(job_id))["Body"].read()
         except ClientError as exc:
             if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
                 raise ClientFailure(
@@ -339,48 +355,22 @@ class Client:
             raise AwsUnavailable(str(exc)) from None
         return wire.decode_result(body)
 
-    def submit_images(self, images: list[Path], *, wait: bool = True,
-                      on_upload: Callable[[Path], None] | None = None) -> list[str]:
-        """Upload images (8 at a time) and submit one equalize job for each."""
-        job_ids = [wire.new_job_id() for _ in images]
-
-        def upload(job_id: str, image: Path) -> str:
-            key = self.upload_input(job_id, image)
-            if on_upload is not None:
-                on_upload(image)
-            return key
-
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            keys = list(pool.map(upload, job_ids, images))
-        jobs = [("equalize", {"input_key": key, "output_key": output_key_for(key)})
-                for key in keys]
-        return self.submit(jobs, wait=wait, job_ids=job_ids)
-
-    def recent_log_lines(self, seconds: float, limit: int) -> list[dict[str, str]]:
-        """The newest `limit` lines of the stack's log group from the last `seconds`."""
-        logs = self.session.client("logs", endpoint_url=self.endpoint_url, config=AWS_CONFIG)
-        start = int((time.time() - seconds) * 1000)
-        events: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"logGroupName": self.stack.log_group, "startTime": start}
-        for _page in range(100):  # bounded: at most 100 pages of up to 10,000 events
-            response = aws_call(logs.filter_log_events, **kwargs)
-            events += response.get("events", [])
-            events = events[-limit:]
-            if not response.get("nextToken"):
-                break
-            kwargs["nextToken"] = response["nextToken"]
-        return [{"time": time.strftime("%Y-%m-%d %H:%M:%S",
-                                       time.localtime(event["timestamp"] / 1000)),
-                 "stream": event.get("logStreamName", ""),
-                 "message": event["message"].rstrip("\n")} for event in events]
-
     # ---- files -----------------------------------------------------------------
 
-    def upload_input(self, job_id: str, path: Path) -> str:
-        key = f"inputs/{job_id}/{safe_name(path.name)}"
-        aws_call(self.s3.upload_file, Filename=str(path), Bucket=self.stack.bucket, Key=key,
-                 Config=SINGLE_PUT)
+    def upload(self, job_id: str, name: str, source: Path | BinaryIO) -> str:
+        """Put a file (a path, or a binary stream read once) at inputs/<job_id>/<name>."""
+        key = contract.input_key(job_id, safe_name(name))
+        if isinstance(source, Path):
+            aws_call(self.s3.upload_file, Filename=str(source), Bucket=self.stack.bucket,
+                     Key=key, Config=SINGLE_PUT)
+        else:
+            aws_call(self.s3.upload_fileobj, Fileobj=source, Bucket=self.stack.bucket, Key=key,
+                     Config=SINGLE_PUT)
         return key
+
+    def open_output(self, key: str) -> Any:
+        """A streaming body of an output object (one GET)."""
+        return aws_call(self.s3.get_object, Bucket=self.stack.bucket, Key=key)["Body"]
 
     def download_output(self, key: str, destination: Path) -> None:
         """Stream the object to `destination`; a failed download leaves no partial file.
@@ -389,7 +379,7 @@ class Client:
         """
         destination.parent.mkdir(parents=True, exist_ok=True)
         partial = destination.with_name(destination.name + ".part")
-        body = aws_call(self.s3.get_object, Bucket=self.stack.bucket, Key=key)["Body"]
+        body = self.open_output(key)
         try:
             with open(partial, "wb") as file:
                 shutil.copyfileobj(body, file, length=1024 * 1024)
@@ -400,9 +390,9 @@ class Client:
             partial.unlink(missing_ok=True)
 
 
-def output_key_for(input_key: str) -> str:
-    """inputs/<job>/<name> -> outputs/<job>/<name>: every key carries the job id."""
-    return "outputs/" + input_key.split("/", 1)[1]
+def output_path(output_dir: Path, input_name: str, label: str, output_key: str) -> Path:
+    """DIR/<stem>-<label><ext>: the input's stem, the output's extension (from its key)."""
+    return output_dir / f"{Path(input_name).stem}-{label}{PurePosixPath(output_key).suffix}"
 
 
 def safe_name(name: str) -> str:

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import glob
-import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
 
 from botocore.exceptions import BotoCoreError, NoRegionError
 
-from worker_src import wire
+from worker_src.contract import Env
 
-from . import api
+from . import api, cli_dlq
+from .cli_jobs import connect, run_equalize, run_kind, run_kinds, run_result, run_stats
+from .cli_ops import run_cleanup, run_logs, run_status
+from .web import options as web_options
 
 EXIT_CODES = """exit codes:
   0  success
@@ -33,7 +32,7 @@ INTEGER = re.compile(r"[+-]?[0-9]+")
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--stack", default=os.environ.get("WQW_STACK", api.DEFAULT_STACK),
+    common.add_argument("--stack", default=os.environ.get(Env.STACK, api.DEFAULT_STACK),
                         help="CloudFormation stack name (default: %(default)s, or $WQW_STACK)")
     common.add_argument("--region", help="AWS region (default: $AWS_REGION / your profile)")
     common.add_argument("--profile", help="AWS profile (default: $AWS_PROFILE)")
@@ -70,6 +69,28 @@ def build_parser() -> argparse.ArgumentParser:
     equalize.add_argument("-o", "--output-dir", type=Path, default=Path("."), metavar="DIR",
                           help="where to write the results (default: current directory)")
 
+    run = commands.add_parser(
+        "run", parents=[common, waiting], help="run any job kind (see 'kinds')",
+        description="Submit jobs of any registered kind: one job per FILE for kinds that take "
+                    "an input file, else one job. Outputs go to DIR/<stem>-<kind><ext>.",
+        epilog="examples:\n  python -m client run gamma photo.jpg -a gamma=0.5 -o out/\n"
+               "  python -m client run match photo.jpg -a reference=@ref.jpg\n"
+               "  python -m client run stats -a numbers=3,1,2",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("kind", metavar="KIND", help="a job kind from 'python -m client kinds'")
+    run.add_argument("files", nargs="*", metavar="FILE",
+                     help="input files (wildcards such as photos/*.jpg work in any shell)")
+    run.add_argument("-a", "--arg", action="append", default=[], metavar="NAME=VALUE",
+                     help="an argument of the kind; NAME=@PATH uploads a file (repeatable)")
+    run.add_argument("-o", "--output-dir", type=Path, default=Path("."), metavar="DIR",
+                     help="where to write output files (default: current directory)")
+
+    kinds = commands.add_parser(
+        "kinds", help="the job kinds the workers run, with their arguments",
+        description="List the registered job kinds, their arguments, types, ranges and "
+                    "defaults (from the job registry; no AWS call).")
+    kinds.add_argument("--json", action="store_true", help="print one JSON document")
+
     result = commands.add_parser("result", parents=[common],
                                  help="print a finished job's stored result",
                                  description="Print the result that a job stored in S3 "
@@ -78,8 +99,16 @@ def build_parser() -> argparse.ArgumentParser:
     result.add_argument("-o", "--output-dir", type=Path, metavar="DIR",
                         help="for an image job, download its output here")
 
-    commands.add_parser("status", parents=[common], help="queue depths and workers",
-                        description="Show waiting and in-flight jobs, dead letters and workers.")
+    status = commands.add_parser(
+        "status", parents=[common], help="queue depths, oldest ages, dead letters, workers",
+        description="Show waiting and in-flight jobs, the age of the oldest waiting job and "
+                    "of the oldest dead letter, the workers and the dashboard's URL.")
+    status.add_argument("--watch", action="store_true",
+                        help="redraw every --interval seconds until Ctrl-C (exit 0)")
+    status.add_argument("--interval", type=float, default=2.0, metavar="SECONDS",
+                        help="with --watch: seconds between refreshes (default: %(default)g)")
+
+    cli_dlq.add_parser(commands, common)
 
     logs = commands.add_parser(
         "logs", parents=[common], help="recent lines of the workers' logs",
@@ -108,6 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="CDK context for the stack, e.g. -c visibility_timeout=30")
     local.add_argument("--json", action="store_true",
                        help="print the endpoint and outputs as one JSON line when ready")
+    local.add_argument("--web", action="store_true",
+                       help="also serve the web page for the local stack (see 'web')")
+    web_options.add_arguments(local, prefix="web-")
+
+    web = commands.add_parser(
+        "web", parents=[common], help="the browser front end for a stack, on this machine",
+        description="Serve a web page for the stack on 127.0.0.1 until Ctrl-C: drop images, "
+                    "paste numbers, watch the queues and dead letters. Prints one line "
+                    "'web: http://127.0.0.1:PORT/?token=TOKEN' when ready (docs/web.md).")
+    web_options.add_arguments(web)
 
     demo = commands.add_parser(
         "demo", help="one-shot: a temporary local stack, one job of each kind",
@@ -136,230 +175,24 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def connect(args: argparse.Namespace) -> api.Client:
-    return api.Client.connect(args.stack, profile=args.profile, region=args.region,
-                              endpoint_url=args.endpoint_url)
-
-
-# ---- stats ---------------------------------------------------------------------
-
-def read_integers(tokens: Iterable[str]) -> list[int]:
-    numbers = []
-    for position, token in enumerate(tokens, start=1):
-        if not INTEGER.fullmatch(token):
-            raise api.UsageError(f"{token!r} is not an integer (item {position})")
-        numbers.append(int(token))
-    if not numbers:
-        raise api.UsageError("no integers given: pass them as arguments, with --file, "
-                             "or on stdin")
-    return numbers
-
-
-def split_tokens(text: str) -> list[str]:
-    return [token for token in re.split(r"[\s,]+", text) if token]
-
-
-def run_stats(args: argparse.Namespace) -> int:
-    if args.numbers and args.file:
-        raise api.UsageError("give the integers as arguments or with --file, not both")
-    if args.file:
-        try:
-            tokens = split_tokens(args.file.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise api.UsageError(f"cannot read {args.file}: {exc.strerror}") from None
-    elif args.numbers:
-        tokens = [t for arg in args.numbers for t in split_tokens(arg)]
-    elif not sys.stdin.isatty():
-        tokens = split_tokens(sys.stdin.read())
-    else:
-        tokens = []
-    numbers = read_integers(tokens)
-    with connect(args) as client:
-        [job_id] = client.submit([("stats", {"numbers": numbers})], wait=not args.no_wait)
-        if args.no_wait:
-            return print_job_ids(args, [job_id])
-        [result] = list(client.wait([job_id], args.timeout))
-    if not result.ok:
-        return report_failure(args, result)
-    if args.json:
-        emit_json({"job_id": job_id, **result.value})
-    else:
-        width = max(len(key) for key in result.value)
-        for key, value in result.value.items():
-            print(f"{key:<{width}}  {value}")
-    return 0
-
-
-# ---- equalize --------------------------------------------------------------------
-
-def output_path(output_dir: Path, image: Path) -> Path:
-    return output_dir / f"{image.stem}-equalized{image.suffix}"
-
-
-def expand_images(patterns: list[str]) -> list[Path]:
-    """The files named, with wildcards expanded here: Windows shells pass `*.jpg` as is."""
-    images = []
-    for pattern in patterns:
-        path = Path(pattern)
-        if not path.exists() and glob.has_magic(pattern):
-            matches = sorted(Path(p) for p in glob.glob(pattern) if Path(p).is_file())
-            if not matches:
-                raise api.UsageError(f"{pattern}: no files match")
-            images += matches
-        elif not path.is_file():
-            raise api.UsageError(f"{pattern}: no such file")
-        else:
-            images.append(path)
-    return images
-
-
-def run_equalize(args: argparse.Namespace) -> int:
-    images = expand_images(args.images)
-    destinations = [output_path(args.output_dir, image) for image in images]
-    clashes = {d for d in destinations if destinations.count(d) > 1}
-    if clashes:
-        raise api.UsageError(f"two inputs would both be written to {sorted(clashes)[0]}; "
-                             f"rename one or run them separately")
-    progress = Progress(len(images), enabled=len(images) > 1 and not args.json)
-    failures = 0
-    rows: list[dict[str, Any]] = []
-    with connect(args) as client, ThreadPoolExecutor(max_workers=8) as pool:
-        progress.stage("uploading")
-        job_ids = client.submit_images(images, wait=not args.no_wait, on_upload=progress.tick)
-        if args.no_wait:
-            progress.done()
-            return print_job_ids(args, job_ids)
-        progress.stage("equalizing")
-        by_id = dict(zip(job_ids, zip(images, destinations, strict=True), strict=True))
-        downloads = []
-        for result in client.wait(job_ids, args.timeout):
-            image, destination = by_id[result.job_id]
-            row: dict[str, Any] = {"input": str(image), "job_id": result.job_id, "ok": result.ok}
-            if result.ok:
-                row["output"] = str(destination)
-                downloads.append(pool.submit(client.download_output,
-                                             result.value["output_key"], destination))
-                downloads[-1].add_done_callback(lambda _f: progress.tick(None))
-            else:
-                failures += 1
-                row["error"] = {"code": result.error_code, "message": result.error_message}
-                progress.tick(None)
-                if not args.json:
-                    progress.clear()
-                    print(f"{image}: {result.error_code}: {result.error_message}",
-                          file=sys.stderr)
-            rows.append(row)
-        for download in downloads:
-            download.result()
-    progress.done()
-    if args.json:
-        emit_json({"results": rows})
-    else:
-        for row in rows:
-            if row["ok"]:
-                print(f"{row['input']} -> {row['output']}")
-    return 1 if failures else 0
-
-
-# ---- result, status, cleanup ---------------------------------------------------------
-
-def run_result(args: argparse.Namespace) -> int:
-    with connect(args) as client:
-        result = client.fetch_result(args.job_id)
-        if result.ok and args.output_dir and "output_key" in result.value:
-            key = result.value["output_key"]
-            name = Path(key.rsplit("/", 1)[-1])
-            client.download_output(key, output_path(args.output_dir, name))
-    if not result.ok:
-        return report_failure(args, result)
-    if args.json:
-        emit_json({"job_id": result.job_id, **result.value})
-    else:
-        for key, value in result.value.items():
-            print(f"{key}  {value}")
-    return 0
-
-
-def run_status(args: argparse.Namespace) -> int:
-    with connect(args) as client:
-        status = stack_status(client)
-    if args.json:
-        emit_json(status)
-        return 0
-    print(f"stack         {status['stack']}")
-    print(f"requests      {status['waiting']} waiting, {status['in_flight']} in flight")
-    print(f"dead letters  {status['dead_letters']}")
-    workers = status["workers"]
-    print(f"workers       {len(workers)}" + (":" if workers else ""))
-    for worker in workers:
-        print(f"  {worker['id']}  {worker['state']}  {worker['health']}")
-    return 0
-
-
-def stack_status(client: api.Client) -> dict[str, Any]:
-    depth = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-    requests = api.aws_call(client.sqs.get_queue_attributes,
-                            QueueUrl=client.stack.request_queue_url, AttributeNames=depth)
-    dead = api.aws_call(client.sqs.get_queue_attributes,
-                        QueueUrl=client.stack.dead_letter_queue_url, AttributeNames=depth)
-    workers = []
-    if client.stack.worker_group:
-        autoscaling = client.session.client("autoscaling", endpoint_url=client.endpoint_url,
-                                            config=api.AWS_CONFIG)
-        groups = api.aws_call(autoscaling.describe_auto_scaling_groups,
-                              AutoScalingGroupNames=[client.stack.worker_group])
-        for group in groups["AutoScalingGroups"]:
-            workers += [{"id": i["InstanceId"], "state": i["LifecycleState"],
-                         "health": i["HealthStatus"]} for i in group["Instances"]]
-    return {
-        "stack": client.stack.name,
-        "waiting": int(requests["Attributes"]["ApproximateNumberOfMessages"]),
-        "in_flight": int(requests["Attributes"]["ApproximateNumberOfMessagesNotVisible"]),
-        "dead_letters": int(dead["Attributes"]["ApproximateNumberOfMessages"]),
-        "workers": workers,
-    }
-
-
-def run_logs(args: argparse.Namespace) -> int:
-    with connect(args) as client:
-        if not client.stack.log_group:
-            raise api.ClientFailure(f"stack {client.stack.name!r} has no LogGroupName output")
-        lines = client.recent_log_lines(args.since * 60, args.limit)
-    if args.json:
-        emit_json({"log_group": client.stack.log_group, "lines": lines})
-        return 0
-    if not lines:
-        print(f"no log lines in {client.stack.log_group} in the last {args.since:g} minutes "
-              f"(the local stack's workers log to the terminal of 'python -m client local')",
-              file=sys.stderr)
-    for line in lines:
-        print(f"{line['time']}  {line['stream']}  {line['message']}")
-    return 0
-
-
-def run_cleanup(args: argparse.Namespace) -> int:
-    with connect(args) as client:
-        removed = client.remove_stale_reply_queues(args.older_than * 3600)
-    if args.json:
-        emit_json({"removed": removed})
-    else:
-        print(f"removed {len(removed)} stale reply queue(s)")
-        for url in removed:
-            print(f"  {url}")
-    return 0
-
-
 # ---- local and demo (import the emulator lazily: the client needs boto3 only) -----------
 
 def run_local(args: argparse.Namespace) -> int:
     from .local import serve
 
+    web = web_options.options_from_args(args, prefix="web-") if args.web else None
     return serve(stack_name=args.stack, port=args.port, workers=args.workers,
-                 context=parse_context(args.context), as_json=args.json)
+                 context=parse_context(args.context), as_json=args.json, web=web)
+
+
+def run_web(args: argparse.Namespace) -> int:
+    from .web.server import serve
+
+    return serve(connect(args), **web_options.options_from_args(args))
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from .local import demo
+    from .demo import demo
 
     return demo(args.output_dir)
 
@@ -374,73 +207,17 @@ def parse_context(pairs: list[str]) -> dict[str, str]:
     return context
 
 
-# ---- output helpers ------------------------------------------------------------------
-
-def emit_json(document: Any) -> None:
-    json.dump(document, sys.stdout, indent=2)
-    sys.stdout.write("\n")
-
-
-def print_job_ids(args: argparse.Namespace, job_ids: list[str]) -> int:
-    if args.json:
-        emit_json({"job_ids": job_ids})
-    else:
-        print("\n".join(job_ids))
-    return 0
-
-
-def report_failure(args: argparse.Namespace, result: wire.Result) -> int:
-    if args.json:
-        emit_json({"job_id": result.job_id, "ok": False,
-                   "error": {"code": result.error_code, "message": result.error_message}})
-    print(f"error: job {result.job_id} failed: {result.error_code}: {result.error_message}",
-          file=sys.stderr)
-    return 1
-
-
-class Progress:
-    """A one-line progress bar on stderr, only when stderr is a terminal."""
-
-    def __init__(self, total: int, enabled: bool = True, stream: TextIO = sys.stderr) -> None:
-        self.total = total
-        self.count = 0
-        self.label = ""
-        self.stream = stream
-        self.enabled = enabled and stream.isatty()
-
-    def stage(self, label: str) -> None:
-        self.label, self.count = label, 0
-        self._draw()
-
-    def tick(self, value: Any) -> Any:
-        self.count += 1
-        self._draw()
-        return value
-
-    def clear(self) -> None:
-        if self.enabled:
-            self.stream.write("\r\033[K")
-
-    def done(self) -> None:
-        if self.enabled:
-            self.clear()
-            self.stream.flush()
-
-    def _draw(self) -> None:
-        if self.enabled:
-            filled = 30 * self.count // max(1, self.total)
-            self.stream.write(f"\r{self.label:<11} [{'#' * filled:<30}] "
-                              f"{self.count}/{self.total}")
-            self.stream.flush()
-
-
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "stats": run_stats,
     "equalize": run_equalize,
+    "run": run_kind,
+    "kinds": run_kinds,
     "result": run_result,
     "status": run_status,
+    "dlq": cli_dlq.run_dlq,
     "logs": run_logs,
     "cleanup": run_cleanup,
     "local": run_local,
+    "web": run_web,
     "demo": run_demo,
 }

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -24,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+
+from worker_src.contract import Env
 
 from . import api
 
@@ -135,12 +136,8 @@ class LocalStack:
             **LOCAL_CREDENTIALS,
             "AWS_ENDPOINT_URL": self.endpoint_url,
             "PYTHONPATH": str(ROOT),
-            "WQW_REQUEST_QUEUE_URL": self.outputs["RequestQueueUrl"],
-            "WQW_DEAD_LETTER_QUEUE_URL": self.outputs["DeadLetterQueueUrl"],
-            "WQW_BUCKET": self.outputs["BucketName"],
-            "WQW_REPLY_QUEUE_PREFIX": self.outputs["ReplyQueuePrefix"],
-            "WQW_MAX_RECEIVE_COUNT": self.outputs.get("MaxReceiveCount", "3"),
-            "WQW_VISIBILITY_TIMEOUT": self.outputs.get("VisibilityTimeout", "120"),
+            **{name: self.outputs[output] for name, output in Env.FROM_OUTPUTS.items()
+               if output in self.outputs},
             **self.extra_worker_env,
         }
 
@@ -216,8 +213,11 @@ def terminate(processes: list[subprocess.Popen], timeout: float) -> None:
 
 
 def serve(*, stack_name: str, port: int, workers: int, context: dict[str, str],
-          as_json: bool) -> int:
-    """`python -m client local`: run the local stack in the foreground until Ctrl-C."""
+          as_json: bool, web: dict[str, Any] | None = None) -> int:
+    """`python -m client local`: run the local stack in the foreground until Ctrl-C.
+
+    With `web` (serve()'s options of client.web.server), the web page serves it meanwhile.
+    """
     print(f"starting the emulator and deploying stack {stack_name!r} ...", file=sys.stderr)
     started = time.monotonic()
     stack = LocalStack(stack_name=stack_name, port=port, workers=workers, context=context)
@@ -237,7 +237,12 @@ def serve(*, stack_name: str, port: int, workers: int, context: dict[str, str],
                   f"(Windows PowerShell: $env:AWS_ENDPOINT_URL=\"{stack.endpoint_url}\" ...)\n"
                   f"Ctrl-C stops everything; nothing is kept.", flush=True)
         signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
-        threading.Event().wait()
+        if web is not None:
+            from .web.server import serve as serve_web
+
+            serve_web(stack.client(), **web)  # returns on Ctrl-C or SIGTERM
+        else:
+            threading.Event().wait()
     except KeyboardInterrupt:
         print("stopping ...", file=sys.stderr)
     finally:
@@ -247,45 +252,3 @@ def serve(*, stack_name: str, port: int, workers: int, context: dict[str, str],
 
 def _stop_like_ctrl_c(_signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt
-
-
-def demo(output_dir: Path) -> int:
-    """`python -m client demo`: a temporary local stack, one job of each kind."""
-    from PIL import Image
-    from skimage import data
-
-    from .cli import output_path
-
-    output_dir.mkdir(parents=True, exist_ok=True)
-    worker_log = output_dir / "worker.log"
-    worker_log.unlink(missing_ok=True)
-    print("starting a temporary local stack (emulator, CDK template, 1 worker) ...")
-    started = time.monotonic()
-    with LocalStack(workers=1, worker_log=worker_log) as stack, stack.client() as client:
-        print(f"ready in {time.monotonic() - started:.1f} s at {stack.endpoint_url}\n")
-
-        numbers = [random.randint(-1000, 1000) for _ in range(20)]
-        print(f"stats of {len(numbers)} integers: {' '.join(map(str, numbers))}")
-        [job_id] = client.submit([("stats", {"numbers": numbers})])
-        [result] = list(client.wait([job_id], timeout=60))
-        if not result.ok:
-            print(f"stats failed: {result.error_code}: {result.error_message}", file=sys.stderr)
-            return 1
-        for key, value in result.value.items():
-            print(f"  {key:<8} {value}")
-
-        source = output_dir / "moon.png"
-        Image.fromarray(data.moon()).save(source)
-        [job_id] = client.submit_images([source])
-        [result] = list(client.wait([job_id], timeout=60))
-        if not result.ok:
-            print(f"equalize failed: {result.error_code}: {result.error_message}",
-                  file=sys.stderr)
-            return 1
-        destination = output_path(output_dir, source)
-        client.download_output(result.value["output_key"], destination)
-        print(f"\nequalize: {source} -> {destination} "
-              f"(run {result.timing.get('run_s', 0):.3f} s on the worker)")
-    print(f"\ndone in {time.monotonic() - started:.1f} s; the local stack is gone. "
-          f"Worker log: {worker_log}")
-    return 0

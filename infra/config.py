@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-DEFAULT_STACK_NAME = "web-queue-worker"
-MAX_RECEIVE_COUNT = 3
+from worker_src import contract
+
+DEFAULT_STACK_NAME = contract.DEFAULT_STACK_NAME
 # SSH from anything wider than this is refused: give your own address as a.b.c.d/32.
 WIDEST_SSH_PREFIX = 16
 MAX_WORKERS_LIMIT = 20
@@ -44,11 +45,11 @@ class StackConfig:
 
     @property
     def reply_queue_prefix(self) -> str:
-        return f"{self.stack_name}-reply-"
+        return contract.reply_queue_prefix(self.stack_name)
 
     @property
     def worker_group_name(self) -> str:
-        return f"{self.stack_name}-workers"
+        return contract.worker_group_name(self.stack_name)
 
 
 def parse_stack_name(value: str) -> str:

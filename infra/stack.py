@@ -1,15 +1,17 @@
-"""WebQueueWorkerStack: queues, bucket, worker fleet, logs, alarm and the client's outputs."""
+"""WebQueueWorkerStack: queues, bucket, worker fleet, logs, alarms, dashboard, outputs."""
 
 from aws_cdk import Aws, CfnOutput, Duration, Stack
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
-from infra.config import MAX_RECEIVE_COUNT, StackConfig
+from infra.config import StackConfig
+from infra.dashboard import OperationsDashboard
 from infra.monitoring import Monitoring
 from infra.nag import acknowledge_findings, quiet_cfn_lint_on_cdk_internals
 from infra.queues import JobQueues
 from infra.storage import JobBucket
 from infra.worker_fleet import WorkerFleet
+from worker_src.contract import MAX_RECEIVE_COUNT, Env, Output, metric_namespace
 
 
 class WebQueueWorkerStack(Stack):
@@ -31,8 +33,11 @@ class WebQueueWorkerStack(Stack):
         self.monitoring = Monitoring(
             self,
             "Monitoring",
+            requests=self.queues.requests,
             dead_letters=self.queues.dead_letters,
             alarm_email=config.alarm_email,
+            visibility_timeout=config.visibility_timeout,
+            max_receive_count=MAX_RECEIVE_COUNT,
         )
         # Public subnets only and no NAT gateway (about 32 USD a month each): the workers reach
         # the AWS APIs through their public IPv4 address, and nothing may connect to them.
@@ -50,13 +55,14 @@ class WebQueueWorkerStack(Stack):
             restrict_default_security_group=False,
         )
         environment = {
-            "WQW_REQUEST_QUEUE_URL": self.queues.requests.queue_url,
-            "WQW_DEAD_LETTER_QUEUE_URL": self.queues.dead_letters.queue_url,
-            "WQW_BUCKET": self.storage.bucket.bucket_name,
-            "WQW_REPLY_QUEUE_PREFIX": config.reply_queue_prefix,
-            "WQW_MAX_RECEIVE_COUNT": str(MAX_RECEIVE_COUNT),
-            "WQW_VISIBILITY_TIMEOUT": str(config.visibility_timeout),
-            "WQW_WORKER_GROUP": config.worker_group_name,
+            Env.REQUEST_QUEUE_URL: self.queues.requests.queue_url,
+            Env.DEAD_LETTER_QUEUE_URL: self.queues.dead_letters.queue_url,
+            Env.BUCKET: self.storage.bucket.bucket_name,
+            Env.REPLY_QUEUE_PREFIX: config.reply_queue_prefix,
+            Env.MAX_RECEIVE_COUNT: str(MAX_RECEIVE_COUNT),
+            Env.VISIBILITY_TIMEOUT: str(config.visibility_timeout),
+            Env.WORKER_GROUP: config.worker_group_name,
+            Env.METRIC_NAMESPACE: metric_namespace(config.stack_name),
             "AWS_REGION": Aws.REGION,
         }
         self.fleet = WorkerFleet(
@@ -75,18 +81,30 @@ class WebQueueWorkerStack(Stack):
             max_workers=config.max_workers,
             ssh_cidr=config.ssh_cidr,
         )
+        self.dashboard = OperationsDashboard(
+            self,
+            "Operations",
+            stack_name=config.stack_name,
+            requests=self.queues.requests,
+            dead_letters=self.queues.dead_letters,
+            group_name=self.fleet.group.auto_scaling_group_name,
+            metric_namespace=metric_namespace(config.stack_name),
+            backlog_alarm=self.monitoring.backlog_alarm,
+        )
 
         outputs = {
-            "RequestQueueUrl": self.queues.requests.queue_url,
-            "DeadLetterQueueUrl": self.queues.dead_letters.queue_url,
-            "BucketName": self.storage.bucket.bucket_name,
-            "WorkerGroupName": self.fleet.group.auto_scaling_group_name,
-            "ReplyQueuePrefix": config.reply_queue_prefix,
-            "MaxReceiveCount": str(MAX_RECEIVE_COUNT),
-            "VisibilityTimeout": str(config.visibility_timeout),
-            "LogGroupName": self.monitoring.log_group.log_group_name,
-            "KeyPairId": self.fleet.key_pair.key_pair_id,
-            "PrivateKeyParameter": f"/ec2/keypair/{self.fleet.key_pair.key_pair_id}",
+            Output.REQUEST_QUEUE_URL: self.queues.requests.queue_url,
+            Output.DEAD_LETTER_QUEUE_URL: self.queues.dead_letters.queue_url,
+            Output.BUCKET_NAME: self.storage.bucket.bucket_name,
+            Output.WORKER_GROUP_NAME: self.fleet.group.auto_scaling_group_name,
+            Output.REPLY_QUEUE_PREFIX: config.reply_queue_prefix,
+            Output.MAX_RECEIVE_COUNT: str(MAX_RECEIVE_COUNT),
+            Output.VISIBILITY_TIMEOUT: str(config.visibility_timeout),
+            Output.LOG_GROUP_NAME: self.monitoring.log_group.log_group_name,
+            Output.KEY_PAIR_ID: self.fleet.key_pair.key_pair_id,
+            Output.PRIVATE_KEY_PARAMETER: f"/ec2/keypair/{self.fleet.key_pair.key_pair_id}",
+            Output.DASHBOARD_URL: self.dashboard.url,
+            Output.METRIC_NAMESPACE: metric_namespace(config.stack_name),
         }
         for key, value in outputs.items():
             CfnOutput(self, key, value=value)

@@ -4,7 +4,7 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-JOB_PREFIXES = ("inputs/", "outputs/", "results/")
+from worker_src.contract import JOB_PREFIXES
 
 
 class JobBucket(Construct):

@@ -16,6 +16,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.scaling import BacklogScaling
+from worker_src import contract
 
 WORKER_SRC = Path(__file__).resolve().parent.parent / "worker_src"
 ASSET_EXCLUDE = ["__pycache__", "*.pyc", ".pytest_cache", ".ruff_cache", "*.egg-info"]
@@ -99,14 +100,14 @@ def worker_policy(
             iam.PolicyStatement(
                 sid="ReadInputs",
                 actions=["s3:GetObject"],
-                resources=[bucket.arn_for_objects("inputs/*")],
+                resources=[bucket.arn_for_objects(f"{contract.INPUTS}*")],
             ),
             iam.PolicyStatement(
                 sid="WriteOutputsAndResults",
                 actions=["s3:PutObject"],
                 resources=[
-                    bucket.arn_for_objects("outputs/*"),
-                    bucket.arn_for_objects("results/*"),
+                    bucket.arn_for_objects(f"{contract.OUTPUTS}*"),
+                    bucket.arn_for_objects(f"{contract.RESULTS}*"),
                 ],
             ),
             iam.PolicyStatement(
@@ -238,6 +239,8 @@ class WorkerFleet(Construct):
                 max_batch_size=1,
                 min_instances_in_service=1 if max_workers > 1 else 0,
             ),
+            # GroupInServiceInstances for the dashboard (group metrics are free).
+            group_metrics=[autoscaling.GroupMetrics(autoscaling.GroupMetric.IN_SERVICE_INSTANCES)],
             notifications=[
                 autoscaling.NotificationConfiguration(
                     topic=alarm_topic, scaling_events=autoscaling.ScalingEvents.ERRORS

@@ -9,9 +9,12 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from client import api, cli
+from client import api, cli, cli_jobs
+from client.status import stack_status
 from worker_src import wire
+from worker_src.broker import SqsBroker
 from worker_src.config import WorkerConfig
+from worker_src.store import S3Store
 from worker_src.worker import Worker
 
 STACK = "wqw-unit"
@@ -49,7 +52,9 @@ def worker(stack):
                           dead_letter_queue_url=stack.dead_letter_queue_url,
                           bucket=stack.bucket, reply_queue_prefix=stack.reply_queue_prefix,
                           wait_seconds=1)
-    worker = Worker(config, boto3.client("sqs"), boto3.client("s3"))
+    broker = SqsBroker(boto3.client("sqs"), config.request_queue_url,
+                       config.dead_letter_queue_url, config.reply_queue_prefix)
+    worker = Worker(config, broker, S3Store(boto3.client("s3"), config.bucket))
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     yield worker
@@ -228,7 +233,7 @@ def test_status_lists_the_workers_of_the_group(stack):
                                           AvailabilityZones=["us-east-1a"])
     with_group = api.StackInfo(**{**stack.__dict__, "worker_group": f"{STACK}-workers"})
     with api.Client(boto3.Session(), with_group) as client:  # real AWS endpoints, mocked
-        status = cli.stack_status(client)
+        status = stack_status(client)
     assert [w["state"] for w in status["workers"]] == ["InService", "InService"]
 
 
@@ -251,7 +256,7 @@ def test_files_travel_in_one_request_each_way(stack, tmp_path):
     with api.Client(boto3.Session(), stack) as client:
         client.s3.meta.events.register(
             "before-call.s3.*", lambda model, **_: calls.append(model.name))
-        key = client.upload_input(wire.new_job_id(), source)
+        key = client.upload(wire.new_job_id(), source.name, source)
         destination = tmp_path / "out" / "copy.jpg"
         client.download_output(key, destination)
     assert key.endswith("/big_photo.jpg")
@@ -265,9 +270,9 @@ def test_equalize_expands_wildcards_the_shell_left_alone(tmp_path, monkeypatch):
     (tmp_path / "photos").mkdir()
     for name in ("b.jpg", "a.jpg", "notes.txt"):
         (tmp_path / "photos" / name).write_bytes(b"x")
-    assert cli.expand_images(["photos/*.jpg"]) == [Path("photos/a.jpg"), Path("photos/b.jpg")]
-    assert cli.expand_images(["photos/notes.txt"]) == [Path("photos/notes.txt")]
+    assert cli_jobs.expand_files(["photos/*.jpg"]) == [Path("photos/a.jpg"), Path("photos/b.jpg")]
+    assert cli_jobs.expand_files(["photos/notes.txt"]) == [Path("photos/notes.txt")]
     with pytest.raises(api.UsageError, match=r"photos/\*.png: no files match"):
-        cli.expand_images(["photos/*.png"])
+        cli_jobs.expand_files(["photos/*.png"])
     with pytest.raises(api.UsageError, match="missing.jpg: no such file"):
-        cli.expand_images(["missing.jpg"])
+        cli_jobs.expand_files(["missing.jpg"])

@@ -18,13 +18,8 @@ from skimage import exposure, util
 from skimage import io as skio
 
 from worker_src import wire
-from worker_src.jobs._imaging import (
-    DEFAULT_MAX_PIXELS,
-    equalization_lut,
-    equalize_image,
-    equalize_pixels,
-    output_content_type,
-)
+from worker_src.jobs._imaging import DEFAULT_MAX_PIXELS, output_content_type
+from worker_src.jobs.equalize import equalization_lut, equalize_image, equalize_pixels
 
 # ---------------------------------------------------------------- helpers
 
@@ -139,11 +134,11 @@ def test_equalize_pixels_equals_skimage_and_keeps_alpha(mode: str) -> None:
 
 
 def test_equalize_pixels_in_strips_equals_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
-    from worker_src.jobs import _imaging as equalize
+    from worker_src.jobs import _tables
 
     image = photo("RGB", size=(50, 41), seed=5)
     whole = np.asarray(equalize_pixels(image))
-    monkeypatch.setattr(equalize, "STRIP_PIXELS", 50 * 3)  # 3 rows per strip, last one short
+    monkeypatch.setattr(_tables, "STRIP_PIXELS", 50 * 3)  # 3 rows per strip, last one short
     strips = np.asarray(equalize_pixels(image, in_place=True))
     assert np.array_equal(strips, whole)
     assert np.array_equal(strips, skimage_equalized(np.asarray(photo("RGB", (50, 41), 5))))
@@ -443,10 +438,10 @@ def test_unsupported_formats_are_bad_input_naming_the_format(fmt: str) -> None:
 
 
 def test_other_modes_are_bad_input_naming_the_mode(monkeypatch: pytest.MonkeyPatch) -> None:
-    from worker_src.jobs import _imaging as equalize
+    from worker_src.jobs import _imaging
 
     # No supported format yields such a mode today; pretend RGBA were one.
-    monkeypatch.setattr(equalize, "MODES", ("L", "LA", "RGB", "P"))
+    monkeypatch.setattr(_imaging, "MODES", ("L", "LA", "RGB", "P"))
     error = job_error(encoded(photo("RGBA"), "PNG"))
     assert error.code == wire.BAD_INPUT and error.message.startswith("image mode RGBA is not")
 
@@ -467,6 +462,14 @@ def test_output_content_type() -> None:
     assert output_content_type("notes.txt") == "application/octet-stream"
 
 
+def test_our_extension_table_is_pillows_for_our_formats() -> None:
+    from worker_src.jobs import _imaging
+
+    pillows = {extension: fmt for extension, fmt in Image.registered_extensions().items()
+               if fmt in _imaging.FORMATS}
+    assert _imaging._EXTENSIONS == pillows
+
+
 # ------------------------------------------------------- the benchmark's smoke test
 
 
@@ -481,3 +484,16 @@ def test_bench_image_measures_each_method_on_a_tiny_image(tmp_path: Path) -> Non
     seconds, peak_bytes = measure_once("b", path)  # in a fresh process
     assert 0 < seconds < 60 and peak_bytes > 10_000_000
     assert max_difference(path) == 0
+
+
+def test_bench_image_rows_of_every_kind_on_a_tiny_image(tmp_path: Path) -> None:
+    from bench.image import KIND_ARGS, Case, make_image, max_difference, run_method
+
+    case = Case(0.01, "RGB", "JPEG")
+    path = make_image(tmp_path / "tiny.jpg", case)
+    reference = make_image(tmp_path / "reference.jpg", case, seed=1)
+    for kind in KIND_ARGS:
+        ref = reference if kind == "match" else None
+        assert max_difference(path, kind, ref) == 0, kind
+        for method in ("a", "b", "c"):
+            assert run_method(method, path, kind, ref) > 0

@@ -25,6 +25,8 @@ OUTPUT_KEYS = {
     "LogGroupName",
     "KeyPairId",
     "PrivateKeyParameter",
+    "DashboardUrl",
+    "MetricNamespace",
 }
 WORKER_ENV = {
     "WQW_REQUEST_QUEUE_URL",
@@ -34,6 +36,7 @@ WORKER_ENV = {
     "WQW_MAX_RECEIVE_COUNT",
     "WQW_VISIBILITY_TIMEOUT",
     "WQW_WORKER_GROUP",
+    "WQW_METRIC_NAMESPACE",
     "AWS_REGION",
 }
 SCALED = {
@@ -323,7 +326,10 @@ def test_auto_scaling_group(which: str, request: pytest.FixtureRequest) -> None:
 
 def test_one_worker_has_no_scaling(default: Synth) -> None:
     assert default.of_type("AWS::AutoScaling::ScalingPolicy") == {}
-    assert len(default.of_type("AWS::CloudWatch::Alarm")) == 1  # the DLQ alarm only
+    # the DLQ alarm and the stuck-backlog alarm only
+    alarms = default.of_type("AWS::CloudWatch::Alarm").values()
+    assert sorted(a["Properties"]["MetricName"] for a in alarms) == [
+        "ApproximateAgeOfOldestMessage", "ApproximateNumberOfMessagesVisible"]
 
 
 def _scaling(synth: Synth) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:

@@ -3,6 +3,7 @@
 import io
 import json
 import time
+from dataclasses import replace
 
 import boto3
 import numpy as np
@@ -11,8 +12,12 @@ from moto import mock_aws
 from PIL import Image
 from skimage import exposure, util
 
-from worker_src import wire
+from worker_src import registry, wire
+from worker_src.broker import SqsBroker
 from worker_src.config import ConfigError, WorkerConfig
+from worker_src.executor import Executor
+from worker_src.jobs.stats import KIND as STATS
+from worker_src.store import S3Store
 from worker_src.worker import Worker
 
 PREFIX = "wqw-test-reply-"
@@ -42,7 +47,9 @@ def aws():
 class Env:
     def __init__(self, sqs, s3, config, reply):
         self.sqs, self.s3, self.config, self.reply = sqs, s3, config, reply
-        self.worker = Worker(config, sqs, s3)
+        self.broker = SqsBroker(sqs, config.request_queue_url, config.dead_letter_queue_url,
+                                config.reply_queue_prefix)
+        self.worker = Worker(config, self.broker, S3Store(s3, config.bucket))
 
     def send(self, kind="stats", args=None, reply_to="default", body=None, job_id=None):
         job_id = job_id or wire.new_job_id()
@@ -55,13 +62,13 @@ class Env:
         return job_id
 
     def receive(self, receive_count=None):
-        messages = self.sqs.receive_message(
-            QueueUrl=self.config.request_queue_url, MaxNumberOfMessages=10,
-            MessageSystemAttributeNames=["ApproximateReceiveCount"]).get("Messages", [])
+        messages = self.broker.receive(10, 0)
         if receive_count is not None:
-            for message in messages:
-                message["Attributes"]["ApproximateReceiveCount"] = str(receive_count)
+            messages = [replace(m, receive_count=receive_count) for m in messages]
         return messages
+
+    def break_reads(self, failures):
+        self.worker.executor.store = S3Store(FlakyS3(self.s3, failures), self.config.bucket)
 
     def process(self, receive_count=None):
         messages = self.receive(receive_count)
@@ -129,12 +136,22 @@ def test_unreadable_message_goes_to_the_dead_letter_queue_at_once(aws):
 
 def test_malformed_job_with_a_reply_queue_gets_told_why(aws):
     job_id = wire.new_job_id()
-    aws.send(body=json.dumps({"version": 1, "job_id": job_id, "kind": "resize", "args": {},
-                              "reply_to": aws.reply, "submitted_at": 1}))
+    aws.send(body=json.dumps({"version": 1, "job_id": job_id, "kind": "stats", "args": {},
+                              "reply_to": aws.reply, "submitted_at": "noon"}))
     aws.process()
     [result] = aws.replies()
-    assert result.job_id == job_id and "unknown job kind 'resize'" in result.error_message
+    assert result.job_id == job_id and "submitted_at must be a number" in result.error_message
     assert len(aws.dead_letters()) == 1
+
+
+def test_a_kind_this_worker_does_not_run_is_answered_not_dead_lettered(aws):
+    job_id = aws.send(kind="resize", args={})
+    aws.process()
+    [result] = aws.replies()
+    assert (result.job_id, result.error_code) == (job_id, wire.BAD_INPUT)
+    assert "unknown job kind 'resize'" in result.error_message
+    assert "equalize" in result.error_message and "stats" in result.error_message
+    assert aws.dead_letters() == []
 
 
 def test_reply_queue_outside_the_stack_is_refused(aws):
@@ -199,7 +216,7 @@ def test_arguments_stored_in_s3_are_read_from_there(aws):
 
 def test_a_transient_failure_is_retried_not_answered(aws):
     send_args_key(aws, [1, 2, 3])
-    aws.worker.s3 = FlakyS3(aws.s3, failures=1)
+    aws.break_reads(1)
     aws.process(receive_count=1)
     assert aws.replies() == []
     assert aws.depth(aws.config.request_queue_url) == 1  # back after its backoff
@@ -208,7 +225,7 @@ def test_a_transient_failure_is_retried_not_answered(aws):
 
 def test_the_last_failed_attempt_answers_internal_and_dead_letters(aws):
     job_id = send_args_key(aws, [1, 2, 3])
-    aws.worker.s3 = FlakyS3(aws.s3, failures=1)
+    aws.break_reads(1)
     aws.process(receive_count=3)
     [result] = aws.replies()
     assert (result.job_id, result.error_code) == (job_id, wire.INTERNAL)
@@ -225,7 +242,7 @@ def test_a_last_chance_job_leaves_a_stand_in_result_should_its_worker_die(aws, m
     def die(held):
         raise SystemExit(137)
 
-    monkeypatch.setattr(aws.worker, "_handle", die)
+    monkeypatch.setattr(aws.worker, "handle", die)
     with pytest.raises(SystemExit):
         aws.worker.process_batch(messages)
     stand_in = aws.stored(job_id)
@@ -241,13 +258,13 @@ def test_a_last_chance_job_that_succeeds_replaces_its_stand_in(aws):
 
 
 def test_the_worker_keeps_going_after_many_failures(aws):
-    aws.worker.s3 = FlakyS3(aws.s3, failures=50)
+    aws.break_reads(50)
     for _ in range(50):
         send_args_key(aws, [1])
         [message] = aws.receive(receive_count=1)
         aws.worker.process_batch([message])
         aws.sqs.delete_message(QueueUrl=aws.config.request_queue_url,
-                               ReceiptHandle=message["ReceiptHandle"])
+                               ReceiptHandle=message.receipt)
     assert aws.worker.stats.failed_attempts == 50
     job_id = send_args_key(aws, [2, 4])
     aws.process(receive_count=1)
@@ -265,12 +282,11 @@ def png_bytes(mode="L"):
 def test_equalize_reads_the_input_and_writes_the_output_under_the_job_id(aws):
     job_id = wire.new_job_id()
     aws.s3.put_object(Bucket=aws.config.bucket, Key=f"inputs/{job_id}/g.png", Body=png_bytes())
-    aws.send(kind="equalize", job_id=job_id, args={"input_key": f"inputs/{job_id}/g.png",
-                                                    "output_key": f"outputs/{job_id}/g.png"})
+    aws.send(kind="equalize", job_id=job_id, args={"image": f"inputs/{job_id}/g.png"})
     aws.process()
     [result] = aws.replies()
-    assert result.ok and result.value["output_key"] == f"outputs/{job_id}/g.png"
-    output = aws.s3.get_object(Bucket=aws.config.bucket, Key=f"outputs/{job_id}/g.png")
+    assert result.ok and result.value["output_key"] == f"outputs/{job_id}/g-equalize.png"
+    output = aws.s3.get_object(Bucket=aws.config.bucket, Key=result.value["output_key"])
     assert output["ContentType"] == "image/png"
     image = Image.open(io.BytesIO(output["Body"].read()))
     source = np.asarray(Image.open(io.BytesIO(png_bytes())))
@@ -279,8 +295,7 @@ def test_equalize_reads_the_input_and_writes_the_output_under_the_job_id(aws):
 
 def test_equalize_of_a_missing_object_is_not_found(aws):
     job_id = wire.new_job_id()
-    aws.send(kind="equalize", job_id=job_id, args={"input_key": f"inputs/{job_id}/none.png",
-                                                    "output_key": f"outputs/{job_id}/none.png"})
+    aws.send(kind="equalize", job_id=job_id, args={"image": f"inputs/{job_id}/none.png"})
     aws.process()
     [result] = aws.replies()
     assert result.error_code == wire.NOT_FOUND and "none.png" in result.error_message
@@ -288,8 +303,7 @@ def test_equalize_of_a_missing_object_is_not_found(aws):
 
 def test_equalize_refuses_keys_of_another_job(aws):
     job_id, other = wire.new_job_id(), wire.new_job_id()
-    aws.send(kind="equalize", job_id=job_id, args={"input_key": f"inputs/{other}/a.png",
-                                                    "output_key": f"outputs/{job_id}/a.png"})
+    aws.send(kind="equalize", job_id=job_id, args={"image": f"inputs/{other}/a.png"})
     aws.process()
     [result] = aws.replies()
     assert result.error_code == wire.BAD_INPUT and f"inputs/{job_id}/" in result.error_message
@@ -327,19 +341,21 @@ def test_config_names_what_is_missing():
                                "WQW_WAIT_SECONDS": "30"})
 
 
-def test_slow_jobs_are_taken_a_few_at_a_time(aws, monkeypatch):
+def test_slow_jobs_are_taken_a_few_at_a_time(aws):
     assert aws.worker.batch_size() == 10
     for _ in range(3):
         aws.send()
     aws.process()
     assert aws.worker.batch_size() == 10  # stats jobs take milliseconds
 
-    def slow_stats(numbers):
+    def slow(args, files, limits):
         time.sleep(0.25)
-        return {"count": len(numbers)}
+        return registry.Output({"slept": 0.25})
 
-    monkeypatch.setattr("worker_src.worker.compute_stats", slow_stats)
+    slow_kind = registry.Kind(name="slow", summary="sleeps", run=slow)
+    aws.worker.executor = Executor(aws.worker.store, identity="test",
+                                   kinds={"stats": STATS, "slow": slow_kind})
     for _ in range(6):
-        aws.send()
+        aws.send(kind="slow", args={})
     aws.process()
     assert 2 <= aws.worker.batch_size() <= 5  # about 1 s of work per batch

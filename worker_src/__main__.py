@@ -1,17 +1,36 @@
 """Run the worker: `python -m worker_src` (settings from WQW_* environment variables)."""
 
+from __future__ import annotations
+
 import logging
 import sys
 
-import boto3
-from botocore.config import Config
-
-from .config import ConfigError, WorkerConfig, region_from_environment
+from . import aws
+from .broker import SqsBroker
+from .config import ConfigError, WorkerConfig
+from .executor import Executor
 from .protection import ScaleInProtection, instance_id_from_metadata
-from .worker import Worker
+from .store import S3Store
+from .worker import Worker, worker_identity
 
 
-def main() -> int:
+def build_worker(config: WorkerConfig, *, worker_class: type[Worker] = Worker,
+                 executor_class: type[Executor] = Executor) -> Worker:
+    """The worker with its broker, store, executor and scale-in protection (classes overridable)."""
+    session = aws.make_session()
+    store = S3Store(aws.make_client(session, "s3"), config.bucket)
+    broker = SqsBroker(aws.make_client(session, "sqs"), config.request_queue_url,
+                       config.dead_letter_queue_url, config.reply_queue_prefix)
+    executor = executor_class(store, identity=worker_identity(), max_pixels=config.max_pixels,
+                              memory_budget_bytes=config.memory_budget_bytes)
+    protection = ScaleInProtection(None, None, None)
+    if config.worker_group:
+        protection = ScaleInProtection(aws.make_client(session, "autoscaling"),
+                                       config.worker_group, instance_id_from_metadata())
+    return worker_class(config, broker, store, executor, protection)
+
+
+def main(**classes: type) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("botocore").setLevel(logging.WARNING)
@@ -20,16 +39,7 @@ def main() -> int:
     except ConfigError as exc:
         print(f"worker: {exc}", file=sys.stderr)
         return 2
-    # Connect and read timeouts above the 20 s long poll; retries with backoff.
-    aws = Config(connect_timeout=5, read_timeout=config.wait_seconds + 10,
-                 retries={"mode": "standard", "max_attempts": 5})
-    session = boto3.Session(region_name=region_from_environment())
-    protection = ScaleInProtection(None, None, None)
-    if config.worker_group:
-        protection = ScaleInProtection(session.client("autoscaling", config=aws),
-                                       config.worker_group, instance_id_from_metadata())
-    worker = Worker(config, session.client("sqs", config=aws), session.client("s3", config=aws),
-                    protection)
+    worker = build_worker(config, **classes)
     worker.install_signal_handlers()
     worker.run()
     return 0

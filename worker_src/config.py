@@ -1,4 +1,4 @@
-"""The worker's settings, read from environment variables.
+"""The worker's settings, read from environment variables (names in contract.Env).
 
 On an instance, user data writes them to the systemd unit's EnvironmentFile;
 the local stack sets them for its worker processes. Besides these, the worker
@@ -12,17 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from .contract import MAX_RECEIVE_COUNT, Env
+
+# A t2.micro has 1 GiB; the OS, the agent and the worker's own code take the rest.
+DEFAULT_MEMORY_BUDGET_MB = 400
+
 
 class ConfigError(Exception):
     pass
-
-
-def region_from_environment(env: Mapping[str, str] = os.environ) -> str | None:
-    """AWS_REGION (what user data writes, and most AWS SDKs read), else AWS_DEFAULT_REGION.
-
-    boto3 reads only the second by itself.
-    """
-    return env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
 
 
 @dataclass(frozen=True)
@@ -31,37 +28,47 @@ class WorkerConfig:
     dead_letter_queue_url: str
     bucket: str
     reply_queue_prefix: str
-    max_receive_count: int = 3
+    max_receive_count: int = MAX_RECEIVE_COUNT
     visibility_timeout: int = 120
     wait_seconds: int = 20
     worker_group: str | None = None
     max_pixels: int | None = None
+    memory_budget_mb: int = DEFAULT_MEMORY_BUDGET_MB
+    metric_namespace: str | None = None
     ready_file: Path | None = None
+
+    @property
+    def memory_budget_bytes(self) -> int:
+        return self.memory_budget_mb * 1024 * 1024
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> WorkerConfig:
         required = {
-            "request_queue_url": "WQW_REQUEST_QUEUE_URL",
-            "dead_letter_queue_url": "WQW_DEAD_LETTER_QUEUE_URL",
-            "bucket": "WQW_BUCKET",
-            "reply_queue_prefix": "WQW_REPLY_QUEUE_PREFIX",
+            "request_queue_url": Env.REQUEST_QUEUE_URL,
+            "dead_letter_queue_url": Env.DEAD_LETTER_QUEUE_URL,
+            "bucket": Env.BUCKET,
+            "reply_queue_prefix": Env.REPLY_QUEUE_PREFIX,
         }
         missing = [name for name in required.values() if not env.get(name)]
         if missing:
             raise ConfigError(f"missing environment variable(s): {', '.join(missing)}")
         values: dict = {field: env[name] for field, name in required.items()}
-        for field, name in (("max_receive_count", "WQW_MAX_RECEIVE_COUNT"),
-                            ("visibility_timeout", "WQW_VISIBILITY_TIMEOUT"),
-                            ("wait_seconds", "WQW_WAIT_SECONDS"),
-                            ("max_pixels", "WQW_MAX_PIXELS")):
+        for field, name in (("max_receive_count", Env.MAX_RECEIVE_COUNT),
+                            ("visibility_timeout", Env.VISIBILITY_TIMEOUT),
+                            ("wait_seconds", Env.WAIT_SECONDS),
+                            ("max_pixels", Env.MAX_PIXELS),
+                            ("memory_budget_mb", Env.MEMORY_BUDGET_MB)):
             if env.get(name):
                 values[field] = _positive_int(name, env[name])
         if not 0 < values.get("wait_seconds", 20) <= 20:
-            raise ConfigError("WQW_WAIT_SECONDS must be between 1 and 20 (the SQS long-poll limit)")
-        if env.get("WQW_WORKER_GROUP"):
-            values["worker_group"] = env["WQW_WORKER_GROUP"]
-        if env.get("WQW_READY_FILE"):
-            values["ready_file"] = Path(env["WQW_READY_FILE"])
+            raise ConfigError(f"{Env.WAIT_SECONDS} must be between 1 and 20 "
+                              f"(the SQS long-poll limit)")
+        for field, name in (("worker_group", Env.WORKER_GROUP),
+                            ("metric_namespace", Env.METRIC_NAMESPACE)):
+            if env.get(name):
+                values[field] = env[name]
+        if env.get(Env.READY_FILE):
+            values["ready_file"] = Path(env[Env.READY_FILE])
         return cls(**values)
 
 

@@ -7,6 +7,9 @@ look them up. (The message format itself lives in wire.py.)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 DEFAULT_STACK_NAME = "web-queue-worker"
 # A job message that fails this many receives goes to the dead-letter queue.
 MAX_RECEIVE_COUNT = 3
@@ -69,6 +72,23 @@ class Env:
         VISIBILITY_TIMEOUT: Output.VISIBILITY_TIMEOUT,
         METRIC_NAMESPACE: Output.METRIC_NAMESPACE,
     }
+
+
+class MessageAttribute:
+    """SQS message attributes the stack sets (the body stays as the client sent it)."""
+
+    # On a dead letter the worker moved itself: why (a code and a sentence).
+    REASON = "error"
+    # On a job put back from the dead-letter queue by `dlq redrive`: store its result in S3
+    # too, where the redrive removed the stale one (docs/dead-letters.md).
+    REDRIVEN = "redriven"
+
+
+def string_attributes(message: Mapping[str, Any]) -> dict[str, str]:
+    """A received message's string attributes by name."""
+    return {name: value["StringValue"]
+            for name, value in message.get("MessageAttributes", {}).items()
+            if "StringValue" in value}
 
 
 # ---- the bucket's layout: every key carries the job id ----------------------------

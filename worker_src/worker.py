@@ -1,18 +1,18 @@
-"""The worker loop: receive a batch of jobs, run each, deliver its result, acknowledge.
+"""The worker loop: fetch a batch of jobs, have each executed, deliver its result, acknowledge.
 
-    receive (long poll, up to 10) -> for each job: run -> result -> flush:
-        send results to reply queues (batched) or S3, then delete the messages
+    broker.receive (long poll, up to 10) -> for each job: executor.execute -> result
+        -> flush: results to reply queues (batched) or S3, then broker.delete
 
-A message is deleted only after its result is delivered. A job that can never
-succeed (bad input) gets an error result at once. Any other failure leaves the
-message to come back after a backoff; on its last allowed receive the client
-gets an `internal` error result and the message is moved to the dead-letter
-queue. While a message is held, a heartbeat keeps it invisible to other workers.
+All SQS I/O goes through the broker (broker.py), all job work through the executor
+(executor.py); this loop only decides. A message is deleted only after its result is
+delivered. A job that can never succeed (bad input) gets an error result at once. Any
+other failure leaves the message to come back after a backoff; on its last allowed
+receive the client gets an `internal` error result and the message is moved to the
+dead-letter queue. While a message is held, a heartbeat keeps it invisible to others.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -22,15 +22,14 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlparse
 
-from botocore.exceptions import ClientError
-
-from . import wire
+from . import metrics, wire
+from .broker import Broker, Message, QueueGone, describe
 from .config import WorkerConfig
-from .jobs._imaging import DEFAULT_MAX_PIXELS, equalize_image, output_content_type
-from .jobs.stats import compute_stats
+from .contract import MessageAttribute
+from .executor import Execution, Executor
 from .protection import ScaleInProtection
+from .store import Store
 
 log = logging.getLogger("worker")
 
@@ -39,18 +38,16 @@ FLUSH_AFTER_SECONDS = 0.2
 # A batch holds about this much work: slow jobs are taken a few at a time, so that
 # another worker finds the rest in the queue instead of waiting behind this one.
 BATCH_SECONDS = 1.0
-# Largest input object a worker downloads (the pixel limit is checked separately).
-MAX_INPUT_BYTES = 200 * 1024 * 1024
 
 
 @dataclass
 class _Held:
     """A received message the worker has not acknowledged yet."""
 
-    message: dict[str, Any]
-    receive_count: int
+    message: Message
     state: str = "pending"  # pending -> done -> acked, or pending -> retry
     result: wire.Result | None = None
+    execution: Execution | None = None
     reply_to: str | None = None
     dead_letter_reason: str | None = None
 
@@ -63,14 +60,22 @@ class _Stats:
     by_code: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
+def worker_identity() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 class Worker:
-    def __init__(self, config: WorkerConfig, sqs: Any, s3: Any,
+    def __init__(self, config: WorkerConfig, broker: Broker, store: Store,
+                 executor: Executor | None = None,
                  protection: ScaleInProtection | None = None) -> None:
         self.config = config
-        self.sqs = sqs
-        self.s3 = s3
+        self.broker = broker
+        self.store = store
+        self.identity = worker_identity()
+        self.executor = executor or Executor(store, identity=self.identity,
+                                             max_pixels=config.max_pixels,
+                                             memory_budget_bytes=config.memory_budget_bytes)
         self.protection = protection or ScaleInProtection(None, None, None)
-        self.identity = f"{socket.gethostname()}:{os.getpid()}"
         self.stats = _Stats()
         self._stopping = threading.Event()
         self._finished = threading.Event()
@@ -82,18 +87,17 @@ class Worker:
 
     def run(self) -> None:
         """Process jobs until stop() or a SIGTERM/SIGINT."""
-        self._check_queue()
+        self._wait_for_queue()
         if self.config.ready_file:
             self.config.ready_file.write_text(self.identity + "\n")
         log.info("worker %s polling %s", self.identity, self.config.request_queue_url)
-        heartbeat = threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)
-        heartbeat.start()
+        threading.Thread(target=self.heartbeat, name="heartbeat", daemon=True).start()
         try:
             while not self._stopping.is_set():
                 try:
-                    messages = self._receive()
+                    messages = self.broker.receive(self.batch_size(), self.config.wait_seconds)
                 except Exception as exc:  # keep receiving whatever happens
-                    log.warning("receive failed (%s); retrying in 1 s", _describe(exc))
+                    log.warning("receive failed (%s); retrying in 1 s", describe(exc))
                     self._stopping.wait(1)
                     continue
                 self.protection.set_busy(bool(messages))
@@ -132,28 +136,18 @@ class Worker:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
 
-    def _check_queue(self) -> None:
+    def _wait_for_queue(self) -> None:
         """Wait until the request queue answers (no crash loop while AWS is unreachable)."""
         delay = 1.0
         while not self._stopping.is_set():
             try:
-                self.sqs.get_queue_attributes(QueueUrl=self.config.request_queue_url,
-                                              AttributeNames=["QueueArn"])
+                self.broker.check()
                 return
             except Exception as exc:
                 log.warning("request queue not reachable (%s); retrying in %.0f s",
-                            _describe(exc), delay)
+                            describe(exc), delay)
                 self._stopping.wait(delay)
                 delay = min(delay * 2, 60.0)
-
-    def _receive(self) -> list[dict[str, Any]]:
-        response = self.sqs.receive_message(
-            QueueUrl=self.config.request_queue_url,
-            MaxNumberOfMessages=self.batch_size(),
-            WaitTimeSeconds=self.config.wait_seconds,
-            MessageSystemAttributeNames=["ApproximateReceiveCount"],
-        )
-        return response.get("Messages", [])
 
     def batch_size(self) -> int:
         """How many messages to take at once: 10 for fast jobs, fewer for slow ones."""
@@ -161,13 +155,20 @@ class Worker:
             return 10
         return max(1, int(BATCH_SECONDS / self._job_seconds))
 
+    def heartbeat(self) -> None:
+        """Keep held messages invisible while this worker is alive."""
+        interval = max(1.0, self.config.visibility_timeout / 3)
+        while not self._finished.wait(interval):
+            with self._held_lock:
+                held = [h.message for h in self._held if h.state in ("pending", "done")]
+            if held:
+                self.broker.change_visibility(held, self.config.visibility_timeout)
+
     # ---- one batch ---------------------------------------------------------
 
-    def process_batch(self, messages: list[dict[str, Any]]) -> None:
-        batch = [_Held(m, int(m.get("Attributes", {}).get("ApproximateReceiveCount", 1)))
-                 for m in messages]
+    def process_batch(self, messages: list[Message]) -> None:
         # Jobs on their last allowed receive go first, each with a stand-in result in S3.
-        batch.sort(key=lambda held: -held.receive_count)
+        batch = sorted((_Held(m) for m in messages), key=lambda h: -h.message.receive_count)
         with self._held_lock:
             self._held.extend(batch)
         for held in batch:
@@ -181,7 +182,7 @@ class Worker:
                 if self._stopping.is_set() and not self._last_chance(held):
                     break
                 started = time.monotonic()
-                self._handle(held)
+                self.handle(held)
                 self._job_seconds += 0.3 * (time.monotonic() - started - self._job_seconds)
                 if held.state == "done" and oldest_unflushed is None:
                     oldest_unflushed = time.monotonic()
@@ -196,7 +197,7 @@ class Worker:
                 self._held = [h for h in self._held if h not in batch]
 
     def _last_chance(self, held: _Held) -> bool:
-        return held.receive_count >= self.config.max_receive_count
+        return held.message.receive_count >= self.config.max_receive_count
 
     def _store_stand_in(self, held: _Held) -> None:
         """Leave an error result in S3 that the real one overwrites.
@@ -206,131 +207,67 @@ class Worker:
         result instead of waiting in silence.
         """
         try:
-            job_id = wire.decode_job(held.message["Body"]).job_id
+            job_id = wire.decode_job(held.message.body).job_id
         except wire.WireError:
             return  # unreadable: answered (if at all) when handled
-        message = (f"the job was received {held.receive_count} times and every worker that "
-                   f"held it stopped before finishing (it may crash or exhaust the worker); "
-                   f"it is in the dead-letter queue")
+        count = held.message.receive_count
+        message = (f"the job was received {count} times and every worker that held it "
+                   f"stopped before finishing (it may crash or exhaust the worker); it is "
+                   f"in the dead-letter queue")
         try:
-            self._store_result(wire.error_result(job_id, wire.INTERNAL, message,
-                                                 worker=self.identity,
-                                                 attempt=held.receive_count))
+            self.store.put_result(wire.error_result(job_id, wire.INTERNAL, message,
+                                                    worker=self.identity, attempt=count))
         except Exception as exc:
             log.warning("could not store the stand-in result of job %s (%s)", job_id,
-                        _describe(exc))
+                        describe(exc))
 
-    def _handle(self, held: _Held) -> None:
+    def handle(self, held: _Held) -> None:
         """Run one job; leave `held` done (result ready) or not done (retry later)."""
+        attempt = held.message.receive_count
         try:
-            job = wire.decode_job(held.message["Body"])
+            job = wire.decode_job(held.message.body)
         except wire.WireError as exc:
-            log.warning("unreadable job message %s: %s", held.message["MessageId"], exc.message)
+            log.warning("unreadable job message %s: %s", held.message.message_id, exc.message)
             held.dead_letter_reason = f"{wire.BAD_INPUT}: {exc.message}"
             if exc.job_id:
-                held.result = self._error(exc.job_id, exc.code, exc.message, held)
-                held.reply_to = exc.reply_to if self._reply_allowed(exc.reply_to) else None
+                held.result = self._error(exc.job_id, exc.code, exc.message, attempt)
+                held.reply_to = exc.reply_to if self.broker.reply_allowed(exc.reply_to) else None
             held.state = "done"
             return
-
-        started = time.time()
-        if job.reply_to is not None and not self._reply_allowed(job.reply_to):
+        if job.reply_to is not None and not self.broker.reply_allowed(job.reply_to):
             held.result = self._error(
                 job.job_id, wire.FORBIDDEN,
                 f"reply queue {job.reply_to} is outside this stack: results go only to "
                 f"queues named {self.config.reply_queue_prefix}* in the stack's account; "
-                f"the result is stored in S3 instead", held)
+                f"the result is stored in S3 instead", attempt)
             held.state = "done"
             return
         held.reply_to = job.reply_to
         try:
-            value = self._run_job(job)
-            held.result = wire.ok_result(job.job_id, value, **self._extra(job, started, held))
-        except wire.JobError as exc:
-            held.result = self._error(job.job_id, exc.code, exc.message, held,
-                                      self._extra(job, started, held))
+            held.execution = self.executor.execute(job, attempt)
+            held.result = held.execution.result
+            if not held.result.ok:
+                self.stats.by_code[held.result.error_code] += 1
         except Exception as exc:
             self.stats.failed_attempts += 1
-            reason = _describe(exc)
-            if held.receive_count < self.config.max_receive_count:
+            reason = describe(exc)
+            if attempt < self.config.max_receive_count:
                 log.warning("job %s attempt %d failed (%s); it will be retried",
-                            job.job_id, held.receive_count, reason)
+                            job.job_id, attempt, reason)
                 self._backoff(held)
                 return
-            log.error("job %s failed on its last attempt (%d): %s",
-                      job.job_id, held.receive_count, reason)
+            log.error("job %s failed on its last attempt (%d): %s", job.job_id, attempt, reason)
             held.result = self._error(
                 job.job_id, wire.INTERNAL,
-                f"the job failed on all {held.receive_count} attempts; last error: {reason}",
-                held, self._extra(job, started, held))
+                f"the job failed on all {attempt} attempts; last error: {reason}", attempt)
             held.dead_letter_reason = f"{wire.INTERNAL}: {reason}"
         held.state = "done"
 
-    def _error(self, job_id: str, code: str, message: str, held: _Held,
-               extra: dict[str, Any] | None = None) -> wire.Result:
+    def _error(self, job_id: str, code: str, message: str, attempt: int) -> wire.Result:
         self.stats.by_code[code] += 1
-        extra = extra or {"worker": self.identity, "attempt": held.receive_count}
-        return wire.error_result(job_id, code, message, **extra)
-
-    def _extra(self, job: wire.Job, started: float, held: _Held) -> dict[str, Any]:
-        return {
-            "timing": {"queued_s": round(max(0.0, started - job.submitted_at), 6),
-                       "run_s": round(time.time() - started, 6)},
-            "worker": self.identity,
-            "attempt": held.receive_count,
-        }
-
-    # ---- the jobs ------------------------------------------------------------
-
-    def _run_job(self, job: wire.Job) -> dict[str, Any]:
-        args = job.args if job.args_key is None else self._load_args(job)
-        if job.kind == "stats":
-            _expect_keys(args, {"numbers"})
-            return compute_stats(args["numbers"])
-        if job.kind == "equalize":
-            return self._equalize(job, args)
-        raise wire.JobError(wire.BAD_INPUT, f"unknown job kind {job.kind!r}")
-
-    def _load_args(self, job: wire.Job) -> dict[str, Any]:
-        key = _own_key(job.args_key, f"inputs/{job.job_id}/", "args_key")
-        args = json.loads(self._get_object(key))
-        if not isinstance(args, dict):
-            raise wire.JobError(wire.BAD_INPUT, f"{key} must hold a JSON object")
-        return args
-
-    def _equalize(self, job: wire.Job, args: dict[str, Any]) -> dict[str, Any]:
-        _expect_keys(args, {"input_key", "output_key"})
-        input_key = _own_key(args["input_key"], f"inputs/{job.job_id}/", "input_key")
-        output_key = _own_key(args["output_key"], f"outputs/{job.job_id}/", "output_key")
-        data = self._get_object(input_key)
-        output = equalize_image(data, max_pixels=self.config.max_pixels or DEFAULT_MAX_PIXELS)
-        self.s3.put_object(Bucket=self.config.bucket, Key=output_key, Body=output,
-                           ContentType=output_content_type(output))
-        return {"output_key": output_key, "bytes": len(output)}
-
-    def _get_object(self, key: str) -> bytes:
-        try:
-            response = self.s3.get_object(Bucket=self.config.bucket, Key=key)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
-                raise wire.JobError(wire.NOT_FOUND,
-                                    f"s3://{self.config.bucket}/{key} does not exist") from None
-            raise
-        if response["ContentLength"] > MAX_INPUT_BYTES:
-            raise wire.JobError(wire.TOO_LARGE,
-                                f"{key} is {response['ContentLength']} bytes; "
-                                f"the limit is {MAX_INPUT_BYTES}")
-        return response["Body"].read()
+        return wire.error_result(job_id, code, message, worker=self.identity, attempt=attempt)
 
     # ---- delivering and acknowledging ------------------------------------------
-
-    def _reply_allowed(self, queue_url: str | None) -> bool:
-        if not queue_url:
-            return False
-        own = urlparse(self.config.request_queue_url).path.strip("/").split("/")
-        theirs = urlparse(queue_url).path.strip("/").split("/")
-        return (len(theirs) == 2 and theirs[0] == own[0]
-                and theirs[1].startswith(self.config.reply_queue_prefix))
 
     def _flush(self, batch: list[_Held]) -> None:
         """Deliver the results of finished jobs, then delete their messages."""
@@ -342,144 +279,84 @@ class Worker:
             if held.result is not None and held.reply_to:
                 by_queue[held.reply_to].append(held)
             elif held.result is not None:
-                try:
-                    self._store_result(held.result)
-                except Exception as exc:
-                    self._mark_retry([held], exc)
+                self._store_or_retry(held)
         for queue_url, group in by_queue.items():
             self._send_results(queue_url, group)
         for held in ready:
-            if self._last_chance(held) and held.reply_to and held.state == "done":
+            if self._also_store(held) and held.reply_to and held.state == "done":
                 try:  # replace the stand-in result; the client has the real one anyway
-                    self._store_result(held.result)
+                    self.store.put_result(held.result)
                 except Exception as exc:
                     log.warning("job %s: the stand-in result in S3 stays (%s)",
-                                held.result.job_id, _describe(exc))
+                                held.result.job_id, describe(exc))
         for held in ready:
-            if held.dead_letter_reason:
-                self._dead_letter(held)
+            if held.dead_letter_reason and held.state == "done":
+                try:
+                    self.broker.dead_letter(held.message.body, held.dead_letter_reason)
+                    self.stats.dead_lettered += 1
+                except Exception as exc:
+                    self._mark_retry([held], exc)
         acked = [h for h in ready if h.state == "done"]
-        self._delete(acked)
+        self.broker.delete([h.message for h in acked])
         for held in acked:
             held.state = "acked"
             if held.result is not None:
                 self.stats.processed += 1
-                log.info("job %s %s (attempt %d)", held.result.job_id,
-                         "ok" if held.result.ok else held.result.error_code, held.receive_count)
+                self.finished(held)
+
+    def _also_store(self, held: _Held) -> bool:
+        """Whether a result sent to a reply queue goes to S3 too: where a stale one may be.
+
+        On a job's last receive the stand-in is there; a redriven job's old result was
+        removed by the redrive, and `result JOB_ID` must find the new one.
+        """
+        return self._last_chance(held) or MessageAttribute.REDRIVEN in held.message.attributes
+
+    def finished(self, held: _Held) -> None:
+        """A job's result is delivered and its message deleted: log it, and its metric line."""
+        result = held.result
+        log.info("job %s %s (attempt %d)", result.job_id,
+                 "ok" if result.ok else result.error_code, held.message.receive_count)
+        if self.config.metric_namespace:
+            execution = held.execution
+            kind = execution.kind if execution else metrics.kind_of(held.message.body)
+            metrics.write(metrics.job_metrics(
+                self.config.metric_namespace, metrics.kind_dimension(kind, self.executor.kinds),
+                result, execution.input_bytes if execution else None))
 
     def _send_results(self, queue_url: str, group: list[_Held]) -> None:
-        for start in range(0, len(group), 10):
-            chunk = group[start:start + 10]
-            entries = [{"Id": str(i), "MessageBody": wire.encode_result(h.result)}
-                       for i, h in enumerate(chunk)]
-            try:
-                response = self.sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
-                failed = {int(f["Id"]) for f in response.get("Failed", [])}
-            except Exception as exc:  # also a dropped connection, after the SDK's retries
-                if not (isinstance(exc, ClientError) and _queue_missing(exc)):
-                    self._mark_retry(chunk, exc)
-                    continue
-                log.info("reply queue %s is gone; storing results in S3", queue_url)
-                failed = set(range(len(chunk)))
-            for i in failed:
-                try:
-                    self._store_result(chunk[i].result)
-                except Exception as exc:
-                    self._mark_retry([chunk[i]], exc)
-
-    def _store_result(self, result: wire.Result) -> None:
-        self.s3.put_object(Bucket=self.config.bucket, Key=f"results/{result.job_id}.json",
-                           Body=wire.encode_result(result).encode(),
-                           ContentType="application/json")
-
-    def _dead_letter(self, held: _Held) -> None:
         try:
-            self.sqs.send_message(
-                QueueUrl=self.config.dead_letter_queue_url,
-                MessageBody=held.message["Body"],
-                MessageAttributes={"error": {"DataType": "String",
-                                             "StringValue": held.dead_letter_reason[:1000]}},
-            )
-            self.stats.dead_lettered += 1
+            failed = self.broker.send_results(queue_url,
+                                              [wire.encode_result(h.result) for h in group])
+        except QueueGone:
+            log.info("reply queue %s is gone; storing results in S3", queue_url)
+            failed = set(range(len(group)))
+        except Exception as exc:  # also a dropped connection, after the SDK's retries
+            self._mark_retry(group, exc)
+            return
+        for index in sorted(failed):
+            self._store_or_retry(group[index])
+
+    def _store_or_retry(self, held: _Held) -> None:
+        try:
+            self.store.put_result(held.result)
         except Exception as exc:
             self._mark_retry([held], exc)
 
     def _mark_retry(self, helds: list[_Held], exc: Exception) -> None:
         log.warning("could not deliver %d result(s) (%s); the job(s) will be retried",
-                    len(helds), _describe(exc))
+                    len(helds), describe(exc))
         for held in helds:
             held.dead_letter_reason = None
             self._backoff(held)
 
-    def _delete(self, helds: list[_Held]) -> None:
-        for start in range(0, len(helds), 10):
-            chunk = helds[start:start + 10]
-            entries = [{"Id": str(i), "ReceiptHandle": h.message["ReceiptHandle"]}
-                       for i, h in enumerate(chunk)]
-            try:
-                response = self.sqs.delete_message_batch(
-                    QueueUrl=self.config.request_queue_url, Entries=entries)
-                for failure in response.get("Failed", []):
-                    log.warning("delete failed for a message: %s", failure.get("Message"))
-            except Exception as exc:  # the message comes back; the client ignores the duplicate
-                log.warning("delete failed (%s); the job(s) may run again", _describe(exc))
-
     def _backoff(self, held: _Held) -> None:
         """Let the message come back after 2, 4, 8... seconds (capped)."""
         held.state = "retry"
-        delay = min(self.config.visibility_timeout, 2 ** held.receive_count)
-        self._change_visibility([held], delay)
+        delay = min(self.config.visibility_timeout, 2 ** held.message.receive_count)
+        self.broker.change_visibility([held.message], delay)
 
     def _release(self, helds: list[_Held]) -> None:
         """Hand messages this worker will not process back to the queue at once."""
         if helds:
-            self._change_visibility(helds, 0)
-
-    def _change_visibility(self, helds: list[_Held], seconds: int) -> None:
-        for start in range(0, len(helds), 10):
-            entries = [{"Id": str(i), "ReceiptHandle": h.message["ReceiptHandle"],
-                        "VisibilityTimeout": seconds}
-                       for i, h in enumerate(helds[start:start + 10])]
-            try:
-                self.sqs.change_message_visibility_batch(
-                    QueueUrl=self.config.request_queue_url, Entries=entries)
-            except Exception as exc:
-                log.warning("could not change visibility (%s)", _describe(exc))
-
-    def _heartbeat(self) -> None:
-        """Keep held messages invisible while this worker is alive."""
-        interval = max(1.0, self.config.visibility_timeout / 3)
-        while not self._finished.wait(interval):
-            with self._held_lock:
-                held = [h for h in self._held if h.state in ("pending", "done")]
-            if held:
-                self._change_visibility(held, self.config.visibility_timeout)
-
-
-def _expect_keys(args: Any, keys: set[str]) -> None:
-    if not isinstance(args, dict):
-        raise wire.JobError(wire.BAD_INPUT, "args must be a JSON object")
-    missing = sorted(keys - args.keys())
-    unknown = sorted(args.keys() - keys)
-    if missing:
-        raise wire.JobError(wire.BAD_INPUT, f"missing argument(s): {', '.join(missing)}")
-    if unknown:
-        raise wire.JobError(wire.BAD_INPUT, f"unknown argument(s): {', '.join(unknown)}")
-
-
-def _own_key(key: Any, prefix: str, name: str) -> str:
-    if not isinstance(key, str) or not key.startswith(prefix) or len(key) == len(prefix):
-        raise wire.JobError(wire.BAD_INPUT, f"{name} must be an S3 key under {prefix}")
-    return key
-
-
-def _queue_missing(exc: ClientError) -> bool:
-    code = exc.response.get("Error", {}).get("Code", "")
-    return code in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        return f"{error.get('Code')}: {error.get('Message')}"
-    return f"{type(exc).__name__}: {exc}"
+            self.broker.change_visibility([h.message for h in helds], 0)

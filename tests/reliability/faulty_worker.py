@@ -4,8 +4,8 @@
 
 Nothing here is imported by the worker itself. Faults are injected from outside: botocore
 event hooks on every client the worker creates (HTTP-level errors, throttling, dropped
-connections, delays, before the SDK's own retries see them), and wrappers around a few worker
-functions (the job's compute step, the heartbeat) for points no AWS call marks.
+connections, delays, before the SDK's own retries see them), and subclasses of the worker's
+override points (Executor.open_files/perform, Worker.heartbeat) for points no AWS call marks.
 
 Environment:
   WQW_FAULT_PLAN    JSON file {"rules": [rule, ...]}, re-read whenever it changes. A rule:
@@ -35,7 +35,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ConnectionClosedError
 
@@ -264,67 +263,67 @@ class Injector:
     # ---- wrappers around the worker ------------------------------------------------------
 
     def install(self) -> None:
-        from worker_src import worker as worker_module
+        """Wrap the one AWS client factory: every client the worker makes is watched."""
+        from worker_src import aws
 
         injector = self
-        original_client = boto3.Session.client
+        original = aws.make_client
 
-        def client(session: Any, *args: Any, **kwargs: Any) -> Any:
-            made = original_client(session, *args, **kwargs)
+        def make_client(*args: Any, **kwargs: Any) -> Any:
+            made = original(*args, **kwargs)
             injector.attach(made)
             return made
 
-        boto3.Session.client = client
+        aws.make_client = make_client
 
-        Worker = worker_module.Worker
-        run_job, get_object = Worker._run_job, Worker._get_object
+    def classes(self) -> dict[str, type]:
+        """The worker's override points, subclassed to log steps and inject faults."""
+        from worker_src.executor import Executor
+        from worker_src.worker import Worker
 
-        def _run_job(worker: Any, job: Any) -> Any:
-            injector.job.current = job.job_id
-            attempt = injector._counts.get(job.job_id)
-            injector.log("start", job=job.job_id, attempt=attempt)
-            try:
-                return run_job(worker, job)
-            finally:
-                injector.log("finish", job=job.job_id, attempt=attempt)
+        injector = self
 
-        def _get_object(worker: Any, key: str) -> Any:
-            data = get_object(worker, key)
-            jobs = [getattr(injector.job, "current", "")]
-            injector._raise_if(injector.fire("after_read", jobs, ("kill", "delay", "raise")))
-            return data
+        class FaultyExecutor(Executor):
+            def execute(self, job: Any, attempt: int) -> Any:
+                injector.job.current = job.job_id
+                attempt_seen = injector._counts.get(job.job_id)
+                injector.log("start", job=job.job_id, attempt=attempt_seen)
+                try:
+                    return super().execute(job, attempt)
+                finally:
+                    injector.log("finish", job=job.job_id, attempt=attempt_seen)
 
-        def wrap_compute(function: Any) -> Any:
-            def compute(*args: Any, **kwargs: Any) -> Any:
+            def open_files(self, job: Any, kind: Any, args: Any) -> Any:
+                files = super().open_files(job, kind, args)
+                injector._raise_if(injector.fire("after_read", [job.job_id],
+                                                 ("kill", "delay", "raise")))
+                return files
+
+            def perform(self, kind: Any, args: Any, files: Any, limits: Any) -> Any:
                 jobs = [getattr(injector.job, "current", "")]
                 injector._raise_if(injector.fire("before_compute", jobs,
                                                  ("kill", "delay", "raise")))
-                value = function(*args, **kwargs)
+                output = super().perform(kind, args, files, limits)
                 injector._raise_if(injector.fire("after_compute", jobs,
                                                  ("kill", "delay", "raise")))
-                return value
-            return compute
+                return output
 
-        Worker._run_job, Worker._get_object = _run_job, _get_object
-        worker_module.compute_stats = wrap_compute(worker_module.compute_stats)
-        worker_module.equalize_image = wrap_compute(worker_module.equalize_image)
+        class FaultyWorker(Worker):
+            def heartbeat(self) -> None:
+                if os.environ.get("WQW_FAULT_NO_HEARTBEAT") != "1":
+                    super().heartbeat()
 
-        if os.environ.get("WQW_FAULT_NO_HEARTBEAT") == "1":
-            Worker._heartbeat = lambda worker: None
+            def install_signal_handlers(self) -> None:
+                super().install_signal_handlers()
+                handler = signal.getsignal(signal.SIGTERM)
 
-        install_handlers = Worker.install_signal_handlers
+                def logged(signum: int, frame: Any) -> None:
+                    injector.log("signal", signal=signal.Signals(signum).name)
+                    handler(signum, frame)
 
-        def install_signal_handlers(worker: Any) -> None:
-            install_handlers(worker)
-            handler = signal.getsignal(signal.SIGTERM)
+                signal.signal(signal.SIGTERM, logged)
 
-            def logged(signum: int, frame: Any) -> None:
-                injector.log("signal", signal=signal.Signals(signum).name)
-                handler(signum, frame)
-
-            signal.signal(signal.SIGTERM, logged)
-
-        Worker.install_signal_handlers = install_signal_handlers
+        return {"worker_class": FaultyWorker, "executor_class": FaultyExecutor}
 
     @staticmethod
     def _raise_if(rule: dict | None) -> None:
@@ -346,7 +345,7 @@ def main() -> int:
     injector.log("started")
     from worker_src.__main__ import main as worker_main
 
-    code = worker_main()
+    code = worker_main(**injector.classes())
     injector.log("exit", code=code)
     return code
 

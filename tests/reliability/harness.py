@@ -202,8 +202,8 @@ class TrackedClient:
         self.submitted.update(ids)
         return ids
 
-    def submit_images(self, images: list[Path]) -> list[str]:
-        ids = self.client.submit_images(images)
+    def submit_files(self, kind: str, images: list[Path]) -> list[str]:
+        ids = self.client.submit_files(kind, images)
         self.submitted.update(ids)
         return ids
 

@@ -44,7 +44,7 @@ def main(stack_name: str, seed: int, jobs: int, workdir: Path) -> dict:
             shape = (rng.randint(8, 24), rng.randint(8, 24)) + ((3,) if index % 2 else ())
             pixels.append(low_contrast(shape, seed * 1000 + index))
             paths.append(write_png(workdir / f"{seed}-{index}.png", pixels[-1]))
-        images = dict(zip(client.submit_images(paths), pixels, strict=True))
+        images = dict(zip(client.submit_files("equalize", paths), pixels, strict=True))
         outcome = client.collect([*numbers, *images], timeout=120)
         wrong = []
         for job_id, values in numbers.items():

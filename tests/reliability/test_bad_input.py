@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from client import cli
+from client import cli_output
 from client.local import LOCAL_CREDENTIALS
 from worker_src import wire
 
@@ -123,7 +123,7 @@ def shown(result):
     stderr = io.StringIO()
     real, sys.stderr = sys.stderr, stderr
     try:
-        assert cli.report_failure(args, result) == 1
+        assert cli_output.report_failure(args, result) == 1
     finally:
         sys.stderr = real
     return stderr.getvalue().strip()
@@ -156,7 +156,7 @@ def test_an_unanswerable_message_is_dead_lettered_at_once_with_the_reason(env, c
 
 MALFORMED = {
     "wrong version": ({"version": 2}, "unsupported wire version 2"),
-    "unknown kind": ({"kind": "resize"}, "unknown job kind 'resize'; known kinds: "),
+    "not a kind's name": ({"kind": "Resize!"}, "kind must be a job kind's name"),
     "missing fields": ({"submitted_at": ...}, "missing field(s): submitted_at"),
     "an unknown field": ({"priority": 9}, "unknown field(s): priority"),
     "args that are not an object": ({"args": [1, 2]}, "args must be a JSON object"),
@@ -189,9 +189,9 @@ BAD_ARGS = {
     "a boolean": ({"numbers": [True, 2]}, "item 1 of 2 (true, a boolean) is not an integer"),
     "null": ({"numbers": [3, None]}, "item 2 of 2 (null, null) is not an integer"),
     "numbers that are not a list": ({"numbers": "1 2 3"},
-                                    "numbers must be a list of integers, got a string"),
-    "a missing argument": ({}, "missing argument(s): numbers"),
-    "an unknown argument": ({"numbers": [1], "extra": 1}, "unknown argument(s): extra"),
+                                    "numbers must be a list of integers, got '1 2 3'"),
+    "a missing argument": ({}, "stats needs the argument numbers"),
+    "an unknown argument": ({"numbers": [1], "extra": 1}, "stats has no argument 'extra'"),
 }
 
 
@@ -250,8 +250,7 @@ def test_args_key_naming_a_missing_object_is_not_found(env):
 
 def test_an_input_key_that_was_never_uploaded_is_not_found(env):
     job_id = wire.new_job_id()
-    [job_id] = env.client.submit([("equalize", {"input_key": f"inputs/{job_id}/gone.png",
-                                                "output_key": f"outputs/{job_id}/gone.png"})],
+    [job_id] = env.client.submit([("equalize", {"image": f"inputs/{job_id}/gone.png"})],
                                  job_ids=[job_id])
     env.jobs += 1
     result = env.client.collect([job_id], 30).results[job_id]
@@ -262,13 +261,12 @@ def test_an_input_key_that_was_never_uploaded_is_not_found(env):
 
 def test_a_key_of_another_job_is_refused(env):
     job_id, other = wire.new_job_id(), wire.new_job_id()
-    env.client.submit([("equalize", {"input_key": f"inputs/{other}/a.png",
-                                     "output_key": f"outputs/{job_id}/a.png"})],
+    env.client.submit([("equalize", {"image": f"inputs/{other}/a.png"})],
                       job_ids=[job_id])
     env.jobs += 1
     result = env.client.collect([job_id], 30).results[job_id]
     assert result.error_code == wire.BAD_INPUT
-    assert f"input_key must be an S3 key under inputs/{job_id}/" in result.error_message
+    assert f"image must be an S3 key under inputs/{job_id}/" in result.error_message
     env.check_alive_and_serving()
 
 

@@ -27,8 +27,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:This might be
 def image_job(client, tmp_path, seed):
     pixels = low_contrast((20, 30, 3), seed)
     job_id = wire.new_job_id()
-    key = client.client.upload_input(job_id, write_png(tmp_path / f"in{seed}.png", pixels))
-    args = {"input_key": key, "output_key": key.replace("inputs/", "outputs/")}
+    key = client.client.upload(job_id, f"in{seed}.png",
+                              write_png(tmp_path / f"in{seed}.png", pixels))
+    args = {"image": key}
     return job_id, args, pixels
 
 

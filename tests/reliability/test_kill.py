@@ -58,10 +58,8 @@ def test_every_job_gets_its_result_while_workers_are_killed_at_every_point(
             for job_id in batch:
                 pixels = low_contrast((12 + len(submitted) % 5, 16), seed=len(submitted))
                 path = write_png(tmp_path / f"{job_id}.png", pixels)
-                key = client.client.upload_input(job_id, path)
-                client.submit([("equalize", {"input_key": key,
-                                             "output_key": key.replace("inputs/", "outputs/")})],
-                              job_ids=[job_id])
+                key = client.client.upload(job_id, path.name, path)
+                client.submit([("equalize", {"image": key})], job_ids=[job_id])
                 submitted[job_id] = pixels
             time.sleep(0.4)
         outcome = client.collect(list(submitted), timeout=60)
@@ -87,7 +85,7 @@ def test_every_job_gets_its_result_while_workers_are_killed_at_every_point(
     for job_id, pixels in submitted.items():
         result = outcome.results[job_id]
         assert result.ok, result.error_message
-        assert result.value["output_key"] == f"outputs/{job_id}/{job_id}.png"
+        assert result.value["output_key"] == f"outputs/{job_id}/{job_id}-equalize.png"
         assert np.array_equal(output_pixels(stack, result.value["output_key"]), equalized(pixels))
     assert queue_depth(stack, stack.outputs["RequestQueueUrl"]) == 0
     dead = {m["Body"] for m in dead_letters(stack)}

@@ -39,8 +39,9 @@ def worker(stack, tmp_path_factory):
 def image(client, tmp_path, seed):
     pixels = low_contrast((16, 24), seed)
     job_id = wire.new_job_id()
-    key = client.client.upload_input(job_id, write_png(tmp_path / f"{seed}.png", pixels))
-    return job_id, {"input_key": key, "output_key": key.replace("inputs/", "outputs/")}, pixels
+    key = client.client.upload(job_id, f"{seed}.png",
+                               write_png(tmp_path / f"{seed}.png", pixels))
+    return job_id, {"image": key}, pixels
 
 
 def test_failures_the_sdk_or_the_worker_retries_end_in_correct_results(
@@ -85,7 +86,8 @@ def test_failures_the_sdk_or_the_worker_retries_end_in_correct_results(
     assert outcome.lost == [] and all(r.ok for r in results.values())
     for name in ("throttled", "dropped", "failed_once", "raised"):
         job_id, args, pixels = images[name]
-        assert np.array_equal(output_pixels(stack, args["output_key"]), equalized(pixels))
+        key = results[job_id].value["output_key"]
+        assert np.array_equal(output_pixels(stack, key), equalized(pixels))
     assert results[ids["reply_500"]].value["median"] == 15.5
     assert results[ids["delete_throttled"]].value["sum"] == 0
     for name in ("throttled", "dropped", "reply_500"):

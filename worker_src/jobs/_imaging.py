@@ -1,11 +1,11 @@
-"""The `equalize` job: histogram equalization with scikit-image's exact semantics.
+"""The image codec every image kind shares: open and check from the header, decode, encode.
 
-The result is what `skimage.util.img_as_ubyte(skimage.exposure.equalize_hist(img))`
-gives for the 8-bit image as scikit-image reads it (one histogram over all colour
-channels), with alpha passed through unchanged. For 8-bit input every output value
-depends only on the input value, so the whole computation is a 256-entry lookup
-table built from Pillow's C histogram and applied with `Image.point`: no float
-arrays the size of the image.
+An image kind reads its input with `open_input` (the file's size, format, mode
+and pixel count are checked from its header before any pixel is decoded),
+decodes it with `load_pixels`, and gives its result back with `image_output`,
+which encodes it in the input's format with the input's metadata (EXIF with its
+orientation tag, ICC profile, JPEG quantization tables and subsampling, PNG
+text, transparency) and adds the histograms the web page draws.
 
 docs/jobs.md says what happens to each kind of input.
 """
@@ -18,13 +18,12 @@ import warnings
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-import numpy as np
 from PIL import Image, ImageFile, JpegImagePlugin, PngImagePlugin, UnidentifiedImageError
-from skimage.util import img_as_ubyte
 
 from .. import wire
+from ..registry import JobFile, Limits, Output
 
 # 100 MP images pass; the worker may lower or raise it with WQW_MAX_PIXELS.
 DEFAULT_MAX_PIXELS = 120_000_000
@@ -36,9 +35,6 @@ MODES = ("L", "LA", "RGB", "RGBA", "P")
 MIME_TYPES = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png",
               "GIF": "image/gif", "BMP": "image/bmp"}
 
-# Pixels per strip when applying the table: the extra memory is about one strip.
-STRIP_PIXELS = 262_144
-
 # Exceptions Pillow raises for data it cannot decode (never MemoryError).
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error)
 
@@ -47,16 +43,49 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_KINDS = {"I": "grayscale", "LA": "grayscale with alpha", "RGB": "RGB", "RGBA": "RGBA"}
 
 
-def equalize_image(data: bytes | BinaryIO, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
-    """Histogram-equalize an encoded image; return the encoded result, same format."""
-    fp = _as_seekable(data)
-    im = open_image(fp, max_pixels=max_pixels)
+def open_input(file: JobFile, limits: Limits, *, label: str = "") -> Image.Image:
+    """A job's image file, opened and checked from its header (no pixels decoded).
+
+    `label` (e.g. "the reference") starts the message of every error about a
+    second image, so the client knows which file it was.
+    """
+    with labelled(label):
+        if file.size > limits.max_input_bytes:
+            raise wire.JobError(
+                wire.TOO_LARGE, f"the file is {file.size:,} bytes; this kind takes at most "
+                f"{limits.max_input_bytes:,}")
+        return open_image(io.BytesIO(file.read()),
+                          max_pixels=limits.max_pixels or DEFAULT_MAX_PIXELS)
+
+
+def load_pixels(im: Image.Image, *, label: str = "") -> None:
+    """Decode an opened image's pixels; damaged or truncated data is bad_input."""
+    with labelled(label), _pillow_errors(f"the {im.format} image data is damaged or truncated"):
+        im.load()
+
+
+@contextmanager
+def labelled(label: str) -> Iterator[None]:
+    """Prefix the message of a JobError raised inside with `label: `."""
     try:
-        _load(im)
-        out = equalize_pixels(im, in_place=True)
-        return _encode(out, im)
-    finally:
-        im.close()
+        yield
+    except wire.JobError as exc:
+        if not label:
+            raise
+        raise wire.JobError(exc.code, f"{label}: {exc.message}") from None
+
+
+def image_output(out: Image.Image, source: Image.Image, input_name: str,
+                 value: dict[str, Any]) -> Output:
+    """The job's Output: `out` encoded like `source`, named like the input file."""
+    data = encode(out, source)
+    return Output(value=value, data=data, content_type=output_content_type(data),
+                  suffix=output_suffix(data, input_name))
+
+
+def colour_band_count(im: Image.Image) -> int:
+    """1 for grayscale (L, LA), 3 for colour (RGB, RGBA, and P, which reads as RGB)."""
+    return 3 if im.mode in ("RGB", "RGBA", "P") else 1
 
 
 def open_image(fp: BinaryIO, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
@@ -106,58 +135,6 @@ def _pillow_errors(what: str) -> Iterator[None]:
         raise wire.JobError(wire.BAD_INPUT, f"{what}: {exc}") from None
 
 
-def equalize_pixels(im: Image.Image, *, in_place: bool = False) -> Image.Image:
-    """Equalize a decoded 8-bit image (mode L, LA, RGB, RGBA or P); alpha unchanged.
-
-    With in_place, the pixels of `im` are overwritten (saves one image of memory).
-    """
-    if im.mode not in MODES:
-        raise ValueError(f"mode {im.mode} cannot be equalized")
-    if im.mode == "P":
-        return _equalize_palette(im, in_place)
-    colour_bands = len(im.getbands()) - ("A" in im.getbands())
-    histogram = _colour_histogram(im.histogram(), colour_bands)
-    lut = equalization_lut(histogram)
-    identity = list(range(256))
-    table = lut * colour_bands + identity * (len(im.getbands()) - colour_bands)
-    out = im if in_place else im.copy()
-    # Strip by strip, in place: the peak stays at one image plus a strip. Pillow
-    # may keep a few freed strips for reuse, else each new strip costs page faults.
-    rows = max(1, STRIP_PIXELS // max(1, im.width))
-    blocks_max = Image.core.get_blocks_max()
-    Image.core.set_blocks_max(max(blocks_max, 4))
-    try:
-        for top in range(0, im.height, rows):
-            box = (0, top, im.width, min(im.height, top + rows))
-            out.paste(im.crop(box).point(table), box)
-    finally:
-        Image.core.set_blocks_max(blocks_max)
-    return out
-
-
-def equalization_lut(histogram: list[int] | np.ndarray) -> list[int]:
-    """The 256-entry table equalize_hist + img_as_ubyte amount to, for an 8-bit histogram.
-
-    `histogram[v]` counts the samples of value v over all colour channels. The
-    arithmetic is skimage.exposure.equalize_hist's for integer images: bins are
-    the integers from the image's min to its max, the cdf is cumsum / total in
-    float64, values are mapped with np.interp over the bin centers; then
-    skimage's own img_as_ubyte rounds.
-    """
-    hist = np.asarray(histogram, dtype=np.int64)
-    if hist.shape != (256,):
-        raise ValueError("an 8-bit histogram has 256 entries")
-    present = np.flatnonzero(hist)
-    if present.size == 0:
-        raise ValueError("the histogram is empty")
-    low, high = int(present[0]), int(present[-1])
-    cdf = hist[low:high + 1].cumsum()
-    cdf = cdf / float(cdf[-1])
-    bin_centers = np.arange(low, high + 1)
-    table = np.interp(np.arange(256), bin_centers, cdf)
-    return [int(v) for v in img_as_ubyte(table)]
-
-
 def output_content_type(data_or_name: bytes | str) -> str:
     """MIME type of encoded image bytes, of a Pillow format name ("JPEG") or a file name."""
     if isinstance(data_or_name, (bytes, bytearray, memoryview)):
@@ -175,10 +152,13 @@ def output_content_type(data_or_name: bytes | str) -> str:
     if name in MIME_TYPES:
         return MIME_TYPES[name]
     extension = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    return MIME_TYPES.get(Image.registered_extensions().get(extension, ""),
-                          "application/octet-stream")
+    return MIME_TYPES.get(_EXTENSIONS.get(extension, ""), "application/octet-stream")
 
 
+# Pillow's extensions of our formats, written out: Image.registered_extensions() would
+# import every Pillow plugin (about 50 ms in each new worker process).
+_EXTENSIONS = {".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".jfif": "JPEG", ".mpo": "MPO",
+               ".png": "PNG", ".apng": "PNG", ".gif": "GIF", ".bmp": "BMP"}
 _SUFFIXES = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/bmp": ".bmp"}
 
 
@@ -190,7 +170,8 @@ def output_suffix(data: bytes, input_name: str) -> str:
     return _SUFFIXES.get(output_content_type(data), "")
 
 
-def _as_seekable(data: bytes | BinaryIO) -> BinaryIO:
+def as_seekable(data: bytes | BinaryIO) -> BinaryIO:
+    """A seekable stream over encoded image bytes or a file object."""
     if isinstance(data, (bytes, bytearray, memoryview)):
         return io.BytesIO(data)
     if not data.seekable():
@@ -225,8 +206,8 @@ def _check_header(im: Image.Image, max_pixels: int) -> None:
             wire.BAD_INPUT, f"16-bit PNG ({kind}) is not supported; send an 8-bit image")
     if im.mode == "1":
         raise wire.JobError(
-            wire.BAD_INPUT, "1-bit (black and white) images cannot be equalized: every "
-            "black pixel would turn grey; send an 8-bit grayscale image")
+            wire.BAD_INPUT, "1-bit (black and white) images are not supported: the result "
+            "needs grey levels a 1-bit image cannot hold; send an 8-bit grayscale image")
     if im.mode == "CMYK":
         raise wire.JobError(
             wire.BAD_INPUT, f"CMYK {im.format} is not supported; convert it to RGB first")
@@ -271,42 +252,8 @@ def _chunk_name(kind: bytes) -> str:
     return kind.decode("latin-1")
 
 
-def _load(im: Image.Image) -> None:
-    with _pillow_errors(f"the {im.format} image data is damaged or truncated"):
-        im.load()
-
-
-def _colour_histogram(histogram: list[int], colour_bands: int) -> np.ndarray:
-    return np.asarray(histogram[:256 * colour_bands], dtype=np.int64).reshape(
-        colour_bands, 256).sum(axis=0)
-
-
-def _equalize_palette(im: Image.Image, in_place: bool) -> Image.Image:
-    """A palette image keeps its pixels (indices); its palette colours are equalized.
-
-    The histogram is that of the RGB image the palette describes (as scikit-image
-    reads it): each index's pixel count goes to the bins of its colour's values.
-    """
-    palette_mode = im.palette.mode
-    colour_channels = [i for i, band in enumerate(palette_mode) if band != "A"]
-    width = len(palette_mode)
-    palette = im.getpalette(palette_mode) or []
-    palette += [0] * (256 * width - len(palette))  # Pillow shows missing entries as black
-    counts = im.histogram()
-    histogram = np.zeros(256, dtype=np.int64)
-    for index, count in enumerate(counts):
-        if count:
-            for channel in colour_channels:
-                histogram[palette[index * width + channel]] += count
-    lut = equalization_lut(histogram)
-    new_palette = [lut[value] if i % width in colour_channels else value
-                   for i, value in enumerate(palette)]
-    out = im if in_place else im.copy()
-    out.putpalette(new_palette, palette_mode)
-    return out
-
-
-def _encode(out: Image.Image, source: Image.Image) -> bytes:
+def encode(out: Image.Image, source: Image.Image) -> bytes:
+    """`out` in `source`'s format, with its metadata and (JPEG) its encoder settings."""
     info = source.info
     params: dict[str, object] = {}
     for key in ("icc_profile", "exif", "dpi"):

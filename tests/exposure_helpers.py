@@ -1,0 +1,108 @@
+"""Helpers for the image kinds' tests: fake job files, running a kind, scikit-image references."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+from PIL import Image
+
+from worker_src import registry
+from worker_src.registry import Kind, Limits, Output
+
+
+@dataclass
+class FakeFile:
+    """A JobFile over bytes in memory."""
+
+    name: str
+    data: bytes
+    key: str = "inputs/job-1/image"
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    def read(self) -> bytes:
+        return self.data
+
+    def open(self) -> io.BytesIO:
+        return io.BytesIO(self.data)
+
+
+def limits(**overrides: Any) -> Limits:
+    values = {"max_input_bytes": 50_000_000, "max_pixels": 10_000_000}
+    return registry.Limits(**{**values, **overrides})
+
+
+def run_kind(kind: Kind, args: Mapping[str, Any], files: Mapping[str, FakeFile],
+             job_limits: Limits | None = None) -> Output:
+    """What the executor does: check the arguments (file ones by name), then run."""
+    checked = kind.check_args({**args, **{name: f.name for name, f in files.items()}})
+    checked = {name: value for name, value in checked.items() if name not in kind.file_args()}
+    return kind.run(checked, files, job_limits or limits())
+
+
+def encoded(image: Image.Image, fmt: str = "PNG", **params: Any) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **params)
+    return buffer.getvalue()
+
+
+def png_file(pixels: np.ndarray, mode: str, name: str = "in.png") -> FakeFile:
+    return FakeFile(name, encoded(image_of(pixels, mode)))
+
+
+def image_of(pixels: np.ndarray, mode: str) -> Image.Image:
+    return Image.fromarray(pixels[..., 0] if pixels.ndim == 3 and pixels.shape[-1] == 1
+                           else pixels, mode)
+
+
+def decoded(output: Output) -> Image.Image:
+    image = Image.open(io.BytesIO(output.data))
+    image.load()
+    return image
+
+
+def colour_of(pixels: np.ndarray, mode: str) -> np.ndarray:
+    """The colour channels as scikit-image would get them: (h, w) for L/LA, (h, w, 3) else."""
+    if mode in ("L", "LA"):
+        return pixels if pixels.ndim == 2 else pixels[..., 0]
+    return pixels[..., :3]
+
+
+def expected(pixels: np.ndarray, mode: str,
+             function: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """`function` (scikit-image) on the colour channels; alpha (LA, RGBA) unchanged."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # exp overflow in adjust_sigmoid
+        result = function(colour_of(pixels, mode))
+    if mode == "LA":
+        return np.stack([result, pixels[..., 1]], axis=-1)
+    if mode == "RGBA":
+        return np.concatenate([result, pixels[..., 3:]], axis=-1)
+    return result
+
+
+def histogram_of(pixels: np.ndarray, mode: str) -> list[int]:
+    return np.bincount(colour_of(pixels, mode).ravel(), minlength=256).tolist()
+
+
+@st.composite
+def images(draw: st.DrawFn, modes: tuple[str, ...] = ("L", "LA", "RGB", "RGBA"),
+           max_side: int = 24) -> tuple[np.ndarray, str]:
+    """A small image: its mode, size and value range drawn; noise within that range."""
+    mode = draw(st.sampled_from(modes))
+    width, height = draw(st.integers(1, max_side)), draw(st.integers(1, max_side))
+    low = draw(st.integers(0, 255))
+    high = draw(st.integers(low, 255))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    pixels = rng.integers(low, high + 1, (height, width, len(mode)), dtype=np.uint8)
+    if len(mode) > 1 and draw(st.booleans()):  # alpha anywhere in 0..255
+        pixels[..., -1] = rng.integers(0, 256, (height, width), dtype=np.uint8)
+    return (pixels[..., 0] if len(mode) == 1 else pixels), mode

@@ -1,0 +1,39 @@
+"""The `log` kind: logarithmic correction, as skimage.exposure.adjust_log does it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..registry import BOOL, FILE, FLOAT, IMAGE, Arg, JobFile, Kind, Limits, Output
+
+
+def log(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits) -> Output:
+    from ._tables import run_tables
+
+    return run_tables(files["image"], limits, lambda _: log_table(args["gain"], args["inv"]))
+
+
+def log_table(gain: float, inv: bool) -> Any:
+    """adjust_log of every 8-bit value (its uint8 result, truncated as scikit-image does)."""
+    import numpy as np
+    from skimage import exposure
+
+    return exposure.adjust_log(np.arange(256, dtype=np.uint8), gain, inv)
+
+
+KIND = Kind(
+    name="log",
+    summary="Logarithmic correction (skimage.exposure.adjust_log): 255 * gain * log2(1 + v/255).",
+    run=log,
+    args=(
+        Arg("image", FILE, "the image (JPEG, PNG, GIF or BMP)"),
+        # Above 1, scikit-image's uint8 result wraps around (510 becomes 254).
+        Arg("gain", FLOAT, "the constant multiplier", default=1.0, minimum=0, maximum=1),
+        Arg("inv", BOOL, "the inverse correction: 255 * gain * (2**(v/255) - 1)",
+            default=False),
+    ),
+    main_input="image",
+    output=IMAGE,
+    max_pixels=120_000_000,
+)

@@ -1,0 +1,42 @@
+"""The `sigmoid` kind: sigmoid contrast, as skimage.exposure.adjust_sigmoid does it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..registry import BOOL, FILE, FLOAT, IMAGE, Arg, JobFile, Kind, Limits, Output
+
+
+def sigmoid(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits) -> Output:
+    from ._tables import run_tables
+
+    return run_tables(files["image"], limits,
+                      lambda _: sigmoid_table(args["cutoff"], args["gain"], args["inv"]))
+
+
+def sigmoid_table(cutoff: float, gain: float, inv: bool) -> Any:
+    """adjust_sigmoid of every 8-bit value (its uint8 result, truncated as scikit-image does)."""
+    import numpy as np
+    from skimage import exposure
+
+    with np.errstate(over="ignore"):  # exp(large) is inf, and 1 / (1 + inf) is 0 as it should
+        return exposure.adjust_sigmoid(np.arange(256, dtype=np.uint8), cutoff, gain, inv)
+
+
+KIND = Kind(
+    name="sigmoid",
+    summary="Sigmoid contrast (skimage.exposure.adjust_sigmoid): "
+            "255 / (1 + exp(gain * (cutoff - v/255))).",
+    run=sigmoid,
+    args=(
+        Arg("image", FILE, "the image (JPEG, PNG, GIF or BMP)"),
+        Arg("cutoff", FLOAT, "the level (0 to 1) at the curve's midpoint",
+            default=0.5, minimum=0, maximum=1),
+        Arg("gain", FLOAT, "the curve's steepness", default=10.0, minimum=0),
+        Arg("inv", BOOL, "the inverted curve (1 minus the sigmoid)", default=False),
+    ),
+    main_input="image",
+    output=IMAGE,
+    max_pixels=120_000_000,
+)
