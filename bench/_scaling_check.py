@@ -21,6 +21,7 @@ from bench._common import local_stack, markdown_table, quiet_emulator, workers
 from bench._scaling_policy import Fleet
 from bench._scaling_world import Job, Simulation, World
 
+KIND = "equalize"
 MEGAPIXELS = 12
 TOLERANCE = 0.20
 
@@ -40,7 +41,7 @@ def _call_seconds(stack: object) -> float:
 @dataclass(frozen=True)
 class Drain:
     seconds: float
-    run_times: list[float]  # each job's run_s, as its worker measured it
+    run_times: list[float]  # each job's fetch + run + store, as its worker measured them
     call: float  # one SQS call on the emulator
     emulator_cpu: float  # CPU seconds of this process (emulator and client) per job
     load: float  # the machine's 1-minute load average at the end
@@ -48,25 +49,27 @@ class Drain:
 
 def drain_once(count: int, jobs: int, image: Path) -> Drain:
     """Drain `jobs` with `count` workers."""
-    from client.api import output_key_for
-    from worker_src import wire
+    from worker_src import registry, wire
 
     with local_stack(f"scaling-check-{count}") as stack:
         call = _call_seconds(stack)
         with workers(stack, count), stack.client() as client:
             ids = [wire.new_job_id() for _ in range(jobs)]
+            main_input = registry.get_kind(KIND).main_input
             with ThreadPoolExecutor(max_workers=8) as pool:
-                keys = list(pool.map(lambda i: client.upload_input(i, image), ids))
+                keys = list(pool.map(lambda i: client.upload(i, image.name, image), ids))
+            # Uploaded first, then submitted at once: the backlog is all there at the start.
             started, cpu = time.perf_counter(), time.process_time()
-            client.submit([("equalize", {"input_key": k, "output_key": output_key_for(k)})
-                           for k in keys], job_ids=ids)
+            client.submit([(KIND, {main_input: key}) for key in keys], job_ids=ids)
             results = list(client.wait(ids, timeout=900))
             drained = time.perf_counter() - started
             cpu = time.process_time() - cpu
     failed = [r for r in results if not r.ok]
     if failed:
         raise RuntimeError(f"{len(failed)} job(s) failed: {failed[0].error_message}")
-    return Drain(drained, [r.timing["run_s"] for r in results], call, cpu / jobs,
+    steps = ("fetch_s", "run_s", "store_s")
+    return Drain(drained, [sum(r.timing.get(k, 0.0) for k in steps) for r in results], call,
+                 cpu / jobs,
                  os.getloadavg()[0])
 
 
@@ -82,7 +85,7 @@ def simulated(count: int, jobs: int, service: float, call: float) -> float:
     fleet = Fleet(label=f"{count} workers", service="ec2", min_size=count, max_size=count,
                   desired=count, protects_busy=True, group_metrics=frozenset(),
                   default_warmup=None, default_cooldown=300.0, visibility_timeout=120.0)
-    backlog = [Job(0.0, "equalize", service, 0.0) for _ in range(jobs)]
+    backlog = [Job(0.0, KIND, service, 0.0) for _ in range(jobs)]
     outcome = Simulation(fleet, world, backlog, surge=(0.0, 0.0), horizon=3600.0).run()
     return outcome.drained_at
 
@@ -107,12 +110,13 @@ def run_check(quick: bool) -> str:
                          f"{drain.load:.1f}", f"{aws:.1f}", _diff(aws, drain.seconds),
                          f"{mechanics:.1f}", _diff(mechanics, drain.seconds)])
     table = markdown_table(
-        ["workers", "measured drain s", "median run_s ms", "emulator+client CPU ms/job",
+        ["workers", "measured drain s", "median job ms", "emulator+client CPU ms/job",
          "SQS call ms", "load average", "simulated, 1-worker service s", "vs measured",
          "simulated, this run's service s", "vs measured"], rows)
     return (f"### Check: {jobs} `equalize` jobs of {MEGAPIXELS} MP drained on the local stack "
-            f"({cores} cores)\n\n{table}\n\n(run_s: each job's own time as its worker "
-            f"measured it; launch time 0; within {TOLERANCE:.0%} counts as agreeing)")
+            f"({cores} cores)\n\n{table}\n\n(job: fetch_s + run_s + store_s, each job's own "
+            f"time as its worker measured it; launch time 0; within {TOLERANCE:.0%} counts as "
+            f"agreeing)")
 
 
 def _diff(simulated_seconds: float, measured: float) -> str:

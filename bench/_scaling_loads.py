@@ -1,9 +1,9 @@
 """What the simulation's workers do and what arrives: service times per job kind, the loads.
 
 Service times are measured on this machine with the project's own job code (bench/image.py's
-method (b), the worker's stats function) and scaled to a t2.micro: CPU time times CPU_FACTOR,
-plus S3 transfer at T2_BANDWIDTH and S3_REQUEST_SECONDS per request. docs/scaling.md says where
-each figure comes from.
+method (b): the registered kind's run, decode and encode included; the stats function) and
+scaled to a t2.micro: CPU time times CPU_FACTOR, plus S3 transfer at T2_BANDWIDTH and
+S3_REQUEST_SECONDS per request. docs/scaling.md says where each figure comes from.
 """
 
 from __future__ import annotations
@@ -66,8 +66,7 @@ class Service:
 def measure_kinds(quick: bool) -> dict[str, Measured]:
     """Time the worker's own job functions here (median of runs, wall and CPU time)."""
     from bench._common import stats_args
-    from bench.image import Case, make_image
-    from worker_src.jobs._imaging import equalize_image
+    from bench.image import Case, make_image, run_kind
     from worker_src.jobs.stats import compute_stats
 
     runs = 1 if quick else 5
@@ -76,10 +75,9 @@ def measure_kinds(quick: bool) -> dict[str, Measured]:
     with tempfile.TemporaryDirectory(prefix="wqw-scaling-") as folder:
         for kind, megapixels in (("equalize 1 MP", 1), ("equalize 12 MP", 12)):
             path = make_image(Path(folder) / f"{megapixels}.jpg", Case(megapixels, "RGB", "JPEG"))
-            data = path.read_bytes()
-            output = equalize_image(data)
-            found[kind] = _timed(kind, lambda d=data: equalize_image(d), runs, len(data),
-                                 len(output))
+            output = run_kind("equalize", path, None).data
+            found[kind] = _timed(kind, lambda p=path: run_kind("equalize", p, None), runs,
+                                 path.stat().st_size, len(output))
     return found
 
 

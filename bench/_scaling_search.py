@@ -40,8 +40,9 @@ def _minimal_fleet(stack: Any, max_workers: int) -> tuple[Any, Any]:
     from aws_cdk import aws_ec2 as ec2
     from aws_cdk import aws_iam as iam
 
-    from infra.config import MAX_RECEIVE_COUNT, StackConfig
+    from infra.config import StackConfig
     from infra.queues import JobQueues
+    from worker_src.contract import MAX_RECEIVE_COUNT
 
     config = StackConfig()
     queues = JobQueues(stack, "Queues", visibility_timeout=Duration.seconds(

@@ -295,7 +295,7 @@ def test_reading_a_policy_on_a_metric_the_group_does_not_collect_fails(scaled: d
     name, alarm = next((k, v) for k, v in of_type(scaled, "AWS::CloudWatch::Alarm").items()
                        if any({"Ref": p} in v["Properties"].get("AlarmActions", [])
                               for p in policies))
-    props = dict(alarm["Properties"], MetricName="GroupInServiceInstances",
+    props = dict(alarm["Properties"], MetricName="GroupDesiredCapacity",
                  Namespace="AWS/AutoScaling", Dimensions=[])
     template["Resources"][name] = {**alarm, "Properties": props}
     with pytest.raises(PolicyError, match="does not collect"):
