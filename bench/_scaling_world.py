@@ -19,12 +19,9 @@ from dataclasses import dataclass, field
 
 import simpy
 
-from bench._scaling_policy import Alarm, Fleet, Query, Step, StepPolicy, TargetTracking, evaluate
+from bench._scaling_cloudwatch import MINUTE, SAMPLE_PHASE, CloudWatch, breach_test
+from bench._scaling_policy import Alarm, Fleet, Step, StepPolicy, TargetTracking
 
-MINUTE = 60.0
-# Samples are taken at 60k + SAMPLE_PHASE s, alarms evaluated one second after a sample: the
-# load starts at t = 0, half-way between two samples.
-SAMPLE_PHASE = 30.0
 # AWS: the alarms target tracking creates for a 1-minute metric (3 of 3 above the target to scale
 # out, 15 of 15 below 90 % of it to scale in) and the default cooldown of an ECS service.
 TRACKING_OUT_POINTS = 3
@@ -107,10 +104,9 @@ class Simulation:
         self.lost_in_flight = 0  # messages of terminated workers, invisible until they return
         self.instances: list[Instance] = []
         self.desired = fleet.desired
-        self.samples: dict[str, dict[int, float]] = {}
-        self.idle_sample = {"visible": 0.0, "in_flight": 0.0, "oldest_age": 0.0, "delayed": 0.0,
-                            "in_service": float(fleet.desired), "desired": float(fleet.desired)}
-        self.alarm_state: dict[str, str] = {}
+        self.cloudwatch = CloudWatch(world.metric_delay, {
+            "visible": 0.0, "in_flight": 0.0, "oldest_age": 0.0, "delayed": 0.0,
+            "in_service": float(fleet.desired), "desired": float(fleet.desired)})
         self.policy_clock: dict[str, dict[str, float]] = {}
         self.times: list[float] = []
         self.max_backlog = 0
@@ -312,75 +308,22 @@ class Simulation:
     # ---- CloudWatch ------------------------------------------------------------------------------
 
     def _sample(self) -> None:
-        minute = round((self.env.now - SAMPLE_PHASE) / MINUTE)
         alive = sum(i.alive for i in self.instances)
         oldest = self.env.now - self.visible[0].arrival if self.visible else 0.0
         values = {"visible": len(self.visible), "in_flight": self._in_flight(),
                   "oldest_age": oldest, "delayed": 0.0, "in_service": alive,
                   "desired": self.desired}
-        for series, value in values.items():
-            self.samples.setdefault(series, {})[minute] = float(value)
+        self.cloudwatch.record(self.env.now, values)
 
     def _record(self) -> None:
         alive = sum(i.alive for i in self.instances)
         self.timeline.append((self.env.now, len(self.visible), alive, self.desired))
 
-    def datapoints(self, queries: tuple[Query, ...], count: int) -> list[float | None]:
-        """The newest `count` datapoints of a metric or metric math, newest first."""
-        newest = math.floor((self.env.now - self.world.metric_delay - SAMPLE_PHASE) / MINUTE)
-        period = max(round(q.period / MINUTE) for q in queries)
-        points = []
-        for k in range(count):
-            end = newest - k * period
-            values: dict[str, float | None] = {}
-            for query in queries:
-                if query.series is not None:
-                    values[query.id] = self._aggregate(query, end)
-            for query in queries:
-                if query.expression is not None:
-                    values[query.id] = evaluate(query.expression, values)
-            (result,) = [q for q in queries if q.return_data]
-            points.append(values[result.id])
-        return points
-
-    def _aggregate(self, query: Query, end: int) -> float | None:
-        series = self.samples.get(query.series, {})
-        minutes = range(end - round(query.period / MINUTE) + 1, end + 1)
-        values = [series.get(m, self.idle_sample[query.series]) if m < 0 else series.get(m)
-                  for m in minutes]
-        values = [v for v in values if v is not None]
-        if not values:
-            return None
-        return {"Maximum": max, "Minimum": min, "Sum": sum, "SampleCount": len,
-                "Average": lambda v: sum(v) / len(v)}[query.stat](values)
-
-    def _alarm_fires(self, name: str, queries: tuple[Query, ...], breaches, n: int, m: int,
-                     treat_missing: str) -> float | None:  # noqa: ANN001
-        """Evaluate one alarm; the newest datapoint if it is (still) in ALARM, else None."""
-        points = self.datapoints(queries, n)
-        counted = []
-        for value in points:
-            if value is None:
-                if treat_missing in ("breaching", "notBreaching"):
-                    counted.append(treat_missing == "breaching")
-            else:
-                counted.append(breaches(value))
-        if sum(counted) >= m:
-            self.alarm_state[name] = "ALARM"
-        elif counted:
-            self.alarm_state[name] = "OK"
-        elif treat_missing == "missing":
-            self.alarm_state[name] = "INSUFFICIENT_DATA"
-        if self.alarm_state.get(name) != "ALARM":
-            return None
-        # Auto Scaling actions run once a minute while the alarm stays in ALARM.
-        return next((v for v in points if v is not None), None)
-
     def _evaluate_alarms(self) -> None:
         for alarm in self.fleet.alarms:
-            value = self._alarm_fires(alarm.name, alarm.queries, _breach_test(alarm),
-                                      alarm.evaluation_periods, alarm.datapoints_to_alarm,
-                                      alarm.treat_missing)
+            value = self.cloudwatch.fires(self.env.now, alarm.name, alarm.queries,
+                                          breach_test(alarm), alarm.evaluation_periods,
+                                          alarm.datapoints_to_alarm, alarm.treat_missing)
             if value is not None:
                 for action in alarm.actions:
                     self._step(self.fleet.steps[action], alarm, value)
@@ -435,31 +378,22 @@ class Simulation:
         """Target tracking with the alarms AWS creates for it; capacity in proportion."""
         target = policy.target
         alive = sum(i.alive for i in self.instances)
-        high = self._alarm_fires(policy.name + ":high", policy.queries, lambda v: v > target,
-                                 TRACKING_OUT_POINTS, TRACKING_OUT_POINTS, "missing")
+        high = self.cloudwatch.fires(self.env.now, policy.name + ":high", policy.queries,
+                                     lambda v: v > target, TRACKING_OUT_POINTS,
+                                     TRACKING_OUT_POINTS, "missing")
         if high is not None:
             self._set_desired(max(self.desired, math.ceil(alive * high / target)))
         if policy.disable_scale_in:
             return
-        low = self._alarm_fires(policy.name + ":low", policy.queries,
-                                lambda v: v < TRACKING_IN_FRACTION * target,
-                                TRACKING_IN_POINTS, TRACKING_IN_POINTS, "missing")
+        low = self.cloudwatch.fires(self.env.now, policy.name + ":low", policy.queries,
+                                    lambda v: v < TRACKING_IN_FRACTION * target,
+                                    TRACKING_IN_POINTS, TRACKING_IN_POINTS, "missing")
         if low is not None:
             self._set_desired(min(self.desired, math.ceil(alive * low / target)))
 
 
 def _first(*values: float | None) -> float:
     return next(v for v in values if v is not None)
-
-
-def _breach_test(alarm: Alarm):  # noqa: ANN202
-    threshold = alarm.threshold
-    return {
-        "GreaterThanThreshold": lambda v: v > threshold,
-        "GreaterThanOrEqualToThreshold": lambda v: v >= threshold,
-        "LessThanThreshold": lambda v: v < threshold,
-        "LessThanOrEqualToThreshold": lambda v: v <= threshold,
-    }[alarm.comparison]
 
 
 def _pick_step(policy: StepPolicy, difference: float, below: bool):  # noqa: ANN202
