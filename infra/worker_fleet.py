@@ -6,8 +6,6 @@ from pathlib import Path
 
 from aws_cdk import Aws, Duration, Stack
 from aws_cdk import aws_autoscaling as autoscaling
-from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
@@ -17,6 +15,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra.scaling import BacklogScaling
 from worker_src import contract
 
 WORKER_SRC = Path(__file__).resolve().parent.parent / "worker_src"
@@ -257,68 +256,5 @@ class WorkerFleet(Construct):
                 signal_resource=Stack.of(self).get_logical_id(self.group.node.default_child),
             )
         )
-        if max_workers > 1:
-            self._scale_on_backlog(requests)
-
-    def _scale_on_backlog(self, requests: sqs.IQueue) -> None:
-        """Out: visible messages, 1-minute periods. In: nothing visible AND nothing in flight.
-
-        A busy worker also protects itself from scale-in (autoscaling:SetInstanceProtection).
-        """
-        minute = Duration.minutes(1)
-        visible = requests.metric_approximate_number_of_messages_visible(
-            period=minute, statistic="Maximum"
-        )
-        in_flight = requests.metric_approximate_number_of_messages_not_visible(
-            period=minute, statistic="Maximum"
-        )
-
-        scale_out = autoscaling.StepScalingAction(
-            self,
-            "ScaleOut",
-            auto_scaling_group=self.group,
-            adjustment_type=autoscaling.AdjustmentType.CHANGE_IN_CAPACITY,
-            # A new worker needs a few minutes to install; don't add more for the same backlog.
-            estimated_instance_warmup=Duration.minutes(5),
-            metric_aggregation_type=autoscaling.MetricAggregationType.MAXIMUM,
-        )
-        # Bounds are relative to the alarm threshold (0): 1-9 visible add one, 10+ add two.
-        scale_out.add_adjustment(adjustment=1, lower_bound=0, upper_bound=10)
-        scale_out.add_adjustment(adjustment=2, lower_bound=10)
-        backlog = cloudwatch.Alarm(
-            self,
-            "BacklogAlarm",
-            alarm_description="Jobs are waiting in the requests queue: add a worker.",
-            metric=visible,
-            threshold=0,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            evaluation_periods=1,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
-        backlog.add_alarm_action(cloudwatch_actions.AutoScalingAction(scale_out))
-
-        scale_in = autoscaling.StepScalingAction(
-            self,
-            "ScaleIn",
-            auto_scaling_group=self.group,
-            adjustment_type=autoscaling.AdjustmentType.CHANGE_IN_CAPACITY,
-            metric_aggregation_type=autoscaling.MetricAggregationType.MAXIMUM,
-        )
-        scale_in.add_adjustment(adjustment=-1, upper_bound=0)
-        idle = cloudwatch.Alarm(
-            self,
-            "IdleAlarm",
-            alarm_description="No job waiting and none in flight for 5 minutes: remove a worker.",
-            metric=cloudwatch.MathExpression(
-                expression="visible + inFlight",
-                using_metrics={"visible": visible, "inFlight": in_flight},
-                period=minute,
-                label="Jobs waiting or in flight",
-            ),
-            threshold=1,
-            comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
-            evaluation_periods=5,
-            # No data is not proof of idleness: keep the workers.
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
-        idle.add_alarm_action(cloudwatch_actions.AutoScalingAction(scale_in))
+        self.scaling = (BacklogScaling(self, "Scaling", group=self.group, queue=requests)
+                        if max_workers > 1 else None)

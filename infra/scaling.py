@@ -1,0 +1,114 @@
+"""The worker fleet's scaling policy: capacity follows the request backlog (chosen in issue 12).
+
+bench/scaling.py simulates this policy from the synthesized template and compares it with the
+AWS CDK QueueProcessingFargateService default and with fixed pools; docs/scaling.md has the
+tables, the figures and why each number below is what it is.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_autoscaling as autoscaling
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+# An instance's time from launch to its first receive (boot and install.sh; an estimate, see
+# docs/scaling.md). The group's default instance warm-up.
+LAUNCH_TIME = Duration.seconds(150)
+
+
+class BacklogScaling(Construct):
+    """Out: one worker per `jobs_per_worker` waiting jobs, at once. In: back to the minimum when
+    no job has waited for `idle_minutes`; a busy worker protects itself, so scale-in ends only
+    workers that found no job in a whole long poll.
+
+    Both alarms look at the requests queue's visible messages (1-minute datapoints, the SQS
+    metric's resolution); Auto Scaling applies an alarm's step again every minute it stays in
+    ALARM, so capacity follows the backlog as it grows or shrinks.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        group: autoscaling.AutoScalingGroup,
+        queue: sqs.IQueue,
+        jobs_per_worker: int = 75,
+        idle_minutes: int = 1,
+        launch_time: Duration = LAUNCH_TIME,
+    ) -> None:
+        """
+        :param group: the worker group; its MinSize and MaxSize bound the policy.
+        :param queue: the requests queue.
+        :param jobs_per_worker: waiting jobs that justify one more worker. @default 75
+        :param idle_minutes: minutes with no waiting job before scaling in. @default 1
+        :param launch_time: launch to first receive; the group's default instance warm-up.
+            @default LAUNCH_TIME (150 s)
+        """
+        super().__init__(scope, construct_id)
+        cfn_group: autoscaling.CfnAutoScalingGroup = group.node.default_child
+        low, high = int(cfn_group.min_size), int(cfn_group.max_size)
+        if high <= low:
+            raise ValueError(f"BacklogScaling needs a group with MaxSize > MinSize ({low}..{high})")
+        if jobs_per_worker < 1 or idle_minutes < 1:
+            raise ValueError("jobs_per_worker and idle_minutes must be at least 1")
+        # Without a default instance warm-up, Auto Scaling may block scale-in for the group's
+        # default cooldown (300 s) after every launch.
+        cfn_group.default_instance_warmup = int(launch_time.to_seconds())
+
+        visible = queue.metric_approximate_number_of_messages_visible(
+            period=Duration.minutes(1), statistic="Maximum"
+        )
+        scale_out = autoscaling.StepScalingAction(
+            self,
+            "ScaleOut",
+            auto_scaling_group=group,
+            adjustment_type=autoscaling.AdjustmentType.EXACT_CAPACITY,
+            metric_aggregation_type=autoscaling.MetricAggregationType.MAXIMUM,
+        )
+        # Bounds are relative to the threshold (jobs_per_worker): k waiting jobs ask for
+        # low + k // jobs_per_worker workers, the last step for all of them.
+        for extra in range(1, high - low + 1):
+            last = extra == high - low
+            scale_out.add_adjustment(
+                adjustment=low + extra,
+                lower_bound=(extra - 1) * jobs_per_worker,
+                upper_bound=None if last else extra * jobs_per_worker,
+            )
+        backlog = cloudwatch.Alarm(
+            self,
+            "BacklogAlarm",
+            alarm_description=f"{jobs_per_worker} or more jobs wait: one worker per "
+            f"{jobs_per_worker} waiting jobs.",
+            metric=visible,
+            threshold=jobs_per_worker,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        backlog.add_alarm_action(cloudwatch_actions.AutoScalingAction(scale_out))
+
+        scale_in = autoscaling.StepScalingAction(
+            self,
+            "ScaleIn",
+            auto_scaling_group=group,
+            adjustment_type=autoscaling.AdjustmentType.EXACT_CAPACITY,
+            metric_aggregation_type=autoscaling.MetricAggregationType.MAXIMUM,
+        )
+        scale_in.add_adjustment(adjustment=low, upper_bound=0)
+        idle = cloudwatch.Alarm(
+            self,
+            "IdleAlarm",
+            alarm_description=f"No job waiting for {idle_minutes} minutes: back to {low} "
+            f"worker(s); busy workers are protected and stay until they find no job.",
+            metric=visible,
+            threshold=1,
+            comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            evaluation_periods=idle_minutes,
+            # No data is not proof of idleness: keep the workers.
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        idle.add_alarm_action(cloudwatch_actions.AutoScalingAction(scale_in))
