@@ -48,6 +48,9 @@ bench: setup
 	$(PY) bench/requests.py
 	$(PY) bench/latency.py
 	$(PY) bench/throughput.py
+	$(PY) bench/stats.py
+	$(PY) bench/web.py
+	$(PY) bench/scaling.py
 
 reliability: setup
 	$(PY) bench/reliability.py

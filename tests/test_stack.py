@@ -332,60 +332,6 @@ def test_one_worker_has_no_scaling(default: Synth) -> None:
         "ApproximateAgeOfOldestMessage", "ApproximateNumberOfMessagesVisible"]
 
 
-def _scaling(synth: Synth) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
-    """policy logical id -> (policy, the alarm whose action it is)."""
-    policies = synth.of_type("AWS::AutoScaling::ScalingPolicy")
-    alarms = synth.of_type("AWS::CloudWatch::Alarm").values()
-    return {
-        name: (policy, next(a for a in alarms if {"Ref": name} in a["Properties"].get(
-            "AlarmActions", [])))
-        for name, policy in policies.items()
-    }
-
-
-def test_scale_out_on_visible_messages_within_minutes(scaled: Synth) -> None:
-    requests, _ = scaled.queues()
-    outs = [(p, a) for p, a in _scaling(scaled).values()
-            if all(s["ScalingAdjustment"] > 0 for s in p["Properties"]["StepAdjustments"])]
-    assert len(outs) == 1
-    policy, alarm = outs[0]
-    props = alarm["Properties"]
-    assert props["MetricName"] == "ApproximateNumberOfMessagesVisible"
-    assert props["Dimensions"] == [
-        {"Name": "QueueName", "Value": {"Fn::GetAtt": [requests, "QueueName"]}}]
-    assert props["Period"] == 60 and props["EvaluationPeriods"] == 1
-    # one visible message is enough: threshold 0, "greater than"
-    assert (props["ComparisonOperator"], props["Threshold"]) == ("GreaterThanThreshold", 0)
-    first = min(policy["Properties"]["StepAdjustments"],
-                key=lambda s: s.get("MetricIntervalLowerBound", 0))
-    assert first["MetricIntervalLowerBound"] == 0 and first["ScalingAdjustment"] == 1
-
-
-def test_scale_in_only_when_nothing_visible_and_nothing_in_flight(scaled: Synth) -> None:
-    requests, _ = scaled.queues()
-    ins = [(p, a) for p, a in _scaling(scaled).values()
-           if all(s["ScalingAdjustment"] < 0 for s in p["Properties"]["StepAdjustments"])]
-    assert len(ins) == 1
-    policy, alarm = ins[0]
-    props = alarm["Properties"]
-    (expression,) = [m for m in props["Metrics"] if "Expression" in m]
-    metrics = {m["Id"]: m["MetricStat"] for m in props["Metrics"] if "MetricStat" in m}
-    names = {stat["Metric"]["MetricName"] for stat in metrics.values()}
-    assert names == {"ApproximateNumberOfMessagesVisible", "ApproximateNumberOfMessagesNotVisible"}
-    assert all(stat["Metric"]["Dimensions"] == [
-        {"Name": "QueueName", "Value": {"Fn::GetAtt": [requests, "QueueName"]}}]
-        and stat["Period"] == 60 for stat in metrics.values())
-    assert sorted(re.findall(r"\w+", expression["Expression"])) == sorted(metrics)
-    assert "+" in expression["Expression"]
-    # alarm only when the sum is below 1, i.e. both are zero
-    assert (props["ComparisonOperator"], props["Threshold"]) == ("LessThanThreshold", 1)
-    assert props["TreatMissingData"] == "notBreaching"
-    (step,) = policy["Properties"]["StepAdjustments"]
-    assert step["ScalingAdjustment"] == -1 and step["MetricIntervalUpperBound"] == 0
-
-
-# --- least privilege -------------------------------------------------------------------------
-
 def worker_role(synth: Synth) -> tuple[str, dict[str, Any]]:
     roles = {
         k: v for k, v in synth.of_type("AWS::IAM::Role").items()
