@@ -1,5 +1,7 @@
 """The fetching side through its seam: the loop with an in-memory broker and store."""
 
+import time
+
 import pytest
 
 from tests.fakes import MemoryBroker, MemoryStore
@@ -93,3 +95,24 @@ def test_the_last_failed_attempt_answers_internal_and_dead_letters(loop):
     [(body, reason)] = broker.dead
     assert wire.decode_job(body).job_id == job_id and "connection reset" in reason
     assert store.result(job_id) == result  # the stand-in was replaced by the real answer
+
+
+def test_a_slow_jobs_result_is_sent_before_the_next_job_starts(loop):
+    broker, store, worker = loop
+    events = []
+
+    def slow(args, files, limits):
+        events.append("run")
+        time.sleep(0.25)
+        return registry.Output({})
+
+    worker.executor = Executor(store, identity="t", kinds={
+        "slow": registry.Kind(name="slow", summary="sleeps", run=slow)})
+    worker._job_seconds = 0.25  # as measured on earlier batches
+    reply = broker.reply_queue()
+    for _ in range(2):
+        send(broker, "slow", {}, reply)
+    send_results = broker.send_results
+    broker.send_results = lambda q, b: events.append(f"send {len(b)}") or send_results(q, b)
+    worker.process_batch(broker.receive(10, 0))
+    assert events == ["run", "send 1", "run", "send 1"]

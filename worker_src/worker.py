@@ -186,8 +186,10 @@ class Worker:
                 self._job_seconds += 0.3 * (time.monotonic() - started - self._job_seconds)
                 if held.state == "done" and oldest_unflushed is None:
                     oldest_unflushed = time.monotonic()
-                if (oldest_unflushed is not None
-                        and time.monotonic() - oldest_unflushed >= FLUSH_AFTER_SECONDS):
+                # Slow jobs (as slow as the wait itself) send each result at once.
+                if oldest_unflushed is not None and (
+                        time.monotonic() - oldest_unflushed >= FLUSH_AFTER_SECONDS
+                        or self._job_seconds >= FLUSH_AFTER_SECONDS):
                     self._flush(batch)
                     oldest_unflushed = None
             self._flush(batch)
