@@ -32,7 +32,7 @@ demo: setup
 
 test: setup
 	$(PY) -m ruff check .
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2
 
 lint: setup
 	$(PY) -m ruff check .
