@@ -9,6 +9,7 @@ number comes from the template; only AWS's own service behaviour lives in the si
 from __future__ import annotations
 
 import ast
+import math
 import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -357,3 +358,14 @@ def fixed_pool(fleet: Fleet, size: int, label: str) -> Fleet:
                  protects_busy=fleet.protects_busy, group_metrics=fleet.group_metrics,
                  default_warmup=fleet.default_warmup, default_cooldown=fleet.default_cooldown,
                  visibility_timeout=fleet.visibility_timeout)
+
+
+def pick_step(policy: StepPolicy, difference: float, below: bool) -> Step | None:
+    """The step whose interval holds the breach (AWS: above the threshold the lower bound is
+    inclusive, below it the upper bound is)."""
+    for step in policy.steps:
+        low = -math.inf if step.lower is None else step.lower
+        high = math.inf if step.upper is None else step.upper
+        if (low < difference <= high) if below else (low <= difference < high):
+            return step
+    return None

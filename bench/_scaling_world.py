@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import simpy
 
 from bench._scaling_cloudwatch import MINUTE, SAMPLE_PHASE, CloudWatch, breach_test
-from bench._scaling_policy import Alarm, Fleet, Step, StepPolicy, TargetTracking
+from bench._scaling_policy import Alarm, Fleet, Step, StepPolicy, TargetTracking, pick_step
 
 # AWS: the alarms target tracking creates for a 1-minute metric (3 of 3 above the target to scale
 # out, 15 of 15 below 90 % of it to scale in) and the default cooldown of an ECS service.
@@ -334,7 +334,7 @@ class Simulation:
 
     def _step(self, policy: StepPolicy, alarm: Alarm, value: float) -> None:
         below = alarm.comparison.startswith("Less")
-        step = _pick_step(policy, value - alarm.threshold, below)
+        step = pick_step(policy, value - alarm.threshold, below)
         if step is None:
             return
         now = self.env.now
@@ -394,14 +394,3 @@ class Simulation:
 
 def _first(*values: float | None) -> float:
     return next(v for v in values if v is not None)
-
-
-def _pick_step(policy: StepPolicy, difference: float, below: bool):  # noqa: ANN202
-    """The step whose interval holds the breach (AWS: above the threshold the lower bound is
-    inclusive, below it the upper bound is)."""
-    for step in policy.steps:
-        low = -math.inf if step.lower is None else step.lower
-        high = math.inf if step.upper is None else step.upper
-        if (low < difference <= high) if below else (low <= difference < high):
-            return step
-    return None

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import boto3
@@ -39,6 +39,7 @@ from .errors import (  # noqa: F401 - the library's errors, importable from here
     WaitTimeout,
     aws_call,
 )
+from .names import safe_name
 
 DEFAULT_STACK = contract.DEFAULT_STACK_NAME
 # A reply queue untouched for this long belongs to a run that died.
@@ -388,14 +389,3 @@ class Client:
             raise AwsUnavailable(f"download of {key} failed: {exc}") from None
         finally:
             partial.unlink(missing_ok=True)
-
-
-def output_path(output_dir: Path, input_name: str, label: str, output_key: str) -> Path:
-    """DIR/<stem>-<label><ext>: the input's stem, the output's extension (from its key)."""
-    return output_dir / f"{Path(input_name).stem}-{label}{PurePosixPath(output_key).suffix}"
-
-
-def safe_name(name: str) -> str:
-    """A file name that is safe as the last part of an S3 key."""
-    cleaned = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
-    return cleaned.lstrip(".") or "file"

@@ -12,7 +12,7 @@ from typing import Any
 
 from worker_src import registry, wire
 
-from . import api, numbers
+from . import api, names, numbers
 from .cli_output import (
     Progress,
     emit_json,
@@ -133,7 +133,7 @@ def run_on_files(args: argparse.Namespace, kind: registry.Kind, inputs: list[Pat
     label = label or kind.name
     api.check_args(kind, {**values, kind.main_input: "x", **dict.fromkeys(files, "x")})
     # Outputs keep their input's format, so the input's name predicts a clash.
-    predicted = [api.output_path(args.output_dir, p.name, label, p.name.lower())
+    predicted = [names.output_path(args.output_dir, p.name, label, p.name.lower())
                  for p in inputs]
     clashes = {d for d in predicted if predicted.count(d) > 1}
     if clashes:
@@ -158,7 +158,7 @@ def run_on_files(args: argparse.Namespace, kind: registry.Kind, inputs: list[Pat
                                    "ok": result.ok}
             if result.ok and "output_key" in result.value:
                 key = result.value["output_key"]
-                row["output"] = str(api.output_path(args.output_dir, source.name, label, key))
+                row["output"] = str(names.output_path(args.output_dir, source.name, label, key))
                 downloads.append(pool.submit(client.download_output, key, Path(row["output"])))
                 downloads[-1].add_done_callback(lambda _f: progress.tick(None))
             elif result.ok:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from worker_src import registry, wire
 
-from . import api
+from . import names
 from .local import LocalStack
 
 
@@ -46,7 +46,7 @@ def demo(output_dir: Path) -> int:
             failures += report(result, kind.name)
             if result.ok:
                 key = result.value["output_key"]
-                destination = api.output_path(output_dir, source.name, kind.name, key)
+                destination = names.output_path(output_dir, source.name, kind.name, key)
                 client.download_output(key, destination)
                 print(f"{kind.name:<9} {source} -> {destination} "
                       f"(run {result.timing.get('run_s', 0):.3f} s on the worker)")

@@ -25,9 +25,10 @@ from bench._scaling_policy import (
     StepPolicy,
     TargetTracking,
     evaluate,
+    pick_step,
     read_fleet,
 )
-from bench._scaling_world import Job, Simulation, World, _pick_step
+from bench._scaling_world import Job, Simulation, World
 from infra.config import config_from_context
 from infra.scaling import LAUNCH_TIME, BacklogScaling
 from infra.stack import WebQueueWorkerStack
@@ -99,7 +100,7 @@ def _capacity_for(template: dict[str, Any], waiting: int) -> int | None:
     alarm, policy = alarm_and_policy(template, "GreaterThanOrEqualToThreshold")
     if waiting < alarm["Threshold"]:
         return None
-    step = _pick_step(_steps(policy), waiting - alarm["Threshold"], below=False)
+    step = pick_step(_steps(policy), waiting - alarm["Threshold"], below=False)
     return int(step.adjustment)
 
 
@@ -183,7 +184,7 @@ def test_step_bounds_follow_aws_rules(difference: float, below: bool, expected: 
     policy = StepPolicy("p", "ExactCapacity", (Step(None, 0.0, 1), Step(0.0, 100.0, 2),
                                                Step(100.0, None, 3)), None, None, None)
     # Above the threshold a lower bound is inclusive; below it an upper bound is.
-    assert _pick_step(policy, difference, below).adjustment == expected
+    assert pick_step(policy, difference, below).adjustment == expected
 
 
 def world(**changes: Any) -> World:

@@ -16,7 +16,7 @@ from botocore.exceptions import BotoCoreError
 
 from worker_src import contract, registry, wire
 
-from .. import api, numbers
+from .. import api, names, numbers
 from .errors import bad_input, not_found
 
 IMAGE_TYPES = {  # magic bytes -> content type; job files are served as these or as bytes
@@ -99,14 +99,14 @@ def stats_text(value: dict[str, Any]) -> str:
 def download_name(kind: str, original: str, output_key: str) -> str:
     """The CLI's output name: <stem>-equalized<ext> for equalize, <stem>-<kind><ext> else."""
     label = "equalized" if kind == "equalize" else kind
-    return api.output_path(Path("."), api.safe_name(original), label, output_key).name
+    return names.output_path(Path("."), names.safe_name(original), label, output_key).name
 
 
 # ---- files in the bucket ----------------------------------------------------------------
 
 def upload_name(job_id: str, name: str) -> str:
     """The name to upload a file under; never inputs/<job>/args.json (the job's arguments)."""
-    clash = contract.input_key(job_id, api.safe_name(name)) == contract.args_key(job_id)
+    clash = contract.input_key(job_id, names.safe_name(name)) == contract.args_key(job_id)
     return "_" + name if clash else name
 
 
