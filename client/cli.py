@@ -16,6 +16,7 @@ from worker_src.contract import Env
 from . import api, cli_dlq
 from .cli_jobs import connect, run_equalize, run_kind, run_kinds, run_result, run_stats
 from .cli_ops import run_cleanup, run_logs, run_status
+from .cli_output import printable
 from .web import options as web_options
 
 EXIT_CODES = """exit codes:
@@ -162,13 +163,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except api.ClientFailure as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(printable(f"error: {exc}"), file=sys.stderr)
         return exc.exit_code
     except NoRegionError:
         print("error: no AWS region: set AWS_REGION or pass --region", file=sys.stderr)
         return api.AwsUnavailable.exit_code
     except BotoCoreError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(printable(f"error: {exc}"), file=sys.stderr)
         return api.AwsUnavailable.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
