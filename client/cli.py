@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -27,8 +26,6 @@ EXIT_CODES = """exit codes:
   4  timed out waiting for results
   5  AWS unreachable, no credentials or region, or an AWS error
   130 interrupted (Ctrl-C); the run's reply queue is removed"""
-
-INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import re
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,8 +20,6 @@ from .cli_output import (
     print_value,
     report_failure,
 )
-
-INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 def connect(args: argparse.Namespace) -> api.Client:
@@ -194,31 +191,15 @@ def run_equalize(args: argparse.Namespace) -> int:
                         label="equalized")
 
 
-def read_integers(tokens: list[str]) -> list[int]:
-    numbers = []
-    for position, token in enumerate(tokens, start=1):
-        if not INTEGER.fullmatch(token):
-            raise api.UsageError(f"{token!r} is not an integer (item {position})")
-        numbers.append(int(token))
-    if not numbers:
-        raise api.UsageError("no integers given: pass them as arguments, with --file, "
-                             "or on stdin")
-    return numbers
-
-
-def split_tokens(text: str) -> list[str]:
-    return [token for token in re.split(r"[\s,]+", text) if token]
-
-
 def run_stats(args: argparse.Namespace) -> int:
     """Integers as arguments go in the message; a file or stdin is checked and streamed to S3."""
     if args.numbers and args.file:
         raise api.UsageError("give the integers as arguments or with --file, not both")
     if args.numbers:
-        tokens = [t for arg in args.numbers for t in split_tokens(arg)]
-        return run_single(args, "stats", {"numbers": read_integers(tokens)})
+        tokens = [t for arg in args.numbers for t in numbers.split_tokens(arg)]
+        return run_single(args, "stats", {"numbers": numbers.read_integers(tokens)})
     if args.file is None and sys.stdin.isatty():
-        read_integers([])  # UsageError: no integers given
+        numbers.read_integers([])  # UsageError: no integers given
     name = str(args.file) if args.file is not None else "<stdin>"
 
     def upload(client: api.Client, job_id: str) -> dict[str, Any]:

@@ -128,6 +128,18 @@ def test_cli_rejects_a_bad_token_before_sending_anything(capsys):
     assert err.strip() == "error: 'x' is not an integer (item 2)"
 
 
+def test_cli_refuses_an_integer_past_the_digit_bound_naming_it(stack, capsys, tmp_path):
+    long = "3" * 100_001
+    code, out, err = run_cli(capsys, "stats", "1", long)
+    assert (code, out) == (2, "")
+    assert err.startswith("error: '3333") and "more digits than an integer may have" in err
+    assert err.rstrip().endswith("(item 2)") and len(err) < 300
+    numbers = tmp_path / "numbers.txt"
+    numbers.write_text(f"1 2\n{long}3\n")  # the file format counts a sign's place too
+    code, out, err = run_cli(capsys, "stats", "--file", str(numbers), "--timeout", "1")
+    assert (code, out) == (2, "") and "line 2, column 1" in err and "longer than" in err
+
+
 def test_cli_missing_stack_exits_3(stack, capsys):
     code = cli.main(["stats", "1", "--stack", "nope"])
     assert code == 3 and "no stack named 'nope'" in capsys.readouterr().err

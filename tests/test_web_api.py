@@ -87,6 +87,20 @@ def test_a_bad_stats_body_is_400_naming_the_item_and_sends_nothing(stack, web, b
     assert requests_waiting(stack) == 0
 
 
+@pytest.mark.parametrize("body", [
+    b'{"numbers": [1, ' + b"8" * 100_001 + b"]}",
+    b'{"text": "2 -' + b"8" * 100_001 + b'"}',
+], ids=["numbers", "text"])
+def test_an_integer_past_the_digit_bound_is_400_naming_it_and_sends_nothing(stack, web, body):
+    response = web.post("/api/stats", headers={**AUTH, "Content-Type": "application/json"},
+                        content=body)
+    error = response.json()["error"]
+    assert response.status_code == 400 and "more digits than an integer may have" in \
+        error["message"] and "888888 ... (" not in error["message"]
+    assert "characters)" in error["message"] and len(error["message"]) < 300
+    assert requests_waiting(stack) == 0
+
+
 def test_a_body_that_is_not_json_is_400(web):
     response = web.post("/api/stats", headers={**AUTH, "Content-Type": "application/json"},
                         content=b"{not json")

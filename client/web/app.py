@@ -22,7 +22,7 @@ from starlette.staticfiles import StaticFiles
 
 from worker_src import wire
 
-from .. import api
+from .. import api, numbers
 from . import backend
 from .errors import ApiError, bad_input, not_found
 from .security import Guard, host_names
@@ -116,7 +116,9 @@ class _Api:
 
     async def stats(self, request: Request) -> Response:
         try:
-            body = await request.json()
+            body = numbers.load_json(await request.body())
+        except numbers.NotAnInteger as exc:
+            raise bad_input(str(exc)) from None
         except ValueError:
             raise bad_input("the body must be JSON: {\"numbers\": [1, 2, 3]}") from None
         if not isinstance(body, dict) or len(body) != 1 or not {"numbers", "text"} >= body.keys():
@@ -124,10 +126,10 @@ class _Api:
         if "text" in body:
             if not isinstance(body["text"], str):
                 raise bad_input("text must be a string of integers")
-            numbers = backend.parse_numbers(body["text"])
+            values = backend.parse_numbers(body["text"])
         else:
-            numbers = backend.check_numbers(body["numbers"])
-        job_id = await run_in_threadpool(self.session.submit_stats, numbers)
+            values = backend.check_numbers(body["numbers"])
+        job_id = await run_in_threadpool(self.session.submit_stats, values)
         return JSONResponse({"job_id": job_id}, status_code=202)
 
     async def images(self, request: Request) -> Response:

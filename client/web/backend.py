@@ -82,10 +82,8 @@ def check_numbers(numbers: Any) -> list[int]:
 
 def parse_numbers(text: str) -> list[int]:
     """Integers from text, split and refused exactly as `python -m client stats` does."""
-    from .. import cli_jobs
-
     try:
-        return cli_jobs.read_integers(cli_jobs.split_tokens(text))
+        return numbers.integers_from_text(text)
     except api.UsageError as exc:
         raise bad_input(str(exc)) from None
 
