@@ -7,8 +7,8 @@
 
         job_ids = client.submit_files("gamma", [Path("photo.jpg")], {"gamma": 0.5})
 
-Each Client creates its own reply queue (`<stack>-reply-<random>`) on first
-submit and deletes it on close; results are matched to jobs by job id.
+Each Client creates its own reply queue (`<stack>_reply_<random>`, tagged as the
+stack's) on first submit and deletes it on close; results are matched to jobs by job id.
 """
 
 from __future__ import annotations
@@ -42,8 +42,17 @@ from .errors import (  # noqa: F401 - the library's errors, importable from here
 from .names import safe_name
 
 DEFAULT_STACK = contract.DEFAULT_STACK_NAME
-# A reply queue untouched for this long belongs to a run that died.
+# Tags of a reply queue: whose it is (set at creation), and when it was last polled.
+STACK_TAG = "wqw:stack"
+POLLED_TAG = "wqw:polled-at"
+# A live client refreshes its queue's last-poll tag this often (one TagQueue request).
+POLLED_TAG_REFRESH_SECONDS = 300
+# A reply queue unpolled for this long belongs to a run that died; `cleanup` may be
+# told a shorter age, never one a live client could have reached between two refreshes.
 STALE_REPLY_QUEUE_SECONDS = 24 * 3600
+MIN_STALE_SECONDS = 3 * POLLED_TAG_REFRESH_SECONDS
+# Jobs whose reply queue was deleted: their results are looked for in S3 this often.
+ORPHAN_CHECK_SECONDS = 5.0
 # Files go up in one PUT, not in 8 MB parts that are each billed as a request
 # (kinds take at most 200 MB per file).
 SINGLE_PUT = TransferConfig(multipart_threshold=256 * 1024 * 1024)
@@ -96,6 +105,14 @@ def find_stack(session: boto3.Session, stack_name: str,
     return StackInfo.from_outputs(stack_name, outputs)
 
 
+def _seconds(text: str | None) -> float:
+    """A last-poll tag's time; +inf (never stale) when missing or not a number."""
+    try:
+        return float(text) if text is not None else float("inf")
+    except ValueError:
+        return float("inf")
+
+
 def find_kind(name: str) -> registry.Kind:
     """The registered kind called `name`; UsageError naming the known ones if none."""
     try:
@@ -125,6 +142,9 @@ class Client:
         self._lock = threading.Lock()
         self._pending: set[str] = set()  # submitted, no result yet
         self._arrived: dict[str, wire.Result] = {}  # received, not yet handed out
+        self._orphans: set[str] = set()  # pending, their reply queue deleted: results in S3
+        self._orphans_checked_at = 0.0
+        self._polled_tag_at = 0.0
 
     @classmethod
     def connect(cls, stack_name: str = DEFAULT_STACK, *, profile: str | None = None,
@@ -162,7 +182,7 @@ class Client:
 
         With wait=False nobody waits for a reply: results go to S3 (`result`).
         """
-        reply_to = self._reply_queue() if wait else None
+        reply_to = self.reply_queue() if wait else None
         ids = iter(job_ids) if job_ids is not None else None
         bodies: list[tuple[str, str]] = []
         for kind, args in jobs:
@@ -240,35 +260,68 @@ class Client:
             time.sleep(0.2)
         raise AwsUnavailable(f"SQS refused {len(entries)} job(s) after 5 attempts")
 
-    def _reply_queue(self) -> str:
+    def reply_queue(self) -> str:
+        """This client's reply queue, created on first use (also again after it was deleted).
+
+        Tagged as this stack's, with the time it was last polled: `cleanup` deletes only
+        queues with both tags whose last poll is old.
+        """
         with self._lock:
             if self.reply_queue_url is None:
                 name = f"{self.stack.reply_queue_prefix}{uuid.uuid4().hex[:16]}"
                 self.remove_stale_reply_queues()
+                now = time.time()
                 response = aws_call(self.sqs.create_queue, QueueName=name, Attributes={
                     "MessageRetentionPeriod": str(4 * 24 * 3600),
                     "SqsManagedSseEnabled": "true",
-                })
+                }, tags={STACK_TAG: self.stack.name, POLLED_TAG: str(int(now))})
                 self.reply_queue_url = response["QueueUrl"]
+                self._polled_tag_at = now
             return self.reply_queue_url
 
     def remove_stale_reply_queues(
             self, older_than_seconds: float = STALE_REPLY_QUEUE_SECONDS) -> list[str]:
-        """Delete this stack's reply queues that crashed runs left behind."""
-        response = aws_call(self.sqs.list_queues, QueueNamePrefix=self.stack.reply_queue_prefix)
+        """Delete this stack's reply queues that no client has polled for this long.
+
+        Only queues tagged as this stack's are deleted, judged by their last-poll tag (a
+        live client refreshes it every POLLED_TAG_REFRESH_SECONDS): a queue that merely
+        shares the prefix, or a live client's, is left alone whatever `older_than_seconds`.
+        """
+        older_than = max(older_than_seconds, MIN_STALE_SECONDS)
+        response = aws_call(self.sqs.list_queues, QueueNamePrefix=self.stack.reply_queue_prefix,
+                            MaxResults=1000)
         removed = []
         for url in response.get("QueueUrls", []):
             if url == self.reply_queue_url:
                 continue
             try:
-                attributes = self.sqs.get_queue_attributes(
-                    QueueUrl=url, AttributeNames=["CreatedTimestamp"])["Attributes"]
-                if time.time() - float(attributes["CreatedTimestamp"]) >= older_than_seconds:
+                tags = self.sqs.list_queue_tags(QueueUrl=url).get("Tags", {})
+                if (tags.get(STACK_TAG) == self.stack.name
+                        and time.time() - _seconds(tags.get(POLLED_TAG)) >= older_than):
                     self.sqs.delete_queue(QueueUrl=url)
                     removed.append(url)
             except ClientError:
                 continue  # deleted meanwhile by another run
         return removed
+
+    def _keep_reply_queue_alive(self, queue_url: str) -> None:
+        """Refresh the last-poll tag, at most every POLLED_TAG_REFRESH_SECONDS."""
+        now = time.time()
+        if now - self._polled_tag_at >= POLLED_TAG_REFRESH_SECONDS:
+            aws_call(self.sqs.tag_queue, QueueUrl=queue_url, Tags={POLLED_TAG: str(int(now))})
+            self._polled_tag_at = now
+
+    def _reply_queue_lost(self, queue_url: str) -> None:
+        """The reply queue was deleted under us: its pending jobs' results go to S3.
+
+        A worker that finds a reply queue gone stores the result instead; a new queue is
+        made for the jobs sent from now on.
+        """
+        with self._lock:
+            if self.reply_queue_url == queue_url:
+                self.reply_queue_url = None
+            self._orphans |= self._pending
+        self._orphans_checked_at = 0.0
 
     # ---- waiting ---------------------------------------------------------------
 
@@ -316,31 +369,66 @@ class Client:
     def receive_results(self, wait_seconds: int) -> list[wire.Result]:
         """One long poll of the reply queue: the results of this client's pending jobs.
 
-        Each job's result is returned once; duplicates and strays are dropped. Once the
-        client is closed there is no reply queue to poll: nothing is returned.
+        Each job's result is returned once; duplicates and strays are dropped. If the queue
+        was deleted (e.g. by another machine's cleanup), the results of the jobs that
+        replied to it are taken from S3 and a new queue serves the jobs sent after. Once
+        the client is closed there is no reply queue to poll: nothing is returned.
         """
         if self.closed:
             return []
-        queue_url = self._reply_queue()
-        response = aws_call(self.sqs.receive_message, QueueUrl=queue_url,
-                            MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds)
-        messages = response.get("Messages", [])
-        if not messages:
-            return []
-        aws_call(self.sqs.delete_message_batch, QueueUrl=queue_url,
-                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                          for i, m in enumerate(messages)])
-        results = []
+        queue_url = self.reply_queue()
+        if self._orphans:  # poll shorter: their results are looked for in S3 in between
+            wait_seconds = min(wait_seconds, int(ORPHAN_CHECK_SECONDS))
+        try:
+            self._keep_reply_queue_alive(queue_url)
+            messages = self._receive(queue_url, wait_seconds)
+        except AwsUnavailable as exc:
+            if not aws.queue_missing(exc):
+                raise
+            self._reply_queue_lost(queue_url)
+            messages = []
+        results = self._stored_results_of_orphans()
         for message in messages:
             try:
                 result = wire.decode_result(message["Body"])
             except wire.WireError:
                 continue  # not a result: nothing waits on it
-            with self._lock:
-                if result.job_id not in self._pending:
-                    continue  # a duplicate delivery
-                self._pending.discard(result.job_id)
-            results.append(result)
+            if self._take(result.job_id):
+                results.append(result)
+        return results
+
+    def _receive(self, queue_url: str, wait_seconds: int) -> list[dict[str, Any]]:
+        response = aws_call(self.sqs.receive_message, QueueUrl=queue_url,
+                            MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds)
+        messages = response.get("Messages", [])
+        if messages:
+            aws_call(self.sqs.delete_message_batch, QueueUrl=queue_url,
+                     Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                              for i, m in enumerate(messages)])
+        return messages
+
+    def _take(self, job_id: str) -> bool:
+        """Whether job_id was pending (it is not any more): False for a duplicate."""
+        with self._lock:
+            if job_id not in self._pending:
+                return False
+            self._pending.discard(job_id)
+            self._orphans.discard(job_id)
+            return True
+
+    def _stored_results_of_orphans(self) -> list[wire.Result]:
+        """Results in S3 of jobs whose reply queue is gone (looked for every few seconds)."""
+        if not self._orphans or time.monotonic() - self._orphans_checked_at < ORPHAN_CHECK_SECONDS:
+            return []
+        self._orphans_checked_at = time.monotonic()
+        results = []
+        for job_id in sorted(self._orphans):
+            try:
+                result = self.fetch_result(job_id)
+            except (ClientFailure, wire.WireError):
+                continue  # not there yet: the job is still queued or running
+            if self._take(job_id):
+                results.append(result)
         return results
 
     def fetch_result(self, job_id: str) -> wire.Result:

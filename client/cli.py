@@ -119,10 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     cleanup = commands.add_parser(
         "cleanup", parents=[common], help="delete reply queues left behind by crashed runs",
-        description="Delete this stack's reply queues older than --older-than hours. A run "
-                    "deletes its own queue on exit; a killed run leaves one behind.")
+        description="Delete this stack's reply queues (tagged as its own) that no client has "
+                    "polled for --older-than hours. A run deletes its own queue on exit; a "
+                    "killed run leaves one behind. A live client's queue is never deleted.")
     cleanup.add_argument("--older-than", type=float, default=1.0, metavar="HOURS",
-                         help="only queues created this long ago (default: %(default)g)")
+                         help="only queues last polled this long ago (default: %(default)g; "
+                              "at least 0.25: a live client tags its queue every 5 minutes)")
 
     local = commands.add_parser(
         "local", help="run the whole stack on this machine (emulator + workers)",

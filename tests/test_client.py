@@ -3,6 +3,7 @@
 import json
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import boto3
@@ -91,14 +92,54 @@ def test_wait_gives_up_naming_the_missing_jobs(stack):
     assert timeout.value.missing == [job_id]
 
 
-def test_stale_reply_queues_are_removed_but_not_the_own_one(stack):
-    sqs = boto3.client("sqs")
-    stale = sqs.create_queue(QueueName=f"{stack.reply_queue_prefix}crashedrun")["QueueUrl"]
+def reply_queue(name, **tags):
+    return boto3.client("sqs").create_queue(QueueName=name, tags=tags)["QueueUrl"]
+
+
+def test_stale_reply_queues_are_removed_but_not_the_own_one_nor_foreign_ones(stack):
+    prefix, now = stack.reply_queue_prefix, time.time()
+    ours = {api.STACK_TAG: STACK}
+    stale = reply_queue(f"{prefix}crashedrun", **ours, **{api.POLLED_TAG: str(now - 2 * 86400)})
+    recent = reply_queue(f"{prefix}recentrun", **ours, **{api.POLLED_TAG: str(now - 600)})
+    untagged = reply_queue(f"{prefix}imposter")  # the prefix, but not the stack's tag
+    theirs = reply_queue(f"{prefix}other", **{api.STACK_TAG: "other",
+                                             api.POLLED_TAG: str(now - 2 * 86400)})
+    old_style = reply_queue(f"{STACK}-reply-orders")  # a stranger's, named like the old prefix
     with api.Client(boto3.Session(), stack) as client:
-        client.submit([("stats", {"numbers": [1]})])
-        assert stale in reply_queues(stack)  # younger than a day: may still be in use
-        assert client.remove_stale_reply_queues(older_than_seconds=0) == [stale]
-        assert reply_queues(stack) == [client.reply_queue_url]
+        client.submit([("stats", {"numbers": [1]})])  # creating the queue removes stale ones
+        assert stale not in reply_queues(stack) and recent in reply_queues(stack)
+        # Polled 10 minutes ago: a live client's, whatever age cleanup is given.
+        assert client.remove_stale_reply_queues(older_than_seconds=0) == []
+        assert client.remove_stale_reply_queues(older_than_seconds=0) == []
+        assert sorted(reply_queues(stack)) == sorted([recent, untagged, theirs,
+                                                      client.reply_queue_url])
+    assert old_style in boto3.client("sqs").list_queues(QueueNamePrefix=STACK).get("QueueUrls")
+
+
+def test_a_live_client_refreshes_its_last_poll_tag_and_is_never_cleaned_up(stack, monkeypatch):
+    sqs = boto3.client("sqs")
+    with api.Client(boto3.Session(), stack) as live, api.Client(boto3.Session(), stack) as other:
+        url = live.reply_queue()
+        assert sqs.list_queue_tags(QueueUrl=url)["Tags"][api.STACK_TAG] == STACK
+        sqs.tag_queue(QueueUrl=url, Tags={api.POLLED_TAG: str(time.time() - 2 * 86400)})
+        monkeypatch.setattr(api, "POLLED_TAG_REFRESH_SECONDS", 0)
+        live.receive_results(wait_seconds=0)  # a poll refreshes the tag
+        polled = float(sqs.list_queue_tags(QueueUrl=url)["Tags"][api.POLLED_TAG])
+        assert time.time() - polled < 60
+        assert other.remove_stale_reply_queues(older_than_seconds=0) == []
+
+
+def test_a_client_whose_reply_queue_is_deleted_gets_its_results_from_s3(stack):
+    with api.Client(boto3.Session(), stack) as client, ExitStack() as worker:
+        first = client.submit([("stats", {"numbers": [1, 2]})])
+        boto3.client("sqs").delete_queue(QueueUrl=client.reply_queue_url)
+        second = client.submit([("stats", {"numbers": [3, 4]})])  # sent to the lost queue too
+        worker.enter_context(serving_worker(stack))  # the worker finds the queue gone
+        results = {r.job_id: r.value["sum"] for r in client.wait(first + second, timeout=60)}
+        assert results == {first[0]: 3, second[0]: 7}
+        third = client.submit([("stats", {"numbers": [5]})])  # a new queue serves new jobs
+        [result] = client.wait(third, timeout=60)
+        assert result.value["sum"] == 5 and client.reply_queue_url in reply_queues(stack)
 
 
 def run_cli(capsys, *argv):

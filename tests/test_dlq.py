@@ -242,7 +242,7 @@ def test_every_with_an_unreadable_message_goes_one_by_one_and_refuses_it(client)
 
 
 def test_a_crash_between_send_and_delete_duplicates_the_job_and_loses_nothing(client):
-    reply = client.sqs.create_queue(QueueName=f"{STACK}-reply-waiting")["QueueUrl"]
+    reply = client.sqs.create_queue(QueueName=f"{STACK}_reply_waiting")["QueueUrl"]
     job_id = wire.new_job_id()
     exhaust_receives(client, job_body(job_id, reply_to=reply, numbers=range(1, 10)))
 
@@ -274,7 +274,7 @@ def test_a_crash_between_send_and_delete_duplicates_the_job_and_loses_nothing(cl
 
 
 def test_a_redriven_result_goes_to_its_reply_queue_and_to_s3_a_new_one_only_to_the_queue(client):
-    reply = client.sqs.create_queue(QueueName=f"{STACK}-reply-live")["QueueUrl"]
+    reply = client.sqs.create_queue(QueueName=f"{STACK}_reply_live")["QueueUrl"]
     redriven, fresh = wire.new_job_id(), wire.new_job_id()
     exhaust_receives(client, job_body(redriven, reply_to=reply))
     stand_in(client, redriven)

@@ -14,6 +14,7 @@ from PIL import Image
 from client import api, cli, cli_jobs
 from client.status import stack_status
 from client.web import backend, histogram
+from tests.moto_stack import serving_worker
 from tests.stats_reference import matches_exactly
 from tests.web_support import (
     AUTH,
@@ -213,6 +214,21 @@ def test_one_reply_queue_for_the_session_deleted_at_close(stack, worker, session
     assert len(reply_queues(stack)) == 1
     session.close()
     assert reply_queues(stack) == []
+
+
+def test_a_session_whose_reply_queue_is_deleted_still_shows_its_results(stack,
+                                                                        session_and_http):
+    session, http = session_and_http
+    before = http.post("/api/stats", headers=AUTH, json={"numbers": [1, 2]}).json()["job_id"]
+    [queue] = reply_queues(stack)
+    boto3.client("sqs").delete_queue(QueueUrl=queue)  # e.g. another machine's cleanup
+    after = http.post("/api/stats", headers=AUTH, json={"numbers": [3, 4]}).json()["job_id"]
+    with serving_worker(stack):  # finds the queue gone: the results go to S3
+        assert wait_for(http, before)["result"]["sum"] == 3
+        assert wait_for(http, after)["result"]["sum"] == 7
+        later = http.post("/api/stats", headers=AUTH, json={"numbers": [5]}).json()["job_id"]
+        assert wait_for(http, later)["result"]["sum"] == 5  # through a new reply queue
+    assert reply_queues(stack) == [session.client.reply_queue_url] != [queue]
 
 
 def test_a_result_for_another_job_or_twice_is_dropped(stack, session_and_http):

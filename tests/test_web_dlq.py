@@ -36,7 +36,7 @@ def stack(monkeypatch):
             "RedrivePolicy": policy, "VisibilityTimeout": "30"})["QueueUrl"]
         boto3.client("s3").create_bucket(Bucket=f"{STACK}-bucket")
         yield api.StackInfo(name=STACK, request_queue_url=queue, dead_letter_queue_url=dead,
-                            bucket=f"{STACK}-bucket", reply_queue_prefix=f"{STACK}-reply-")
+                            bucket=f"{STACK}-bucket", reply_queue_prefix=f"{STACK}_reply_")
 
 
 @pytest.fixture

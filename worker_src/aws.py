@@ -45,9 +45,12 @@ _MISSING_OBJECT = ("NoSuchKey", "404", "NotFound")
 
 
 def error_code(exc: BaseException) -> str:
-    """The AWS error code of a botocore ClientError ('' for any other exception)."""
+    """The AWS error code of a botocore ClientError, or of an error that carries one as
+    `code` (the client's AwsUnavailable); '' for any other exception."""
     response = getattr(exc, "response", None)
-    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", ""))
+    return str(getattr(exc, "code", "") or "")
 
 
 def queue_missing(exc: BaseException) -> bool:

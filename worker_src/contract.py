@@ -18,8 +18,12 @@ MAX_INTEGER_DIGITS = 100_000
 
 
 def reply_queue_prefix(stack_name: str) -> str:
-    """Reply queues are named <prefix><random>; workers may send only to these."""
-    return f"{stack_name}-reply-"
+    """Reply queues are named <prefix><random>; workers may send only to these.
+
+    The underscore is a character no stack name can hold ([A-Za-z][-A-Za-z0-9]*), so no
+    other stack's queues, and no queue named like another stack's, share the prefix.
+    """
+    return f"{stack_name}_reply_"
 
 
 def worker_group_name(stack_name: str) -> str:

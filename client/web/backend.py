@@ -161,11 +161,6 @@ def new_job_id() -> str:
     return wire.new_job_id()
 
 
-def reply_queue(client: api.Client) -> str:
-    """This client's reply queue, created now (it lives as long as the client)."""
-    return client._reply_queue()
-
-
 def submit(client: api.Client, job_id: str, kind: str, args: dict[str, Any]) -> None:
     client.submit([(kind, args)], wait=True, job_ids=[job_id])
 

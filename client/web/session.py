@@ -86,14 +86,13 @@ class WebSession:
         self._jobs: dict[str, WebJob] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._queue_url: str | None = None
         self._dispatcher: threading.Thread | None = None
         self._last_stored_check = time.monotonic()
         # Fallback histograms (Pillow) for workers that do not send them yet.
         self._histograms = ThreadPoolExecutor(max_workers=2, thread_name_prefix="histogram")
 
     def start(self) -> None:
-        self._queue_url = backend.reply_queue(self.client)
+        self.client.reply_queue()  # now: a first result may come at once
         self._dispatcher = threading.Thread(target=self._dispatch, name="reply-dispatcher",
                                             daemon=True)
         self._dispatcher.start()
@@ -102,9 +101,10 @@ class WebSession:
         """Stop the dispatcher, then delete the reply queue."""
         self._stopping.set()
         self._histograms.shutdown(wait=False, cancel_futures=True)
-        if self._dispatcher is not None and self._queue_url is not None:
+        queue_url = self.client.reply_queue_url
+        if self._dispatcher is not None and queue_url is not None:
             try:  # end the open long poll now rather than in up to 20 s
-                backend.wake(self.client, self._queue_url)
+                backend.wake(self.client, queue_url)
             except api.ClientFailure:
                 pass
             self._dispatcher.join(timeout=5)
