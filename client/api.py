@@ -14,7 +14,6 @@ stack's) on first submit and deletes it on close; results are matched to jobs by
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 import time
 import uuid
@@ -31,6 +30,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from worker_src import aws, contract, registry, wire
 from worker_src.contract import Output
 
+from . import names
 from .errors import (  # noqa: F401 - the library's errors, importable from here
     AwsUnavailable,
     ClientFailure,
@@ -39,7 +39,6 @@ from .errors import (  # noqa: F401 - the library's errors, importable from here
     WaitTimeout,
     aws_call,
 )
-from .names import safe_name
 
 DEFAULT_STACK = contract.DEFAULT_STACK_NAME
 # Tags of a reply queue: whose it is (set at creation), and when it was last polled.
@@ -448,7 +447,7 @@ class Client:
 
     def upload(self, job_id: str, name: str, source: Path | BinaryIO) -> str:
         """Put a file (a path, or a binary stream read once) at inputs/<job_id>/<name>."""
-        key = contract.input_key(job_id, safe_name(name))
+        key = contract.input_key(job_id, names.safe_name(name))
         if isinstance(source, Path):
             aws_call(self.s3.upload_file, Filename=str(source), Bucket=self.stack.bucket,
                      Key=key, Config=SINGLE_PUT)
@@ -461,19 +460,14 @@ class Client:
         """A streaming body of an output object (one GET)."""
         return aws_call(self.s3.get_object, Bucket=self.stack.bucket, Key=key)["Body"]
 
-    def download_output(self, key: str, destination: Path) -> None:
-        """Stream the object to `destination`; a failed download leaves no partial file.
+    def download_output(self, key: str, destination: Path, *, overwrite: bool = False) -> Path:
+        """Stream the object to `destination` (or its next free numbered name); the path.
 
-        One GET (download_file would send a HeadObject first).
+        One GET (download_file would send a HeadObject first). A failed download leaves
+        no file; an existing file is replaced only if `overwrite` (names.write_new).
         """
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        partial = destination.with_name(destination.name + ".part")
         body = self.open_output(key)
         try:
-            with open(partial, "wb") as file:
-                shutil.copyfileobj(body, file, length=1024 * 1024)
-            partial.replace(destination)
+            return names.write_new(body, destination, overwrite=overwrite)
         except BotoCoreError as exc:
             raise AwsUnavailable(f"download of {key} failed: {exc}") from None
-        finally:
-            partial.unlink(missing_ok=True)

@@ -26,6 +26,8 @@ EXIT_CODES = """exit codes:
   4  timed out waiting for results
   5  AWS unreachable, no credentials or region, or an AWS error
   130 interrupted (Ctrl-C); the run's reply queue is removed"""
+FORCE_HELP = ("replace existing output files (default: write the next free numbered name, "
+              "e.g. photo-equalized-1.jpg)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "the shell does not expand them")
     equalize.add_argument("-o", "--output-dir", type=Path, default=Path("."), metavar="DIR",
                           help="where to write the results (default: current directory)")
+    equalize.add_argument("--force", action="store_true", help=FORCE_HELP)
 
     run = commands.add_parser(
         "run", parents=[common, waiting], help="run any job kind (see 'kinds')",
@@ -82,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="an argument of the kind; NAME=@PATH uploads a file (repeatable)")
     run.add_argument("-o", "--output-dir", type=Path, default=Path("."), metavar="DIR",
                      help="where to write output files (default: current directory)")
+    run.add_argument("--force", action="store_true", help=FORCE_HELP)
 
     kinds = commands.add_parser(
         "kinds", help="the job kinds the workers run, with their arguments",
@@ -96,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     result.add_argument("job_id", metavar="JOB_ID")
     result.add_argument("-o", "--output-dir", type=Path, metavar="DIR",
                         help="for an image job, download its output here")
+    result.add_argument("--force", action="store_true", help=FORCE_HELP)
 
     status = commands.add_parser(
         "status", parents=[common], help="queue depths, oldest ages, dead letters, workers",

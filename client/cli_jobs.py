@@ -18,6 +18,7 @@ from .cli_output import (
     error_document,
     print_job_ids,
     print_value,
+    printable,
     report_failure,
 )
 
@@ -155,9 +156,10 @@ def run_on_files(args: argparse.Namespace, kind: registry.Kind, inputs: list[Pat
                                    "ok": result.ok}
             if result.ok and "output_key" in result.value:
                 key = result.value["output_key"]
-                row["output"] = str(names.output_path(args.output_dir, source.name, label, key))
-                downloads.append(pool.submit(client.download_output, key, Path(row["output"])))
-                downloads[-1].add_done_callback(lambda _f: progress.tick(None))
+                target = names.output_path(args.output_dir, source.name, label, key)
+                downloads.append((row, pool.submit(client.download_output, key, target,
+                                                   overwrite=args.force)))
+                downloads[-1][1].add_done_callback(lambda _f: progress.tick(None))
             elif result.ok:
                 row["value"] = result.value
                 progress.tick(None)
@@ -167,20 +169,20 @@ def run_on_files(args: argparse.Namespace, kind: registry.Kind, inputs: list[Pat
                 progress.tick(None)
                 if not args.json:
                     progress.clear()
-                    print(f"{source}: {result.error_code}: {result.error_message}",
+                    print(printable(f"{source}: {result.error_code}: {result.error_message}"),
                           file=sys.stderr)
             rows.append(row)
-        for download in downloads:
-            download.result()
+        for row, download in downloads:
+            row["output"] = str(download.result())  # a numbered name if the file existed
     progress.done()
     if args.json:
         emit_json({"results": rows})
     else:
         for row in rows:
             if "output" in row:
-                print(f"{row['input']} -> {row['output']}")
+                print(printable(f"{row['input']} -> {row['output']}"))
             elif row["ok"]:
-                print(f"{row['input']}: {row['value']}")
+                print(printable(f"{row['input']}: {row['value']}"))
     return 1 if failures else 0
 
 
@@ -220,8 +222,9 @@ def run_result(args: argparse.Namespace) -> int:
     with connect(args) as client:
         result = client.fetch_result(args.job_id)
         if result.ok and args.output_dir and "output_key" in result.value:
-            key = result.value["output_key"]
-            client.download_output(key, args.output_dir / key.rsplit("/", 1)[-1])
+            key = result.value["output_key"]  # the worker's: its last part made safe here
+            client.download_output(key, args.output_dir / names.safe_base_name(key),
+                                   overwrite=args.force)
     if not result.ok:
         return report_failure(args, result)
     if args.json:

@@ -1,5 +1,6 @@
 """The client library and CLI against in-process moto, with a worker thread serving the jobs."""
 
+import io
 import json
 import threading
 import time
@@ -10,10 +11,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from client import api, cli, cli_jobs
+from client import api, cli, cli_jobs, names
 from client.status import stack_status
 from tests.moto_stack import deploy, serving_worker
-from worker_src import wire
+from worker_src import contract, wire
 
 STACK = "wqw-unit"
 
@@ -297,3 +298,102 @@ def test_equalize_expands_wildcards_the_shell_left_alone(tmp_path, monkeypatch):
         cli_jobs.expand_files(["photos/*.png"])
     with pytest.raises(api.UsageError, match="missing.jpg: no such file"):
         cli_jobs.expand_files(["missing.jpg"])
+
+
+# ---- local files: safe names, no silent overwrite, exclusive temporary files -------------------
+
+@pytest.mark.parametrize(("name", "safe"), [
+    ("photo.jpg", "photo.jpg"),
+    ("..\\..\\Windows\\System32\\evil.dll", "evil.dll"),
+    ("C:\\Users\\me\\photo.png", "photo.png"),
+    ("C:photo.png", "C_photo.png"),
+    ("../../etc/passwd", "passwd"),
+    ("..", "file"),
+    ("", "file"),
+    ("CON", "_CON"),
+    ("nul.txt", "_nul.txt"),
+    ("com1.png", "_com1.png"),
+    ("console.png", "console.png"),
+    ("a\x1b[2J\nb.png", "a_[2J_b.png"),
+    ("trailing. . ", "trailing"),
+    ('what?<>|"*.png', "what______.png"),
+    ("x" * 300 + ".png", "x" * 196 + ".png"),
+])
+def test_a_local_name_is_a_safe_base_name_on_every_os(name, safe):
+    assert names.safe_base_name(name) == safe
+
+
+def test_an_output_name_from_a_hostile_key_stays_in_the_output_dir(tmp_path):
+    job = wire.new_job_id()
+    for key in (f"outputs/{job}/..\\..\\x.png", f"outputs/{job}/a.png\\..\\..\\b",
+                f"outputs/{job}/C:\\x\\y.jpg"):
+        path = names.output_path(tmp_path, "..\\photo.jpg", "gamma", key)
+        assert path.parent == tmp_path and path.name.startswith("photo-gamma"), key
+    assert names.output_path(tmp_path, "photo.jpg", "gamma", f"outputs/{job}/photo-gamma.png") \
+        == tmp_path / contract.output_name("photo", "gamma", ".png")
+
+
+def test_a_download_never_replaces_a_file_unless_forced(tmp_path):
+    target = tmp_path / "photo-equalized.jpg"
+    target.write_bytes(b"mine")
+    first = names.write_new(io.BytesIO(b"one"), target)
+    second = names.write_new(io.BytesIO(b"two"), target)
+    assert (first.name, second.name) == ("photo-equalized-1.jpg", "photo-equalized-2.jpg")
+    assert [p.read_bytes() for p in (target, first, second)] == [b"mine", b"one", b"two"]
+    assert names.write_new(io.BytesIO(b"new"), target, overwrite=True) == target
+    assert target.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "photo-equalized-1.jpg", "photo-equalized-2.jpg", "photo-equalized.jpg"]
+
+
+def test_a_planted_part_file_or_symlink_is_never_followed(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "photo.jpg.part").symlink_to(victim)  # the old fixed temporary name
+    (out / "photo.jpg").symlink_to(victim)  # and the destination itself
+    written = names.write_new(io.BytesIO(b"download"), out / "photo.jpg")
+    assert written == out / "photo-1.jpg" and written.read_bytes() == b"download"
+    assert victim.read_bytes() == b"precious"
+    assert not [p for p in out.iterdir() if p.name.endswith(".part") and not p.is_symlink()]
+
+
+class Failing(io.RawIOBase):
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        raise OSError("connection reset")
+
+
+def test_a_failed_download_leaves_no_file(tmp_path):
+    with pytest.raises(OSError):
+        names.write_new(Failing(), tmp_path / "photo.jpg")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_result_downloads_under_a_safe_name_and_numbers_an_existing_one(stack, capsys,
+                                                                           tmp_path):
+    job_id = wire.new_job_id()
+    s3 = boto3.client("s3")
+    key = f"outputs/{job_id}/..\\..\\evil\x1b[2J.png"
+    s3.put_object(Bucket=stack.bucket, Key=key, Body=b"png")
+    s3.put_object(Bucket=stack.bucket, Key=contract.result_key(job_id),
+                  Body=wire.encode_result(wire.ok_result(job_id, {"output_key": key})).encode())
+    for _ in range(2):
+        code, out, _ = run_cli(capsys, "result", job_id, "-o", str(tmp_path))
+        assert code == 0 and "\x1b" not in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evil_[2J-1.png", "evil_[2J.png"]
+    assert run_cli(capsys, "result", job_id, "-o", str(tmp_path), "--force")[0] == 0
+    assert len(list(tmp_path.iterdir())) == 2
+
+
+def test_cli_escapes_a_workers_error_text(stack, capsys):
+    job_id = wire.new_job_id()
+    result = wire.error_result(job_id, "bad_input", "bad\x1b]0;pwned\x07\nerror: forged")
+    boto3.client("s3").put_object(Bucket=stack.bucket, Key=contract.result_key(job_id),
+                                  Body=wire.encode_result(result).encode())
+    code, _, err = run_cli(capsys, "result", job_id)
+    assert code == 1 and "\x1b" not in err and "\x07" not in err
+    assert err.count("\n") == 1 and "\\x1b]0;pwned\\x07\\nerror: forged" in err

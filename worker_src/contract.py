@@ -118,6 +118,15 @@ def args_key(job_id: str) -> str:
     return input_key(job_id, "args.json")
 
 
+def output_name(stem: str, label: str, suffix: str) -> str:
+    """An output file's name: <stem>-<label><suffix>, e.g. photo-gamma.jpg.
+
+    The worker names the object with the kind's name as label; the client names the
+    download alike (the `equalize` shortcut writes the label "equalized").
+    """
+    return f"{stem}-{label}{suffix}"
+
+
 def output_prefix(job_id: str) -> str:
     return f"{OUTPUTS}{job_id}/"
 
