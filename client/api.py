@@ -17,8 +17,8 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -27,7 +27,7 @@ import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
-from worker_src import aws, contract, registry, wire
+from worker_src import aws, contract, wire
 from worker_src.contract import Output
 
 from . import names
@@ -39,6 +39,7 @@ from .errors import (  # noqa: F401 - the library's errors, importable from here
     WaitTimeout,
     aws_call,
 )
+from .jobs import PreparedJob, find_kind, prepare
 
 DEFAULT_STACK = contract.DEFAULT_STACK_NAME
 # Tags of a reply queue: whose it is (set at creation), and when it was last polled.
@@ -110,22 +111,6 @@ def _seconds(text: str | None) -> float:
         return float(text) if text is not None else float("inf")
     except ValueError:
         return float("inf")
-
-
-def find_kind(name: str) -> registry.Kind:
-    """The registered kind called `name`; UsageError naming the known ones if none."""
-    try:
-        return registry.get_kind(name)
-    except KeyError as exc:
-        raise UsageError(exc.args[0]) from None
-
-
-def check_args(kind: registry.Kind, args: Mapping[str, Any]) -> dict[str, Any]:
-    """`args` checked against the kind (file arguments as any string); UsageError if refused."""
-    try:
-        return kind.check_args(args)
-    except registry.ArgError as exc:
-        raise UsageError(exc.message) from None
 
 
 class Client:
@@ -200,8 +185,9 @@ class Client:
 
     def submit_files(self, kind_name: str, inputs: list[Path], args: Mapping[str, Any] = {},
                      file_args: Mapping[str, Path] = {}, *, wait: bool = True,
-                     on_upload: Callable[[Path], None] | None = None) -> list[str]:
-        """One job of `kind_name` per input file (uploaded 8 at a time); their job ids.
+                     on_upload: Callable[[Path], None] | None = None,
+                     pool: Executor | None = None) -> list[str]:
+        """One job of `kind_name` per input file, prepared, uploaded and sent; their job ids.
 
         `file_args` are the kind's other file arguments (e.g. match's reference),
         uploaded once per job since every key carries its job id.
@@ -209,21 +195,39 @@ class Client:
         kind = find_kind(kind_name)
         if kind.main_input is None:
             raise UsageError(f"{kind_name} takes no input file")
-        check_args(kind, {**args, kind.main_input: "x", **dict.fromkeys(file_args, "x")})
-        job_ids = [wire.new_job_id() for _ in inputs]
+        prepared, files = [], []
+        for path in inputs:
+            given = {kind.main_input: path, **file_args}
+            prepared.append(prepare(kind_name, args, {n: p.name for n, p in given.items()}))
+            files.append(given)
+        return self.submit_prepared(prepared, files, wait=wait, on_upload=on_upload, pool=pool)
 
-        def upload(job_id: str, path: Path) -> dict[str, Any]:
-            job_args = dict(args)
-            job_args[kind.main_input] = self.upload(job_id, path.name, path)
-            for name, other in file_args.items():
-                job_args[name] = self.upload(job_id, f"{name}-{other.name}", other)
-            if on_upload is not None:
-                on_upload(path)
+    def submit_prepared(self, prepared: Sequence[PreparedJob],
+                        files: Sequence[Mapping[str, Path | BinaryIO]], *, wait: bool = True,
+                        on_upload: Callable[[Path], None] | None = None,
+                        pool: Executor | None = None) -> list[str]:
+        """Upload each prepared job's files (on `pool`, if given), then send the jobs.
+
+        `files[i]` holds the file (a path, or a stream read once) of each of
+        `prepared[i]`'s upload names. `on_upload(main input)` is called as each job's
+        files are up.
+        """
+        job_ids = [wire.new_job_id() for _ in prepared]
+
+        def upload(job_id: str, job: PreparedJob, given: Mapping[str, Path | BinaryIO]
+                   ) -> dict[str, Any]:
+            job_args = dict(job.args)
+            for name, upload_name in job.upload_names.items():
+                job_args[name] = self.upload(job_id, upload_name, given[name])
+            if on_upload is not None and job.kind.main_input in given:
+                on_upload(given[job.kind.main_input])  # type: ignore[arg-type]
             return job_args
 
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            all_args = list(pool.map(upload, job_ids, inputs))
-        return self.submit([(kind_name, a) for a in all_args], wait=wait, job_ids=job_ids)
+        mapped = (pool.map if pool is not None else map)(upload, job_ids, prepared, files)
+        all_args = list(mapped)
+        return self.submit([(job.kind.name, a) for job, a in zip(prepared, all_args,
+                                                                   strict=True)],
+                           wait=wait, job_ids=job_ids)
 
     def _args_through_s3(self, job: wire.Job) -> str:
         key = contract.args_key(job.job_id)

@@ -26,11 +26,14 @@ EXIT_CODES = """exit codes:
   4  timed out waiting for results
   5  AWS unreachable, no credentials or region, or an AWS error
   130 interrupted (Ctrl-C); the run's reply queue is removed"""
+# Commands that take files (or numbers) and options in any order.
+INTERMIXED = ("stats", "equalize", "run")
 FORCE_HELP = ("replace existing output files (default: write the next free numbered name, "
               "e.g. photo-equalized-1.jpg)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The CLI's parser, and each command's own parser by name."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--stack", default=os.environ.get(Env.STACK, api.DEFAULT_STACK),
                         help="CloudFormation stack name (default: %(default)s, or $WQW_STACK)")
@@ -159,11 +162,28 @@ def build_parser() -> argparse.ArgumentParser:
                     "print the results and write the images to DIR.")
     demo.add_argument("-o", "--output-dir", type=Path, default=Path("demo-output"),
                       metavar="DIR", help="where to write the images (default: %(default)s)")
-    return parser
+    return parser, commands.choices
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, with the files and options of stats, equalize and run in any order.
+
+    argparse matches positionals greedily: after `run gamma`, FILE... has already matched
+    nothing, so `run gamma -a gamma=0.5 photo.jpg` would be refused. Intermixed parsing
+    (parse_intermixed_args) takes the options first and then the positionals; it does not
+    work through subcommands, so the command's own parser is given the rest.
+    """
+    parser, commands = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in INTERMIXED:
+        args = commands[argv[0]].parse_intermixed_args(argv[1:])
+        args.command = argv[0]
+        return args
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     try:
         return COMMANDS[args.command](args)
     except api.ClientFailure as exc:

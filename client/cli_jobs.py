@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import glob
 import sys
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from worker_src import registry, wire
 
-from . import api, names, numbers
+from . import api, jobs, names, numbers
 from .cli_output import (
     Progress,
     emit_json,
@@ -51,26 +52,21 @@ def run_kinds(args: argparse.Namespace) -> int:
 def parse_job_args(kind: registry.Kind, pairs: list[str]) -> tuple[dict[str, Any],
                                                                     dict[str, Path]]:
     """-a NAME=VALUE pairs as the kind's values, and -a NAME=@PATH as files to upload."""
-    values: dict[str, Any] = {}
+    texts: dict[str, str] = {}
     files: dict[str, Path] = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")
         if not sep or not name:
             raise api.UsageError(f"-a expects NAME=VALUE, got {pair!r}")
-        try:
-            arg = kind.arg(name)
-            if arg.type == registry.FILE:
-                if not text.startswith("@"):
-                    raise registry.ArgError(name, f"{name} is a file: write -a {name}=@PATH")
-                path = Path(text[1:])
-                if not path.is_file():
-                    raise api.UsageError(f"{name}: {path}: no such file")
-                files[name] = path
-            else:
-                values[name] = arg.parse(text)
-        except registry.ArgError as exc:
-            raise api.UsageError(exc.message) from None
-    return values, files
+        if name not in kind.file_args():
+            texts[name] = text
+        elif not text.startswith("@"):
+            raise api.UsageError(f"{name} is a file: write -a {name}=@PATH")
+        elif not Path(text[1:]).is_file():
+            raise api.UsageError(f"{name}: {text[1:]}: no such file")
+        else:
+            files[name] = Path(text[1:])
+    return jobs.parse_args(kind, texts), files
 
 
 def expand_files(patterns: list[str]) -> list[Path]:
@@ -91,28 +87,29 @@ def expand_files(patterns: list[str]) -> list[Path]:
 
 
 def run_kind(args: argparse.Namespace) -> int:
-    kind = api.find_kind(args.kind)
+    kind = jobs.find_kind(args.kind)
     values, files = parse_job_args(kind, args.arg)
-    if kind.main_input is None:
-        if args.files:
+    if args.files:
+        if kind.main_input is None:
             raise api.UsageError(f"{kind.name} takes no input file; give its arguments with -a")
-        api.check_args(kind, {**values, **dict.fromkeys(files, "x")})
-        if files:
-            raise api.UsageError(f"{kind.name}: file arguments need an input file")
-        return run_single(args, kind.name, values)
-    if not args.files:
+        return run_on_files(args, kind, expand_files(args.files), values, files)
+    if kind.main_input is not None and kind.arg(kind.main_input).required:
         raise api.UsageError(f"{kind.name} needs one or more input files")
-    return run_on_files(args, kind, expand_files(args.files), values, files)
+    job = jobs.prepare(kind.name, values, {name: path.name for name, path in files.items()})
+    return run_single(args, job, files)
 
 
-def run_single(args: argparse.Namespace, kind: str, values: dict[str, Any],
-               upload: Any = None) -> int:
-    """One job; `upload(client, job_id)`, if given, puts its input first and adds its args."""
+def run_single(args: argparse.Namespace, job: jobs.PreparedJob,
+               files: Mapping[str, Path] = {},
+               upload: Callable[[api.Client, str], dict[str, Any]] | None = None) -> int:
+    """One job; `upload(client, job_id)`, if given, puts its input first and gives its args."""
     with connect(args) as client:
-        job_id = wire.new_job_id()
-        if upload is not None:
-            values = {**values, **upload(client, job_id)}
-        client.submit([(kind, values)], wait=not args.no_wait, job_ids=[job_id])
+        if upload is None:
+            [job_id] = client.submit_prepared([job], [files], wait=not args.no_wait)
+        else:
+            job_id = wire.new_job_id()
+            client.submit([(job.kind.name, {**job.args, **upload(client, job_id)})],
+                          wait=not args.no_wait, job_ids=[job_id])
         if args.no_wait:
             return print_job_ids(args, [job_id])
         [result] = list(client.wait([job_id], args.timeout))
@@ -129,7 +126,9 @@ def run_on_files(args: argparse.Namespace, kind: registry.Kind, inputs: list[Pat
                  values: dict[str, Any], files: dict[str, Path], label: str = "") -> int:
     """One job per input file; outputs to DIR/<stem>-<label or kind><ext>."""
     label = label or kind.name
-    api.check_args(kind, {**values, kind.main_input: "x", **dict.fromkeys(files, "x")})
+    main = kind.main_input or ""
+    others = {name: path.name for name, path in files.items()}
+    prepared = [jobs.prepare(kind.name, values, {main: path.name, **others}) for path in inputs]
     # Outputs keep their input's format, so the input's name predicts a clash.
     predicted = [names.output_path(args.output_dir, p.name, label, p.name.lower())
                  for p in inputs]
@@ -140,10 +139,12 @@ def run_on_files(args: argparse.Namespace, kind: registry.Kind, inputs: list[Pat
     progress = Progress(len(inputs), enabled=len(inputs) > 1 and not args.json)
     failures = 0
     rows: list[dict[str, Any]] = []
+    # One pool for the run: the uploads, then the downloads.
     with connect(args) as client, ThreadPoolExecutor(max_workers=8) as pool:
         progress.stage("uploading")
-        job_ids = client.submit_files(kind.name, inputs, values, files, wait=not args.no_wait,
-                                      on_upload=progress.tick)
+        job_ids = client.submit_prepared(prepared, [{main: path, **files} for path in inputs],
+                                         wait=not args.no_wait, on_upload=progress.tick,
+                                         pool=pool)
         if args.no_wait:
             progress.done()
             return print_job_ids(args, job_ids)
@@ -189,7 +190,7 @@ def run_on_files(args: argparse.Namespace, kind: registry.Kind, inputs: list[Pat
 # ---- the shortcuts ------------------------------------------------------------------------
 
 def run_equalize(args: argparse.Namespace) -> int:
-    return run_on_files(args, api.find_kind("equalize"), expand_files(args.images), {}, {},
+    return run_on_files(args, jobs.find_kind("equalize"), expand_files(args.images), {}, {},
                         label="equalized")
 
 
@@ -199,7 +200,7 @@ def run_stats(args: argparse.Namespace) -> int:
         raise api.UsageError("give the integers as arguments or with --file, not both")
     if args.numbers:
         tokens = [t for arg in args.numbers for t in numbers.split_tokens(arg)]
-        return run_single(args, "stats", {"numbers": numbers.read_integers(tokens)})
+        return run_single(args, jobs.prepare("stats", {"numbers": numbers.read_integers(tokens)}))
     if args.file is None and sys.stdin.isatty():
         numbers.read_integers([])  # UsageError: no integers given
     name = str(args.file) if args.file is not None else "<stdin>"
@@ -213,7 +214,8 @@ def run_stats(args: argparse.Namespace) -> int:
             key, _count = numbers.upload_numbers(client, job_id, source, name=name)
         return {"file": key}
 
-    return run_single(args, "stats", {}, upload=upload)
+    return run_single(args, jobs.prepare("stats", {}, {"file": numbers.INPUT_NAME}),
+                      upload=upload)
 
 
 # ---- result -----------------------------------------------------------------------------

@@ -34,8 +34,7 @@ from boto3.s3.transfer import TransferConfig
 from worker_src import contract
 from worker_src import integer_text as text
 
-from . import api
-from .errors import UsageError
+from .errors import UsageError, aws_call
 
 INPUT_NAME = "numbers.txt"
 # S3's smallest part (the last may be smaller): 10,000 parts reach 50 GiB.
@@ -212,9 +211,11 @@ class NumberReader(io.RawIOBase):
 
 # ---- a stream of integers, checked as it goes up -------------------------------------------
 
-def upload_numbers(client: api.Client, job_id: str, stream: BinaryIO,
+def upload_numbers(client: Any, job_id: str, stream: BinaryIO,
                    name: str = "<stdin>") -> tuple[str, int]:
     """Check and upload a text of integers as job_id's input; return its key and count.
+
+    `client` is an api.Client (not imported here: the library imports this module).
 
     UsageError (naming `name`, the line and the column) at the first bad token, with
     nothing left in S3.
@@ -222,12 +223,12 @@ def upload_numbers(client: api.Client, job_id: str, stream: BinaryIO,
     key = contract.input_key(job_id, INPUT_NAME)
     reader = NumberReader(stream)
     try:
-        api.aws_call(client.s3.upload_fileobj, Fileobj=reader, Bucket=client.stack.bucket,
+        aws_call(client.s3.upload_fileobj, Fileobj=reader, Bucket=client.stack.bucket,
                      Key=key, Config=STREAMED)
     except (text.TokenError, NoIntegers) as exc:
-        raise api.UsageError(f"{name}: {exc}") from None
+        raise UsageError(f"{name}: {exc}") from None
     except OSError as exc:
-        raise api.UsageError(f"cannot read {name}: {exc.strerror or exc}") from None
+        raise UsageError(f"cannot read {name}: {exc.strerror or exc}") from None
     return key, reader.count
 
 

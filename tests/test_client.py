@@ -397,3 +397,42 @@ def test_cli_escapes_a_workers_error_text(stack, capsys):
     code, _, err = run_cli(capsys, "result", job_id)
     assert code == 1 and "\x1b" not in err and "\x07" not in err
     assert err.count("\n") == 1 and "\\x1b]0;pwned\\x07\\nerror: forged" in err
+
+
+@pytest.mark.parametrize(("options_last", "options_first"), [
+    (["run", "gamma", "photo.jpg", "-a", "gamma=0.5", "-o", "out"],
+     ["run", "gamma", "-a", "gamma=0.5", "-o", "out", "photo.jpg"]),
+    (["run", "match", "a.jpg", "b.jpg", "-a", "reference=@r.jpg", "--force"],
+     ["run", "match", "-a", "reference=@r.jpg", "a.jpg", "--force", "b.jpg"]),
+    (["equalize", "a.jpg", "b.jpg", "-o", "out", "--json"],
+     ["equalize", "-o", "out", "--json", "a.jpg", "b.jpg"]),
+    (["stats", "--file", "numbers.txt", "--json"], ["stats", "--json", "--file", "numbers.txt"]),
+    (["stats", "1", "-2", "3", "--timeout", "5"], ["stats", "--timeout", "5", "1", "-2", "3"]),
+])
+def test_files_and_options_are_taken_in_either_order(options_last, options_first):
+    assert cli.parse_args(options_first) == cli.parse_args(options_last)
+
+
+def test_run_with_options_before_the_files_runs_the_job(stack, worker, capsys, tmp_path):
+    numbers = tmp_path / "numbers.txt"
+    numbers.write_text("4 5 6")
+    code, out, err = run_cli(capsys, "stats", "--json", "--file", str(numbers))
+    assert (code, json.loads(out)["sum"]) == (0, 15)
+    code, out, err = run_cli(capsys, "run", "stats", "-a", "numbers=1,2", "--json")
+    assert (code, err) == (0, "") and json.loads(out)["sum"] == 3
+
+
+def test_run_with_options_first_writes_outputs_and_numbers_a_second_run(stack, worker, capsys,
+                                                                       tmp_path):
+    from PIL import Image
+
+    photo = tmp_path / "photo.png"
+    Image.new("L", (16, 8), 90).save(photo)
+    out = tmp_path / "out"
+    for expected in ("photo-gamma.png", "photo-gamma-1.png"):
+        code, stdout, err = run_cli(capsys, "run", "gamma", "-a", "gamma=0.5", "-o", str(out),
+                                    str(photo), "--timeout", "60")
+        assert (code, err) == (0, "") and stdout.strip().endswith(expected)
+    assert sorted(p.name for p in out.iterdir()) == ["photo-gamma-1.png", "photo-gamma.png"]
+    assert run_cli(capsys, "run", "gamma", str(photo), "-o", str(out), "--force")[0] == 0
+    assert len(list(out.iterdir())) == 2
