@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import boto3
+from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -205,14 +206,15 @@ class Client:
     def submit_prepared(self, prepared: Sequence[PreparedJob],
                         files: Sequence[Mapping[str, Path | BinaryIO]], *, wait: bool = True,
                         on_upload: Callable[[Path], None] | None = None,
-                        pool: Executor | None = None) -> list[str]:
+                        pool: Executor | None = None,
+                        job_ids: Sequence[str] | None = None) -> list[str]:
         """Upload each prepared job's files (on `pool`, if given), then send the jobs.
 
         `files[i]` holds the file (a path, or a stream read once) of each of
         `prepared[i]`'s upload names. `on_upload(main input)` is called as each job's
-        files are up.
+        files are up. `job_ids`: the jobs' ids if the caller chose them (else new ones).
         """
-        job_ids = [wire.new_job_id() for _ in prepared]
+        job_ids = list(job_ids) if job_ids is not None else [wire.new_job_id() for _ in prepared]
 
         def upload(job_id: str, job: PreparedJob, given: Mapping[str, Path | BinaryIO]
                    ) -> dict[str, Any]:
@@ -452,12 +454,15 @@ class Client:
     def upload(self, job_id: str, name: str, source: Path | BinaryIO) -> str:
         """Put a file (a path, or a binary stream read once) at inputs/<job_id>/<name>."""
         key = contract.input_key(job_id, names.safe_name(name))
-        if isinstance(source, Path):
-            aws_call(self.s3.upload_file, Filename=str(source), Bucket=self.stack.bucket,
-                     Key=key, Config=SINGLE_PUT)
-        else:
-            aws_call(self.s3.upload_fileobj, Fileobj=source, Bucket=self.stack.bucket, Key=key,
-                     Config=SINGLE_PUT)
+        try:
+            if isinstance(source, Path):
+                aws_call(self.s3.upload_file, Filename=str(source), Bucket=self.stack.bucket,
+                         Key=key, Config=SINGLE_PUT)
+            else:
+                aws_call(self.s3.upload_fileobj, Fileobj=source, Bucket=self.stack.bucket,
+                         Key=key, Config=SINGLE_PUT)
+        except S3UploadFailedError as exc:  # boto3's own, outside botocore's errors
+            raise AwsUnavailable(f"upload of {name} failed: {exc}") from None
         return key
 
     def open_output(self, key: str) -> Any:

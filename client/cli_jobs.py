@@ -191,7 +191,7 @@ def run_on_files(args: argparse.Namespace, kind: registry.Kind, inputs: list[Pat
 
 def run_equalize(args: argparse.Namespace) -> int:
     return run_on_files(args, jobs.find_kind("equalize"), expand_files(args.images), {}, {},
-                        label="equalized")
+                        label=names.SHORTCUT_LABELS["equalize"])
 
 
 def run_stats(args: argparse.Namespace) -> int:

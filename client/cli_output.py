@@ -46,9 +46,8 @@ def report_failure(args: argparse.Namespace, result: wire.Result) -> int:
 
 def print_value(value: dict[str, Any]) -> None:
     """A result's value as aligned `key  value` lines."""
-    width = max((len(key) for key in value), default=0)
-    for key, item in value.items():
-        print(printable(f"{key:<{width}}  {numbers.shown(item)}"))
+    for line in numbers.value_lines(value):
+        print(printable(line))
 
 
 class Progress:

@@ -30,8 +30,9 @@ class PreparedJob:
     """A job ready to upload and send: its kind, checked arguments and upload names."""
 
     kind: registry.Kind
-    # The arguments given, checked, without the file arguments (their S3 keys are filled
-    # in when the files are uploaded) and without defaults (the worker fills those in).
+    # The arguments checked, defaults filled in (the job says what it ran with), without
+    # the file arguments (their S3 keys are filled in when the files are uploaded) and
+    # without those that are null (absent, to the worker too).
     args: dict[str, Any]
     # Each file argument given, and the name its file goes up under inputs/<job_id>/.
     upload_names: dict[str, str]
@@ -88,8 +89,9 @@ def prepare(kind_name: str, values: Mapping[str, Any],
     upload_names = {name: _upload_name(file_name if name == kind.main_input
                                        else f"{name}-{file_name}")
                     for name, file_name in files.items()}
-    # The values given, as checked; the worker fills in the defaults itself.
-    return PreparedJob(kind, {name: checked[name] for name in values}, upload_names)
+    return PreparedJob(kind, {name: value for name, value in checked.items()
+                              if name not in kind.file_args() and value is not None},
+                       upload_names)
 
 
 def _upload_name(name: str) -> str:

@@ -23,6 +23,9 @@ _UNSAFE = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f-\x9f]')
 _RESERVED = re.compile(r"(CON|PRN|AUX|NUL|CONIN\$|CONOUT\$|(COM|LPT)[0-9¹²³])(\..*)?",
                        re.IGNORECASE)
 MAX_NAME_CHARS = 200
+# The label of an output's name where it is not the kind's name: the `equalize` shortcut's
+# (and the page's) photo-equalized.jpg.
+SHORTCUT_LABELS = {"equalize": "equalized"}
 # Numbered names tried before giving up (photo-1.jpg ... photo-999.jpg).
 MAX_NUMBER = 999
 

@@ -132,6 +132,21 @@ def integers_from_text(text: str) -> list[int]:
     return read_integers(split_tokens(text))
 
 
+def integers_from_json(values: Any) -> list[int]:
+    """A decoded JSON list as integers (the page's {"numbers": [...]}), else UsageError
+    naming the first offending item."""
+    if not isinstance(values, list):
+        raise UsageError(f"numbers must be a list of integers, got {type(values).__name__}")
+    if not values:
+        raise UsageError("numbers is an empty list: nothing to compute")
+    for position, value in enumerate(values, start=1):
+        if type(value) is not int:  # bool is an int in Python, not in JSON
+            token = json.dumps(value)
+            token = token if len(token) <= 40 else token[:37] + "..."
+            raise UsageError(f"item {position} of {len(values)} ({token}) is not an integer")
+    return values
+
+
 def load_json(data: str | bytes) -> Any:
     """A JSON document whose integers are bounded as every integer is; ValueError if not.
 
@@ -233,6 +248,13 @@ def upload_numbers(client: Any, job_id: str, stream: BinaryIO,
 
 
 # ---- showing them ----------------------------------------------------------------------------
+
+def value_lines(value: dict[str, Any]) -> list[str]:
+    """A result's value as aligned `key  value` lines, long numbers abbreviated (the CLI's
+    output and the page's text alike)."""
+    width = max((len(key) for key in value), default=0)
+    return [f"{key:<{width}}  {shown(item)}" for key, item in value.items()]
+
 
 def shown(value: Any, limit: int = SHOWN_CHARS) -> str:
     """A value as the human output prints it: a long number (or "p/q") abbreviated.
