@@ -16,10 +16,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -29,9 +27,8 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from worker_src import aws, contract, wire
-from worker_src.contract import Output
 
-from . import names
+from . import names, replies
 from .errors import (  # noqa: F401 - the library's errors, importable from here
     AwsUnavailable,
     ClientFailure,
@@ -41,77 +38,14 @@ from .errors import (  # noqa: F401 - the library's errors, importable from here
     aws_call,
 )
 from .jobs import PreparedJob, find_kind, prepare
+from .stack import StackInfo, find_stack  # noqa: F401 - the library's, importable from here
 
 DEFAULT_STACK = contract.DEFAULT_STACK_NAME
-# Tags of a reply queue: whose it is (set at creation), and when it was last polled.
-STACK_TAG = "wqw:stack"
-POLLED_TAG = "wqw:polled-at"
-# A live client refreshes its queue's last-poll tag this often (one TagQueue request).
-POLLED_TAG_REFRESH_SECONDS = 300
-# A reply queue unpolled for this long belongs to a run that died; `cleanup` may be
-# told a shorter age, never one a live client could have reached between two refreshes.
-STALE_REPLY_QUEUE_SECONDS = 24 * 3600
-MIN_STALE_SECONDS = 3 * POLLED_TAG_REFRESH_SECONDS
 # Jobs whose reply queue was deleted: their results are looked for in S3 this often.
 ORPHAN_CHECK_SECONDS = 5.0
 # Files go up in one PUT, not in 8 MB parts that are each billed as a request
 # (kinds take at most 200 MB per file).
 SINGLE_PUT = TransferConfig(multipart_threshold=256 * 1024 * 1024)
-
-
-@dataclass(frozen=True)
-class StackInfo:
-    """What the client needs of a stack: its CloudFormation outputs."""
-
-    name: str
-    request_queue_url: str
-    dead_letter_queue_url: str
-    bucket: str
-    reply_queue_prefix: str
-    worker_group: str | None = None
-    log_group: str | None = None
-    dashboard_url: str | None = None
-
-    @classmethod
-    def from_outputs(cls, name: str, outputs: dict[str, str]) -> StackInfo:
-        missing = [key for key in Output.REQUIRED if key not in outputs]
-        if missing:
-            raise StackNotFound(
-                f"stack {name!r} lacks the outputs {', '.join(missing)}: is it a "
-                f"web-queue-worker stack, and has its deployment finished?")
-        return cls(
-            name=name,
-            request_queue_url=outputs[Output.REQUEST_QUEUE_URL],
-            dead_letter_queue_url=outputs[Output.DEAD_LETTER_QUEUE_URL],
-            bucket=outputs[Output.BUCKET_NAME],
-            reply_queue_prefix=outputs[Output.REPLY_QUEUE_PREFIX],
-            worker_group=outputs.get(Output.WORKER_GROUP_NAME),
-            log_group=outputs.get(Output.LOG_GROUP_NAME),
-            dashboard_url=outputs.get(Output.DASHBOARD_URL),
-        )
-
-
-def find_stack(session: boto3.Session, stack_name: str,
-               endpoint_url: str | None = None) -> StackInfo:
-    cloudformation = aws.make_client(session, "cloudformation", endpoint_url)
-    try:
-        stacks = aws_call(cloudformation.describe_stacks, StackName=stack_name)["Stacks"]
-    except AwsUnavailable as exc:
-        if "does not exist" in str(exc):
-            raise StackNotFound(
-                f"no stack named {stack_name!r} in region {session.region_name}: deploy it "
-                f"with 'npx cdk deploy', or pass --stack / --region") from None
-        raise
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
-    return StackInfo.from_outputs(stack_name, outputs)
-
-
-def _seconds(text: str | None) -> float:
-    """A last-poll tag's time; +inf (never stale) when missing or not a number."""
-    try:
-        return float(text) if text is not None else float("inf")
-    except ValueError:
-        return float("inf")
 
 
 class Client:
@@ -241,17 +175,9 @@ class Client:
                                         args_key=key))
 
     def _send_batches(self, bodies: list[tuple[str, str]]) -> None:
-        batch: list[tuple[str, str]] = []
-        size = 0
-        for job_id, body in bodies:
-            body_size = len(body.encode())
-            if batch and (len(batch) == 10 or size + body_size > wire.MAX_MESSAGE_BYTES):
-                self._send_batch(batch)
-                batch, size = [], 0
-            batch.append((job_id, body))
-            size += body_size
-        if batch:
-            self._send_batch(batch)
+        sizes = [len(body.encode()) for _, body in bodies]
+        for indexes in aws.sqs_batches(sizes):
+            self._send_batch([bodies[i] for i in indexes])
 
     def _send_batch(self, batch: list[tuple[str, str]]) -> None:
         entries = [{"Id": str(i), "MessageBody": body} for i, (_, body) in enumerate(batch)]
@@ -266,54 +192,26 @@ class Client:
         raise AwsUnavailable(f"SQS refused {len(entries)} job(s) after 5 attempts")
 
     def reply_queue(self) -> str:
-        """This client's reply queue, created on first use (also again after it was deleted).
-
-        Tagged as this stack's, with the time it was last polled: `cleanup` deletes only
-        queues with both tags whose last poll is old.
-        """
+        """This client's reply queue, created on first use (also again after it was deleted)."""
         with self._lock:
             if self.reply_queue_url is None:
-                name = f"{self.stack.reply_queue_prefix}{uuid.uuid4().hex[:16]}"
                 self.remove_stale_reply_queues()
-                now = time.time()
-                response = aws_call(self.sqs.create_queue, QueueName=name, Attributes={
-                    "MessageRetentionPeriod": str(4 * 24 * 3600),
-                    "SqsManagedSseEnabled": "true",
-                }, tags={STACK_TAG: self.stack.name, POLLED_TAG: str(int(now))})
-                self.reply_queue_url = response["QueueUrl"]
-                self._polled_tag_at = now
+                self.reply_queue_url = replies.create(self.sqs, self.stack)
+                self._polled_tag_at = time.time()
             return self.reply_queue_url
 
     def remove_stale_reply_queues(
-            self, older_than_seconds: float = STALE_REPLY_QUEUE_SECONDS) -> list[str]:
-        """Delete this stack's reply queues that no client has polled for this long.
-
-        Only queues tagged as this stack's are deleted, judged by their last-poll tag (a
-        live client refreshes it every POLLED_TAG_REFRESH_SECONDS): a queue that merely
-        shares the prefix, or a live client's, is left alone whatever `older_than_seconds`.
-        """
-        older_than = max(older_than_seconds, MIN_STALE_SECONDS)
-        response = aws_call(self.sqs.list_queues, QueueNamePrefix=self.stack.reply_queue_prefix,
-                            MaxResults=1000)
-        removed = []
-        for url in response.get("QueueUrls", []):
-            if url == self.reply_queue_url:
-                continue
-            try:
-                tags = self.sqs.list_queue_tags(QueueUrl=url).get("Tags", {})
-                if (tags.get(STACK_TAG) == self.stack.name
-                        and time.time() - _seconds(tags.get(POLLED_TAG)) >= older_than):
-                    self.sqs.delete_queue(QueueUrl=url)
-                    removed.append(url)
-            except ClientError:
-                continue  # deleted meanwhile by another run
-        return removed
+            self, older_than_seconds: float = replies.STALE_SECONDS) -> list[str]:
+        """Delete this stack's reply queues that no client has polled for this long
+        (replies.remove_stale: never a live client's, never one not tagged as the stack's)."""
+        return replies.remove_stale(self.sqs, self.stack, older_than_seconds,
+                                    keep=self.reply_queue_url)
 
     def _keep_reply_queue_alive(self, queue_url: str) -> None:
         """Refresh the last-poll tag, at most every POLLED_TAG_REFRESH_SECONDS."""
         now = time.time()
-        if now - self._polled_tag_at >= POLLED_TAG_REFRESH_SECONDS:
-            aws_call(self.sqs.tag_queue, QueueUrl=queue_url, Tags={POLLED_TAG: str(int(now))})
+        if now - self._polled_tag_at >= replies.POLLED_TAG_REFRESH_SECONDS:
+            replies.mark_polled(self.sqs, queue_url, now)
             self._polled_tag_at = now
 
     def _reply_queue_lost(self, queue_url: str) -> None:
@@ -442,11 +340,11 @@ class Client:
             body = self.s3.get_object(Bucket=self.stack.bucket,
                                       Key=contract.result_key(job_id))["Body"].read()
         except ClientError as exc:
-            if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
+            if aws.object_missing(exc):
                 raise ClientFailure(
                     f"no stored result for job {job_id}: it is still queued or running, "
                     f"its result was delivered to a waiting client, or it expired") from None
-            raise AwsUnavailable(str(exc)) from None
+            raise AwsUnavailable(aws.error_text(exc), aws.error_code(exc)) from None
         return wire.decode_result(body)
 
     # ---- files -----------------------------------------------------------------

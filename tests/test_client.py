@@ -11,7 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from client import api, cli, cli_jobs, names
+from client import api, cli, cli_jobs, names, replies
 from client.status import stack_status
 from tests.moto_stack import deploy, serving_worker
 from worker_src import contract, wire
@@ -99,12 +99,12 @@ def reply_queue(name, **tags):
 
 def test_stale_reply_queues_are_removed_but_not_the_own_one_nor_foreign_ones(stack):
     prefix, now = stack.reply_queue_prefix, time.time()
-    ours = {api.STACK_TAG: STACK}
-    stale = reply_queue(f"{prefix}crashedrun", **ours, **{api.POLLED_TAG: str(now - 2 * 86400)})
-    recent = reply_queue(f"{prefix}recentrun", **ours, **{api.POLLED_TAG: str(now - 600)})
+    ours = {replies.STACK_TAG: STACK}
+    stale = reply_queue(f"{prefix}crashedrun", **ours, **{replies.POLLED_TAG: str(now - 2 * 86400)})
+    recent = reply_queue(f"{prefix}recentrun", **ours, **{replies.POLLED_TAG: str(now - 600)})
     untagged = reply_queue(f"{prefix}imposter")  # the prefix, but not the stack's tag
-    theirs = reply_queue(f"{prefix}other", **{api.STACK_TAG: "other",
-                                             api.POLLED_TAG: str(now - 2 * 86400)})
+    theirs = reply_queue(f"{prefix}other", **{replies.STACK_TAG: "other",
+                                             replies.POLLED_TAG: str(now - 2 * 86400)})
     old_style = reply_queue(f"{STACK}-reply-orders")  # a stranger's, named like the old prefix
     with api.Client(boto3.Session(), stack) as client:
         client.submit([("stats", {"numbers": [1]})])  # creating the queue removes stale ones
@@ -121,11 +121,11 @@ def test_a_live_client_refreshes_its_last_poll_tag_and_is_never_cleaned_up(stack
     sqs = boto3.client("sqs")
     with api.Client(boto3.Session(), stack) as live, api.Client(boto3.Session(), stack) as other:
         url = live.reply_queue()
-        assert sqs.list_queue_tags(QueueUrl=url)["Tags"][api.STACK_TAG] == STACK
-        sqs.tag_queue(QueueUrl=url, Tags={api.POLLED_TAG: str(time.time() - 2 * 86400)})
-        monkeypatch.setattr(api, "POLLED_TAG_REFRESH_SECONDS", 0)
+        assert sqs.list_queue_tags(QueueUrl=url)["Tags"][replies.STACK_TAG] == STACK
+        sqs.tag_queue(QueueUrl=url, Tags={replies.POLLED_TAG: str(time.time() - 2 * 86400)})
+        monkeypatch.setattr(replies, "POLLED_TAG_REFRESH_SECONDS", 0)
         live.receive_results(wait_seconds=0)  # a poll refreshes the tag
-        polled = float(sqs.list_queue_tags(QueueUrl=url)["Tags"][api.POLLED_TAG])
+        polled = float(sqs.list_queue_tags(QueueUrl=url)["Tags"][replies.POLLED_TAG])
         assert time.time() - polled < 60
         assert other.remove_stale_reply_queues(older_than_seconds=0) == []
 
@@ -436,3 +436,32 @@ def test_run_with_options_first_writes_outputs_and_numbers_a_second_run(stack, w
     assert sorted(p.name for p in out.iterdir()) == ["photo-gamma-1.png", "photo-gamma.png"]
     assert run_cli(capsys, "run", "gamma", str(photo), "-o", str(out), "--force")[0] == 0
     assert len(list(out.iterdir())) == 2
+
+
+# ---- the shared AWS helpers (worker_src/aws.py) --------------------------------------------------
+
+def test_sqs_batches_hold_at_most_10_entries_and_1_mib():
+    from worker_src import aws
+
+    sizes = [100] * 23 + [600_000, 600_000, 1024 * 1024, 5]
+    batches = aws.sqs_batches(sizes)
+    assert [i for batch in batches for i in batch] == list(range(len(sizes)))
+    assert all(len(b) <= 10 and (sum(sizes[i] for i in b) <= 1024 * 1024 or len(b) == 1)
+               for b in batches)
+    assert [len(b) for b in batches] == [10, 10, 4, 1, 1, 1] and aws.sqs_batches([]) == []
+
+
+def test_aws_errors_are_described_and_missing_resources_recognised():
+    from botocore.exceptions import ClientError
+
+    from worker_src import aws
+
+    def error(code, message="m"):
+        return ClientError({"Error": {"Code": code, "Message": message}}, "Op")
+
+    assert aws.queue_missing(error("AWS.SimpleQueueService.NonExistentQueue"))
+    assert aws.queue_missing(api.AwsUnavailable("gone", "QueueDoesNotExist"))
+    assert not aws.queue_missing(error("NoSuchKey")) and aws.object_missing(error("NoSuchKey"))
+    assert aws.error_text(error("Throttling", "slow\n  down")) == "Throttling: slow down"
+    assert aws.error_text(error("500", "<html>")) == "500: not an AWS error (an HTML page)"
+    assert aws.error_text(ValueError("x")) == "ValueError: x" and aws.error_code(ValueError()) == ""
