@@ -17,7 +17,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -43,6 +43,8 @@ from .stack import StackInfo, find_stack  # noqa: F401 - the library's, importab
 DEFAULT_STACK = contract.DEFAULT_STACK_NAME
 # Jobs whose reply queue was deleted: their results are looked for in S3 this often.
 ORPHAN_CHECK_SECONDS = 5.0
+# Files uploaded at once by submit_files when the caller gives no pool of its own.
+UPLOADS_AT_ONCE = 8
 # Files go up in one PUT, not in 8 MB parts that are each billed as a request
 # (kinds take at most 200 MB per file).
 SINGLE_PUT = TransferConfig(multipart_threshold=256 * 1024 * 1024)
@@ -124,6 +126,8 @@ class Client:
                      pool: Executor | None = None) -> list[str]:
         """One job of `kind_name` per input file, prepared, uploaded and sent; their job ids.
 
+        The uploads run on `pool`, or on a pool of UPLOADS_AT_ONCE threads of this call's own.
+
         `file_args` are the kind's other file arguments (e.g. match's reference),
         uploaded once per job since every key carries its job id.
         """
@@ -135,7 +139,12 @@ class Client:
             given = {kind.main_input: path, **file_args}
             prepared.append(prepare(kind_name, args, {n: p.name for n, p in given.items()}))
             files.append(given)
-        return self.submit_prepared(prepared, files, wait=wait, on_upload=on_upload, pool=pool)
+        if pool is not None:
+            return self.submit_prepared(prepared, files, wait=wait, on_upload=on_upload,
+                                        pool=pool)
+        with ThreadPoolExecutor(max_workers=UPLOADS_AT_ONCE) as own:
+            return self.submit_prepared(prepared, files, wait=wait, on_upload=on_upload,
+                                        pool=own)
 
     def submit_prepared(self, prepared: Sequence[PreparedJob],
                         files: Sequence[Mapping[str, Path | BinaryIO]], *, wait: bool = True,

@@ -140,7 +140,7 @@ def run_on_files(args: argparse.Namespace, kind: registry.Kind, inputs: list[Pat
     failures = 0
     rows: list[dict[str, Any]] = []
     # One pool for the run: the uploads, then the downloads.
-    with connect(args) as client, ThreadPoolExecutor(max_workers=8) as pool:
+    with connect(args) as client, ThreadPoolExecutor(max_workers=api.UPLOADS_AT_ONCE) as pool:
         progress.stage("uploading")
         job_ids = client.submit_prepared(prepared, [{main: path, **files} for path in inputs],
                                          wait=not args.no_wait, on_upload=progress.tick,
