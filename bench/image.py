@@ -1,7 +1,7 @@
 """Image benchmark: each image kind beside scikit-image's own call path and the codec floor.
 
-    .venv/bin/python bench/image.py            # full run (about 10 minutes)
-    .venv/bin/python bench/image.py --quick    # smoke run (about a minute)
+    .venv/bin/python -m bench.image            # full run (about 10 minutes)
+    .venv/bin/python -m bench.image --quick    # smoke run (about a minute)
 
 Two tables, one run. The first is `equalize` over image sizes; the second has
 one row per image kind on a 12 MP RGB JPEG (1 MP with --quick). The images are
@@ -41,9 +41,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from bench._common import ROOT
 
 METHODS = ("a", "b", "c")
 # Each kind's arguments in the benchmark (the rest are the kinds' defaults).
@@ -231,7 +229,7 @@ def max_difference(path: Path, kind: str = "equalize",
 def child(*args: str) -> dict:
     """Run this file with --child ARGS in a fresh process; its last JSON line."""
     output = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--child", *args],
+        [sys.executable, "-m", "bench.image", "--child", *args],
         check=True, capture_output=True, text=True, cwd=ROOT,
     ).stdout
     return json.loads(output.strip().splitlines()[-1])
@@ -336,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"\n(total {time.perf_counter() - started:.0f} s; command: "
-          f"python bench/image.py{' --quick' if args.quick else ''})")
+          f"python -m bench.image{' --quick' if args.quick else ''})")
     return 0
 
 

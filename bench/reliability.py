@@ -1,6 +1,6 @@
 """Run the reliability suite and write its table into docs/reliability.md.
 
-    .venv/bin/python bench/reliability.py
+    .venv/bin/python -m bench.reliability
 
 The suite (tests/reliability) runs against the local stack and records, per scenario, the
 runs, jobs, lost, misrouted and duplicated results, worker crashes and injected faults. This
@@ -18,7 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench._common import ROOT
+
 PAGE = ROOT / "docs" / "reliability.md"
 START, END = "<!-- reliability-table:start -->", "<!-- reliability-table:end -->"
 

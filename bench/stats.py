@@ -1,8 +1,8 @@
 """Stats benchmark: the worker's compute beside statistics + sorted and numpy, and end to end.
 
-    .venv/bin/python bench/stats.py            # 1 k, 1 M, 10 M int64 and 10 k x 1,000 digits
-    .venv/bin/python bench/stats.py --quick    # smoke run (1 k and 100 k, seconds)
-    .venv/bin/python bench/stats.py --no-today # without today's CLI path (the slowest row)
+    .venv/bin/python -m bench.stats            # 1 k, 1 M, 10 M int64 and 10 k x 1,000 digits
+    .venv/bin/python -m bench.stats --quick    # smoke run (1 k and 100 k, seconds)
+    .venv/bin/python -m bench.stats --no-today # without today's CLI path (the slowest row)
 
 Data (generated here, never committed): integers drawn uniformly from the whole int64
 range (about 20 characters each) or of exactly 1,000 digits with random signs, one per
@@ -37,13 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]  # see bench/requests.py
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from bench._common import ROOT
 
-ME = str(Path(__file__).resolve())
 MiB = 1024 * 1024
 CASES = {"1 k int64": ("int64", 1_000), "1 M int64": ("int64", 1_000_000),
          "10 M int64": ("int64", 10_000_000), "10 k x 1,000 digits": ("digits", 10_000)}
@@ -172,7 +167,7 @@ def child_cli(argv: list[str]) -> dict:
 
 def run_child(argv: list[str], env: dict[str, str] | None = None) -> dict:
     """Run this script as a child (--child, --client, --cli): its JSON line, with rss_mb."""
-    done = subprocess.run([sys.executable, ME, *argv], cwd=ROOT, env=env,
+    done = subprocess.run([sys.executable, "-m", "bench.stats", *argv], cwd=ROOT, env=env,
                           stdout=subprocess.PIPE, check=False)
     if done.returncode:
         raise RuntimeError(f"{argv} failed ({done.returncode}): {done.stdout[-2000:]!r}")

@@ -1,4 +1,4 @@
-"""The queue benchmarks (bench/requests.py, latency.py, throughput.py) keep working.
+"""The queue benchmarks (bench/request_cost.py, latency.py, throughput.py) keep working.
 
 Fast tests check the arithmetic and the request hooks; the slow ones run each script's core on
 a tiny input against one local stack (moto on 127.0.0.1, real worker processes).
@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 
 from bench import latency as bench_latency
-from bench import requests as bench_requests
+from bench import request_cost
 from bench import throughput as bench_throughput
 from bench._common import (
     Charges,
@@ -68,8 +68,8 @@ def test_markdown_table_aligns_columns():
 
 def test_idle_rate_comes_from_the_interval_between_polls():
     receives = [request("sqs", "ReceiveMessage", started=t) for t in (100.0, 120.0, 140.0)]
-    assert bench_requests.Idle(65, receives).per_minute() == pytest.approx(3.0)
-    assert bench_requests.Idle(10, receives[:1]).per_minute() is None
+    assert request_cost.Idle(65, receives).per_minute() == pytest.approx(3.0)
+    assert request_cost.Idle(10, receives[:1]).per_minute() is None
 
 
 def test_recorder_sees_every_request_and_the_messages_received():
@@ -90,11 +90,11 @@ def test_a_batch_above_the_target_is_reported_missed():
     jobs = 100
     client = [request("sqs", "SendMessageBatch") for _ in range(10)]
     worker = [request("sqs", "ReceiveMessage") for _ in range(140)]  # 1.5 SQS requests per job
-    runs = [bench_requests.Run("1 job", 1, client[:1], worker[:2]),
-            bench_requests.Run("100 jobs", jobs, client, worker)]
-    idle = bench_requests.Idle(65, [request("sqs", "ReceiveMessage", started=t)
+    runs = [request_cost.Run("1 job", 1, client[:1], worker[:2]),
+            request_cost.Run("100 jobs", jobs, client, worker)]
+    idle = request_cost.Idle(65, [request("sqs", "ReceiveMessage", started=t)
                                     for t in (0.0, 10.0, 20.0)])  # 6 per minute
-    lines = bench_requests.targets(bench_requests.Report(runs, idle, 100))
+    lines = request_cost.targets(request_cost.Report(runs, idle, 100))
     assert "1.50" in lines[0] and "MISSED" in lines[0]
     assert "MISSED" in lines[1]  # 1.5 x $0.40 = $0.60 per million: over $0.50
     assert "MISSED" in lines[2]
@@ -112,19 +112,19 @@ def stack():
 
 @pytest.mark.slow
 def test_requests_counts_the_client_and_the_worker(stack):
-    report = bench_requests.measure(stack, quick=True, idle_seconds=2)
+    report = request_cost.measure(stack, quick=True, idle_seconds=2)
     one, batch, images = report.runs
     assert (one.jobs, batch.jobs, images.jobs) == (1, 10, 2)
     client_sends = [r for r in batch.client if r.operation == "SendMessageBatch"]
     assert len(client_sends) == 1  # 10 jobs, one batch
     worker_receives = [r for r in batch.worker if r.operation == "ReceiveMessage"]
     assert sum(r.messages for r in worker_receives) >= batch.jobs  # seen across processes
-    assert batch.per_job()["sqs"] >= bench_requests.FLOOR_SQS_PER_JOB
+    assert batch.per_job()["sqs"] >= request_cost.FLOOR_SQS_PER_JOB
     image_charges = images.charges
     assert image_charges.s3_put == 2 * images.jobs  # upload + the worker's output
     assert image_charges.s3_get >= 2 * images.jobs  # the worker's read + the download
     assert len(report.idle.receives) <= 1  # an idle worker long-polls
-    table = bench_requests.render(report)
+    table = request_cost.render(report)
     assert "quoted" in table and "### Targets" in table
 
 
