@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -214,6 +214,22 @@ def wait_until_acknowledged(stack: Any, timeout: float = 30.0) -> None:
 
 
 # ---- jobs and images ---------------------------------------------------------------------------
+
+class DiskFile:
+    """A registry.JobFile over a local file (the worker's S3File, without S3); counts opens."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.name, self.key = path, path.name, f"inputs/bench/{path.name}"
+        self.size = path.stat().st_size
+        self.opened = 0
+
+    def open(self) -> BinaryIO:
+        self.opened += 1
+        return open(self.path, "rb")  # noqa: SIM115 - the caller closes it
+
+    def read(self) -> bytes:
+        return self.path.read_bytes()
+
 
 def stats_args(rng: random.Random, count: int = 100) -> dict[str, Any]:
     return {"numbers": [rng.randint(-10**6, 10**6) for _ in range(count)]}

@@ -10,7 +10,7 @@ line. Each measurement is a fresh Python process; times exclude interpreter star
 imports; peak RSS is the process's own high-water mark (VmHWM; imports included).
 
 Compute (same file on disk, in one run):
-  worker      worker_src.jobs._stats_compute.from_file: streamed, checked, numpy for
+  worker      the stats kind as the executor runs it: streamed, checked, numpy for
               64-bit values, exact Python ints beyond, the default 400 MiB budget
               (and a 64 MiB one: out of core); result compared with the reference
   statistics  read, split, int(), sorted(), statistics.mean/median, min, max, sum:
@@ -70,38 +70,26 @@ def write_case(path: Path, shape: str, count: int, seed: int = 1) -> Path:
 
 # ---- children (one process per measurement) -------------------------------------------------
 
-class DiskFile:
-    """A registry.JobFile over a local file (the worker's S3File, without S3)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path, self.name, self.key = path, path.name, path.name
-        self.size = path.stat().st_size
-
-    def open(self):  # noqa: ANN201 - a binary stream
-        return open(self.path, "rb")  # noqa: SIM115 - the caller closes it
-
-    def read(self) -> bytes:
-        return self.path.read_bytes()
-
-
 def child_compute(method: str, path: Path, budget_mb: int) -> dict:
-    from worker_src import wire
-    from worker_src.jobs._stats_exact import summary
+    from bench._common import DiskFile
+    from worker_src import registry, wire
+    from worker_src.jobs.stats import summary
 
     if method == "worker":
-        import numpy  # noqa: F401 - imported before the clock starts, as in a warm worker
-
-        from worker_src.jobs._stats_compute import from_file
-        from worker_src.jobs.stats import WORKING_BYTES
-
+        kind = registry.get_kind("stats")
+        limits = registry.Limits(max_input_bytes=kind.max_input_bytes,
+                                 memory_budget_bytes=budget_mb * MiB)
+        kind.run({"numbers": [1]}, {}, limits)  # imports before the clock, as in a warm worker
+        file = DiskFile(path)
         started = time.perf_counter()
-        value, passes = from_file(DiskFile(path), budget_mb * MiB - WORKING_BYTES)
-        return {"seconds": time.perf_counter() - started, "passes": passes,
-                "value": wire.dumps(value)}
+        output = kind.run({}, {"file": file}, limits)
+        return {"seconds": time.perf_counter() - started, "passes": file.opened,
+                "value": wire.dumps(output.value)}
     if method == "statistics":
         import statistics
         from fractions import Fraction
 
+        summary(1, 1, 1, 1, (1, 1))  # its imports before the clock
         started = time.perf_counter()
         numbers = list(map(int, path.read_bytes().split()))
         ordered = sorted(numbers)

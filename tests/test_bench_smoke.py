@@ -1,14 +1,16 @@
-"""The queue benchmarks (bench/request_cost.py, latency.py, throughput.py) keep working.
+"""The benchmarks (bench/request_cost.py, latency, throughput, image, stats) keep working.
 
 Fast tests check the arithmetic and the request hooks; the slow ones run each script's core on
 a tiny input against one local stack (moto on 127.0.0.1, real worker processes).
 """
 
 import random
+from pathlib import Path
 
 import boto3
 import pytest
 from moto import mock_aws
+from PIL import Image
 
 from bench import latency as bench_latency
 from bench import request_cost
@@ -145,3 +147,46 @@ def test_throughput_runs_the_library_and_the_cli(stack):
     assert phase.raw.jobs > 0 and phase.stats.rate > 0
     table = bench_throughput.render([phase])
     assert "python -m client equalize" in table and "### Targets" in table
+
+
+# ---- the image and stats benchmarks (bench/image.py, bench/stats.py) ----------------
+
+
+@pytest.mark.filterwarnings("ignore:This might be a color image")
+def test_bench_image_measures_each_method_on_a_tiny_image(tmp_path: Path) -> None:
+    from bench.image import Case, make_image, max_difference, measure_once, run_method
+
+    path = make_image(tmp_path / "tiny.jpg", Case(0.01, "RGB", "JPEG"))
+    assert Image.open(path).size == (115, 86)
+    for method in ("a", "c"):
+        assert run_method(method, path) > 0
+    seconds, peak_bytes = measure_once("b", path)  # in a fresh process
+    assert 0 < seconds < 60 and peak_bytes > 10_000_000
+    assert max_difference(path) == 0
+
+
+def test_bench_image_rows_of_every_kind_on_a_tiny_image(tmp_path: Path) -> None:
+    from bench.image import KIND_ARGS, Case, make_image, max_difference, run_method
+
+    case = Case(0.01, "RGB", "JPEG")
+    path = make_image(tmp_path / "tiny.jpg", case)
+    reference = make_image(tmp_path / "reference.jpg", case, seed=1)
+    for kind in KIND_ARGS:
+        ref = reference if kind == "match" else None
+        assert max_difference(path, kind, ref) == 0, kind
+        for method in ("a", "b", "c"):
+            assert run_method(method, path, kind, ref) > 0
+
+
+def test_the_benchmark_measures_the_same_statistics(tmp_path) -> None:
+    from bench import stats as bench_stats
+    from tests.test_jobs_stats import assert_exact
+    from worker_src import wire
+
+    for shape in ("int64", "digits"):
+        path = bench_stats.write_case(tmp_path / f"{shape}.txt", shape, 300)
+        worker = bench_stats.child_compute("worker", path, 64)
+        reference = bench_stats.child_compute("statistics", path, 0)
+        assert worker["value"] == reference["value"] and worker["passes"] == 1
+        numbers = [int(line) for line in path.read_text().split()]
+        assert_exact(wire.loads(worker["value"]), numbers)

@@ -1,5 +1,5 @@
 """The scaling policy (infra/scaling.py) in the synthesized template, and the simulator's parts
-(bench/scaling/*.py) on cases small enough to check by hand; its quick run runs."""
+(bench/scaling/*.py) on cases small enough to check by hand; `-m bench.scaling --quick` runs."""
 
 from __future__ import annotations
 
