@@ -10,6 +10,7 @@ between the two markers with the table; the rest of the page is prose kept by ha
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import subprocess
@@ -24,7 +25,8 @@ PAGE = ROOT / "docs" / "reliability.md"
 START, END = "<!-- reliability-table:start -->", "<!-- reliability-table:end -->"
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="wqw-reliability-") as directory:
         report = Path(directory) / "table.md"
         started = time.monotonic()

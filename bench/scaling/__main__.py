@@ -149,7 +149,8 @@ def sensitivity(policies: Policies, services: dict[str, world_figures.Service],
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.scaling",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small loads, no figures")
     parser.add_argument("--search", action="store_true", help="compare BacklogScaling props")
     parser.add_argument("--check", action="store_true",
