@@ -219,7 +219,7 @@ def end_to_end_table(files: dict[str, Path], values: dict[str, dict],
     quiet_emulator()
     rows = []
     with local_stack("wqw-bench-stats") as stack:
-        env = {**stack.worker_environment(), "PYTHONPATH": str(ROOT)}
+        env = stack.worker_environment()
         client = ["--client", stack.endpoint_url, stack.stack_name]
 
         def measure(label: str, path: Path, worker: WorkerProcess, note: str = "") -> None:

@@ -185,7 +185,7 @@ def drive(client: Any, submit: Callable[[Any, int], list[str]], total: int, dept
 
 
 def run_cli(stack: Any, images: list[Path], out_dir: Path) -> float:
-    env = {**stack.worker_environment(), "PYTHONPATH": str(ROOT)}
+    env = stack.worker_environment()
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "client", "equalize", *map(str, images), "-o", str(out_dir),

@@ -189,8 +189,7 @@ def main() -> int:
         folder = Path(tmp)
         images = [make_photo(folder / f"photo{i:02d}.jpg", width, height, seed=i)
                   for i in range(IMAGES)]
-        env = {**os.environ, **LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint_url,
-               "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, **LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint_url}
         web = WebServer(env)
         try:
             web_rounds, cli_times, identical = [], [], True
