@@ -251,6 +251,17 @@ def make_photo(path: Path, width: int, height: int, seed: int) -> Path:
     return path
 
 
+def peak_rss_kib(pid: int | str = "self") -> int | None:
+    """A process's peak resident memory (VmHWM, Linux /proc) in KiB; None where unreadable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 # ---- numbers and tables --------------------------------------------------------------------------
 
 def percentile(values: list[float], fraction: float) -> float:

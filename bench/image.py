@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench._common import ROOT, DiskFile
+from bench._common import peak_rss_kib as own_peak_kib
 
 METHODS = ("a", "b", "c")
 # Each kind's arguments in the benchmark (the rest are the kinds' defaults).
@@ -235,13 +236,7 @@ def peak_rss_kib() -> int:
     Linux's ru_maxrss survives exec: a child started by a big parent reports at
     least the parent's size. VmHWM is the peak of this process's own memory.
     """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return own_peak_kib() or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def measure(path: Path, runs: int, kind: str = "equalize",

@@ -37,7 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench._common import ROOT
+from bench._common import ROOT, peak_rss_kib
 
 MiB = 1024 * 1024
 CASES = {"1 k int64": ("int64", 1_000), "1 M int64": ("int64", 1_000_000),
@@ -175,10 +175,10 @@ def reset_peak(pid: int) -> None:
 
 
 def peak_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024 / 1e6
-    raise RuntimeError("no VmHWM")
+    kib = peak_rss_kib(pid)
+    if kib is None:
+        raise RuntimeError("no VmHWM")
+    return kib * 1024 / 1e6
 
 
 # ---- the run -------------------------------------------------------------------------------

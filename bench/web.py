@@ -37,7 +37,7 @@ from pathlib import Path
 
 import httpx2
 
-from bench._common import ROOT, machine_line, make_photo, markdown_table, percentile
+from bench._common import ROOT, machine_line, make_photo, markdown_table, peak_rss_kib, percentile
 from client.local import LOCAL_CREDENTIALS
 
 STACK = "wqw-bench-web"
@@ -53,11 +53,11 @@ class WebRound:
 
 
 class WebServer:
-    """`python -m client.web` as a process, and an HTTP client with its token."""
+    """`python -m client web` as a process, and an HTTP client with its token."""
 
     def __init__(self, env: dict[str, str]) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "client.web", "--port", "0", "--no-browser",
+            [sys.executable, "-m", "client", "web", "--port", "0", "--no-browser",
              "--stack", STACK], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
         line = self.process.stdout.readline() if self.process.stdout else ""
         match = READY_LINE.fullmatch(line.strip())
@@ -70,12 +70,8 @@ class WebServer:
 
     def peak_rss_mb(self) -> float | None:
         """The server process's high-water mark of resident memory (Linux /proc)."""
-        try:
-            status = Path(f"/proc/{self.process.pid}/status").read_text()
-        except OSError:
-            return None
-        match = re.search(r"VmHWM:\s+(\d+) kB", status)
-        return int(match.group(1)) / 1024 if match else None
+        kib = peak_rss_kib(self.process.pid)
+        return kib / 1024 if kib is not None else None
 
     def stop(self) -> None:
         self.http.close()
