@@ -97,9 +97,14 @@ def _show(client: api.Client, args: argparse.Namespace) -> int:
         print(printable(f"{'attribute':<12}{name} = {value}"))
     print("body:")
     body = document["body"]
-    # json.dumps escapes every control character; an unreadable body is escaped line by line.
-    print(json.dumps(body, indent=2) if letter.readable
-          else "\n".join(printable(line) for line in body.splitlines()))
+    # json.dumps escapes every control character; any other body is escaped line by line.
+    if not isinstance(body, str):
+        try:
+            print(json.dumps(body, indent=2))
+            return 0
+        except ValueError:  # an integer past the interpreter's digit limit
+            body = letter.body
+    print("\n".join(printable(line) for line in body.splitlines()))
     return 0
 
 

@@ -24,6 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from worker_src import aws, contract, wire
 from worker_src.contract import MessageAttribute, string_attributes
 
+from . import numbers
 from .api import Client
 from .errors import AwsUnavailable, ClientFailure, aws_call
 
@@ -84,7 +85,12 @@ class DeadLetter:
 
         A readable body as its JSON; an unreadable one as its text (it may not even parse).
         """
-        body: Any = json.loads(self.body) if self.readable else self.body
+        body: Any = self.body
+        if self.readable:
+            try:  # integers of any size the wire allows, without the interpreter's limit
+                body = numbers.load_json(self.body)
+            except ValueError:
+                pass
         return {**self.summary(), "problem": self.problem, "body": body,
                 "message_attributes": self.attributes, "attributes": self.system_attributes}
 
