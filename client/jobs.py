@@ -60,11 +60,21 @@ def parse_args(kind: registry.Kind, texts: Mapping[str, str]) -> dict[str, Any]:
                 raise UsageError(f"{name} is a file: give a file for it, not a value")
             if arg.type == registry.INTEGERS:
                 values[name] = arg.check(numbers.read_integers(numbers.split_tokens(text)))
+            elif arg.type == registry.INT:
+                values[name] = arg.check(_integer(arg, text))
             else:
                 values[name] = arg.parse(text)
     except registry.ArgError as exc:
         raise UsageError(exc.message) from None
     return values
+
+
+def _integer(arg: registry.Arg, text: str) -> int:
+    try:
+        return numbers.parse_integer(text.strip())
+    except numbers.NotAnInteger:
+        raise UsageError(f"{arg.name} must be {arg.range_text()}, got "
+                         f"{numbers.shown_token(text)}") from None
 
 
 def prepare(kind_name: str, values: Mapping[str, Any],

@@ -465,3 +465,36 @@ def test_aws_errors_are_described_and_missing_resources_recognised():
     assert aws.error_text(error("Throttling", "slow\n  down")) == "Throttling: slow down"
     assert aws.error_text(error("500", "<html>")) == "500: not an AWS error (an HTML page)"
     assert aws.error_text(ValueError("x")) == "ValueError: x" and aws.error_code(ValueError()) == ""
+
+
+def test_prepare_checks_once_for_every_caller_and_bounds_integer_arguments():
+    from client import jobs
+
+    gamma = jobs.find_kind("gamma")
+    job = jobs.prepare("gamma", jobs.parse_args(gamma, {"gamma": "0.5"}),
+                       {"image": "my photo.jpg"})
+    assert job.kind is gamma and job.args["gamma"] == 0.5 and "image" not in job.args
+    assert job.upload_names == {"image": "my_photo.jpg"}
+    match = jobs.prepare("match", {}, {"image": "args.json", "reference": "r.png"})
+    assert match.upload_names == {"image": "_args.json", "reference": "reference-r.png"}
+    with pytest.raises(api.UsageError, match="gamma must be"):
+        jobs.prepare("gamma", jobs.parse_args(gamma, {"gamma": "-1"}), {"image": "a.jpg"})
+    with pytest.raises(api.UsageError, match="takes no file 'mask'"):
+        jobs.prepare("gamma", {}, {"image": "a.jpg", "mask": "m.png"})
+    with pytest.raises(api.UsageError, match="unknown"):
+        jobs.find_kind("nope")
+    stats = jobs.find_kind("stats")
+    with pytest.raises(api.UsageError, match="more digits than an integer may have"):
+        jobs.parse_args(stats, {"numbers": "1 " + "2" * 100_001})
+    int_args = [(kind, arg) for kind in registry_kinds() for arg in kind.args
+                if arg.type == "int"]
+    assert int_args  # clahe's nbins, at least
+    for kind, arg in int_args:
+        with pytest.raises(api.UsageError, match=f"{arg.name} must be"):
+            jobs.parse_args(kind, {arg.name: "9" * 10_000_000})  # refused by its length
+
+
+def registry_kinds():
+    from worker_src import registry
+
+    return list(registry.kinds().values())
