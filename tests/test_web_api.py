@@ -146,7 +146,8 @@ def test_a_file_that_is_not_an_image_fails_with_the_workers_sentence(stack, work
     ({"kind": "nope"}, "unknown image operation 'nope'"),
     ({"kind": "stats"}, "unknown image operation 'stats'"),
     ({"gamma": "0.5"}, "equalize has no argument 'gamma'"),
-])
+    ({"kind": "clahe", "nbins": "9" * 1_000_000}, "nbins must be"),  # refused by its length
+], ids=["unknown", "not an image kind", "no such argument", "a million digits"])
 def test_a_bad_operation_or_argument_is_400_and_uploads_nothing(stack, web, fields, message):
     response = post_image(web, "a.png", png_bytes(low_contrast((8, 8), 1)), **fields)
     assert response.status_code == 400
