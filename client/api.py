@@ -41,8 +41,11 @@ from .jobs import PreparedJob, find_kind, prepare
 from .stack import StackInfo, find_stack  # noqa: F401 - the library's, importable from here
 
 DEFAULT_STACK = contract.DEFAULT_STACK_NAME
-# Jobs whose reply queue was deleted: their results are looked for in S3 this often.
+# Jobs whose reply queue was deleted: their results are looked for in S3 after this
+# long, then after twice as long each time none came, up to ORPHAN_CHECK_MAX_SECONDS (a
+# reply that reached the queue before it was deleted never reaches S3).
 ORPHAN_CHECK_SECONDS = 5.0
+ORPHAN_CHECK_MAX_SECONDS = 300.0
 # Files uploaded at once by submit_files when the caller gives no pool of its own.
 UPLOADS_AT_ONCE = 8
 # Files go up in one PUT, not in 8 MB parts that are each billed as a request
@@ -65,6 +68,7 @@ class Client:
         self._arrived: dict[str, wire.Result] = {}  # received, not yet handed out
         self._orphans: set[str] = set()  # pending, their reply queue deleted: results in S3
         self._orphans_checked_at = 0.0
+        self._orphan_check_seconds = ORPHAN_CHECK_SECONDS
         self._polled_tag_at = 0.0
 
     @classmethod
@@ -234,6 +238,7 @@ class Client:
                 self.reply_queue_url = None
             self._orphans |= self._pending
         self._orphans_checked_at = 0.0
+        self._orphan_check_seconds = ORPHAN_CHECK_SECONDS
 
     # ---- waiting ---------------------------------------------------------------
 
@@ -290,7 +295,7 @@ class Client:
             return []
         queue_url = self.reply_queue()
         if self._orphans:  # poll shorter: their results are looked for in S3 in between
-            wait_seconds = min(wait_seconds, int(ORPHAN_CHECK_SECONDS))
+            wait_seconds = min(wait_seconds, int(self._orphan_check_seconds))
         try:
             self._keep_reply_queue_alive(queue_url)
             messages = self._receive(queue_url, wait_seconds)
@@ -329,8 +334,9 @@ class Client:
             return True
 
     def _stored_results_of_orphans(self) -> list[wire.Result]:
-        """Results in S3 of jobs whose reply queue is gone (looked for every few seconds)."""
-        if not self._orphans or time.monotonic() - self._orphans_checked_at < ORPHAN_CHECK_SECONDS:
+        """Results in S3 of jobs whose reply queue is gone (looked for at growing intervals)."""
+        if (not self._orphans
+                or time.monotonic() - self._orphans_checked_at < self._orphan_check_seconds):
             return []
         self._orphans_checked_at = time.monotonic()
         results = []
@@ -341,6 +347,9 @@ class Client:
                 continue  # not there yet: the job is still queued or running
             if self._take(job_id):
                 results.append(result)
+        if not results:
+            self._orphan_check_seconds = min(2 * self._orphan_check_seconds,
+                                             ORPHAN_CHECK_MAX_SECONDS)
         return results
 
     def fetch_result(self, job_id: str) -> wire.Result:
