@@ -121,7 +121,10 @@ class SqsBroker:
         if not queue_url:
             return False
         own = urlparse(self.request_queue_url).path.strip("/").split("/")
-        theirs = urlparse(queue_url).path.strip("/").split("/")
+        try:
+            theirs = urlparse(queue_url).path.strip("/").split("/")
+        except ValueError:  # e.g. "https://[" : not a URL at all
+            return False
         return (len(theirs) == 2 and theirs[0] == own[0]
                 and theirs[1].startswith(self.reply_queue_prefix))
 
