@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from . import aws
+from . import aws, logs
 from .broker import SqsBroker
 from .config import ConfigError, WorkerConfig
 from .executor import Executor
@@ -32,8 +32,7 @@ def build_worker(config: WorkerConfig, *, worker_class: type[Worker] = Worker,
 
 
 def main(**classes: type) -> int:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure()
     logging.getLogger("botocore").setLevel(logging.WARNING)
     try:
         config = WorkerConfig.from_env()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 _NATIVE_DIGITS = 4000
 # An int of at most this many bits has at most 4000 digits (log10(2) < 1/3.32).
 _NATIVE_BITS = int(_NATIVE_DIGITS * 3.32)
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 def loads(text: str | bytes, *, exact: bool, max_digits: int, max_depth: int) -> Any:
@@ -42,15 +44,41 @@ def loads(text: str | bytes, *, exact: bool, max_digits: int, max_depth: int) ->
 
     if not isinstance(text, (str, bytes, bytearray)):
         raise ValueError(f"JSON text must be str or bytes, not {type(text).__name__}")
+    options: dict[str, Any] = {"parse_float": Decimal if exact else float,
+                               "parse_constant": constant}
     try:
-        value = json.loads(text, parse_float=Decimal if exact else float, parse_int=integer,
-                           parse_constant=constant)
+        value = _native_ints(text, options, max_digits)
+        if value is _TOO_LONG:  # an integer int() refused: each one counted, then converted
+            value = json.loads(text, parse_int=integer, **options)
     except RecursionError:
         raise ValueError(f"arrays and objects are nested deeper than {max_depth} "
                          f"levels") from None
-    if _depth_over(value, max_depth):
+    # Fewer brackets than the depth allowed (strings' brackets counted too): no walk needed.
+    opening = ("[", "{") if isinstance(text, str) else (b"[", b"{")
+    if sum(text.count(mark) for mark in opening) > max_depth and _depth_over(value, max_depth):
         raise ValueError(f"arrays and objects are nested deeper than {max_depth} levels")
     return value
+
+
+_TOO_LONG = object()
+
+
+def _native_ints(text: str | bytes, options: dict[str, Any], max_digits: int) -> Any:
+    """json.loads with its own int(), in C, while CPython's digit limit is in force.
+
+    That limit refuses a longer token before converting it: the value, or _TOO_LONG. A
+    process that lifted the limit gets _TOO_LONG at once (every token is then counted).
+    """
+    if not 0 < sys.get_int_max_str_digits() <= max_digits:
+        return _TOO_LONG
+    try:
+        return json.loads(text, **options)
+    except json.JSONDecodeError:
+        raise
+    except ValueError as exc:
+        if "integer string conversion" in str(exc):
+            return _TOO_LONG
+        raise
 
 
 def _depth_over(value: Any, max_depth: int) -> bool:
@@ -75,10 +103,12 @@ def int_from_text(text: str | bytes) -> int:
     Long ones are read in halves, so the time grows as multiplication does, not
     quadratically; the caller bounds the length. ValueError for anything else.
     """
-    if len(text) <= _NATIVE_DIGITS:
-        return int(text)
     if isinstance(text, (bytes, bytearray)):
         text = bytes(text).decode("ascii", errors="replace")
+    if not _INTEGER.fullmatch(text):  # int() would take " 1_000 " and other digits too
+        raise ValueError(f"invalid literal for int() with base 10: {text[:20]!r}")
+    if len(text) <= _NATIVE_DIGITS:
+        return int(text)
     sign = text[0] if text[0] in "+-" else ""
     value = _digits_value(text[len(sign):])
     return -value if sign == "-" else value
@@ -86,8 +116,6 @@ def int_from_text(text: str | bytes) -> int:
 
 def _digits_value(digits: str) -> int:
     if len(digits) <= _NATIVE_DIGITS:
-        if not (digits.isascii() and digits.isdigit()):
-            raise ValueError(f"invalid literal for int() with base 10: {digits[:20]!r}")
         return int(digits)
     low = len(digits) // 2
     return _digits_value(digits[:-low]) * 10**low + _digits_value(digits[-low:])

@@ -40,6 +40,7 @@ interpreter's own limit on int/str conversions (4300 digits) stays on for the pr
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import uuid
@@ -171,7 +172,11 @@ def decode_job(text: str | bytes) -> Job:
 
     Total: whatever the text holds, this returns a Job or raises WireError.
     """
-    body = _load_object(text, "job", parse_json)
+    try:
+        body = _load_object(text, "job", parse_json)
+    except WireError as exc:  # the envelope may still say whom to tell
+        exc.job_id, exc.reply_to = _salvaged(text)
+        raise
     job_id = body.get("job_id") if _is_uuid(body.get("job_id")) else None
     reply_to = body.get("reply_to") if isinstance(body.get("reply_to"), str) else None
 
@@ -218,6 +223,29 @@ def shown(value: Any, limit: int = 60) -> str:
         return f"an integer of {len(int_text(value)):,} digits"
     text = repr(value)
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+_FIELD_TEXT = {name: re.compile(rf'"{name}"\s*:\s*("(?:[^"\\]|\\.){{0,2048}}")')
+               for name in ("job_id", "reply_to")}
+
+
+def _salvaged(text: Any) -> tuple[str | None, str | None]:
+    """The job id and reply queue of a body that does not parse, if each appears once."""
+    if isinstance(text, (bytes, bytearray)):
+        text = bytes(text).decode("utf-8", errors="replace")
+    if not isinstance(text, str):
+        return None, None
+    found: list[str | None] = []
+    for pattern in _FIELD_TEXT.values():
+        matches = pattern.findall(text)
+        try:
+            value = json_text.loads(matches[0], exact=False, max_digits=0, max_depth=0) \
+                if len(matches) == 1 else None
+        except ValueError:
+            value = None
+        found.append(value if isinstance(value, str) else None)
+    job_id, reply_to = found
+    return (job_id if _is_uuid(job_id) else None), (reply_to if job_id else None)
 
 
 def _finite_number(value: Any) -> bool:
@@ -291,8 +319,10 @@ def error_result(job_id: str, code: str, message: str, **extra: Any) -> Result:
 def _load_object(text: str | bytes, what: str, parse: Any) -> dict[str, Any]:
     try:
         body = parse(text)
-    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError included
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise WireError(f"the {what} message is not valid JSON: {exc}") from None
+    except ValueError as exc:  # over a limit (json_text says which)
+        raise WireError(f"the {what} message is refused: {exc}") from None
     if not isinstance(body, dict):
         raise WireError(f"the {what} message must be a JSON object")
     return body

@@ -256,8 +256,15 @@ class Worker:
             if job_id is not None:
                 held.result = self._error(job_id, wire.INTERNAL, f"the worker failed on this "
                                           f"job: {reason}", held.message.receive_count)
+                held.reply_to = held.job.reply_to if self._allowed(held.job.reply_to) else None
             held.dead_letter_reason = f"{wire.INTERNAL}: {reason}"
             held.state = "done"
+
+    def _allowed(self, queue_url: str | None) -> bool:
+        try:
+            return self.broker.reply_allowed(queue_url)
+        except Exception:  # a broker that cannot tell: the result goes to S3
+            return False
 
     def handle(self, held: _Held) -> None:
         """Run one job; leave `held` done (result ready) or not done (retry later)."""
