@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 from botocore.exceptions import ClientError
 
 from .contract import MessageAttribute, string_attributes
+from .wire import printable
 
 log = logging.getLogger("worker")
 
@@ -114,7 +115,7 @@ class SqsBroker:
         self.sqs.send_message(
             QueueUrl=self.dead_letter_queue_url, MessageBody=body,
             MessageAttributes={MessageAttribute.REASON: {"DataType": "String",
-                                                  "StringValue": reason[:1000]}})
+                                                  "StringValue": printable(reason)[:1000]}})
 
     def reply_allowed(self, queue_url: str | None) -> bool:
         """Only this stack's reply queues, in the request queue's account."""

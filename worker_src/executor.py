@@ -53,6 +53,8 @@ class Executor:
                  time_limit_s: float | None = None) -> None:
         self.store = store
         self.identity = identity
+        if kinds is None:
+            registry.load_implementations()  # once, before any work horse is forked
         self.kinds = kinds if kinds is not None else registry.kinds()
         self.max_pixels = max_pixels
         self.memory_budget_bytes = memory_budget_bytes

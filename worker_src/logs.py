@@ -18,23 +18,14 @@ import threading
 from types import TracebackType
 from typing import Any
 
+from .wire import printable
+
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 def escape(text: str) -> str:
     """`text` on one line: each non-printable character as a Python-style escape."""
-    if text.isprintable():
-        return text
-    return "".join(char if char.isprintable() else _escaped(char) for char in text)
-
-
-def _escaped(char: str) -> str:
-    if char in _ESCAPES:
-        return _ESCAPES[char]
-    code = ord(char)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 \
-        else f"\\U{code:08x}"
+    return printable(text)
 
 
 class OneLineFormatter(logging.Formatter):

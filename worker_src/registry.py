@@ -279,6 +279,18 @@ def load_kinds(package: str = "worker_src.jobs") -> dict[str, Kind]:
     return kinds
 
 
+def load_implementations(package: str = "worker_src.jobs") -> None:
+    """Import every module of `package`, the kinds' helpers and what they import included.
+
+    A kind's function imports numpy, Pillow or scikit-image when it runs; the worker calls
+    this once at start so that each work horse, forked per job, has them loaded already
+    (importing them in every job would cost about 0.1 s).
+    """
+    root = importlib.import_module(package)
+    for module_info in pkgutil.iter_modules(root.__path__):
+        importlib.import_module(f"{package}.{module_info.name}")
+
+
 _KINDS: dict[str, Kind] | None = None
 
 

@@ -77,6 +77,8 @@ MAX_INTEGER_DIGITS = 100_000
 MAX_RESULT_INTEGER_DIGITS = MAX_INTEGER_DIGITS + 20
 # Nesting of JSON arrays and objects (a job needs 3; a result 4).
 MAX_JSON_DEPTH = 32
+# An error result's message is cut to this many characters.
+MAX_ERROR_CHARS = 2000
 
 
 class JobError(Exception):
@@ -313,7 +315,30 @@ def ok_result(job_id: str, value: dict[str, Any], **extra: Any) -> Result:
 
 
 def error_result(job_id: str, code: str, message: str, **extra: Any) -> Result:
-    return Result(job_id=job_id, ok=False, error_code=code, error_message=message, **extra)
+    """An error result; its message printable and at most MAX_ERROR_CHARS long."""
+    if len(message) > MAX_ERROR_CHARS:
+        message = message[:MAX_ERROR_CHARS - 3] + "..."
+    return Result(job_id=job_id, ok=False, error_code=code, error_message=printable(message),
+                  **extra)
+
+
+def printable(text: str) -> str:
+    """`text` on one line: each non-printable character as a Python-style escape.
+
+    What a sender wrote can hold anything (newlines, escape sequences, lone surrogates
+    that SQS refuses); logs (logs.py), error messages and dead-letter reasons carry it so.
+    """
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else _escaped(char) for char in text)
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    if char in "\n\r\t":
+        return repr(char)[1:-1]
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 \
+        else f"\\U{code:08x}"
 
 
 def _load_object(text: str | bytes, what: str, parse: Any) -> dict[str, Any]:
