@@ -5,11 +5,11 @@
         key, count = upload_numbers(client, job_id, file, name="numbers.txt")
     client.submit([("stats", {"file": key})], job_ids=[job_id])
 
-Every integer is bounded while it is read (contract.MAX_INTEGER_DIGITS): a longer token
-is refused before any conversion. CPython's own conversion of text to int is quadratic
-and refused beyond 4,300 digits unless that limit is lifted for the whole process;
-this module converts up to the contract's bound itself, by halves (about 0.02 s at
-100,000 digits), and never lifts it.
+Every integer is bounded while it is read (wire.MAX_INTEGER_DIGITS): a longer token is
+refused, naming it, before any conversion. CPython's own conversion of text to int is
+quadratic and refused beyond 4,300 digits unless that limit is lifted for the whole
+process; the wire format's converters (wire.int_from_text, by halves: about 0.02 s at
+100,000 digits; wire.int_text) are used instead, and the limit is never lifted.
 
 The text of a file is checked with the worker's own rules (worker_src/integer_text.py)
 while it is read, in pieces of 64 KiB, and uploaded as it is checked: as a
@@ -31,7 +31,7 @@ from typing import Any, BinaryIO
 
 from boto3.s3.transfer import TransferConfig
 
-from worker_src import contract
+from worker_src import contract, wire
 from worker_src import integer_text as text
 
 from .errors import UsageError, aws_call
@@ -50,8 +50,6 @@ SHOWN_CHARS = 60
 _FRACTION = re.compile(r"-?[0-9]+/[0-9]+")
 INTEGER = re.compile(r"[+-]?[0-9]+")
 _SEPARATORS = re.compile(r"[\s,]+")
-# CPython converts this many digits at once under its default limit (4,300).
-_CHUNK_DIGITS = 4000
 _SHOWN_TOKEN_CHARS = 40
 
 
@@ -68,36 +66,12 @@ def parse_integer(token: str) -> int:
     before any conversion.
     """
     digits = len(token) - (token[:1] in ("+", "-"))
-    if digits > contract.MAX_INTEGER_DIGITS:
+    if digits > wire.MAX_INTEGER_DIGITS:
         raise NotAnInteger(f"{shown_token(token)} has more digits than an integer may have "
-                           f"(at most {contract.MAX_INTEGER_DIGITS:,})")
+                           f"(at most {wire.MAX_INTEGER_DIGITS:,})")
     if not INTEGER.fullmatch(token):
         raise NotAnInteger(f"{shown_token(token)} is not an integer")
-    sign = -1 if token[0] == "-" else 1
-    return sign * _from_digits(token.lstrip("+-"))
-
-
-def _from_digits(digits: str) -> int:
-    if len(digits) <= _CHUNK_DIGITS:
-        return int(digits)
-    half = len(digits) // 2
-    return _from_digits(digits[:half]) * 10 ** (len(digits) - half) + _from_digits(digits[half:])
-
-
-def integer_text(value: int) -> str:
-    """The decimal digits of an integer of any size (no process-wide limit lifted)."""
-    if value < 0:
-        return "-" + integer_text(-value)
-    return _to_digits(value, 0)
-
-
-def _to_digits(value: int, width: int) -> str:
-    """`value`'s digits, left-padded with zeros to `width`."""
-    if value.bit_length() <= _CHUNK_DIGITS * 3:  # under 10 ** 3612: within CPython's limit
-        return str(value).zfill(width)
-    low_digits = value.bit_length() * 30103 // 200_000  # about half its digits
-    high, low = divmod(value, 10 ** low_digits)
-    return _to_digits(high, max(0, width - low_digits)) + _to_digits(low, low_digits)
+    return wire.int_from_text(token)
 
 
 def shown_token(token: str) -> str:
@@ -267,7 +241,7 @@ def shown(value: Any, limit: int = SHOWN_CHARS) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, Decimal, str)):
         return str(value)
     full = (format(value, "f") if isinstance(value, Decimal)
-            else integer_text(value) if isinstance(value, int) else value)
+            else wire.int_text(value) if isinstance(value, int) else value)
     if len(full) <= limit:
         return full
     digits = sum(char.isdigit() for char in full)

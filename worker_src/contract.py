@@ -13,8 +13,6 @@ from typing import Any
 DEFAULT_STACK_NAME = "web-queue-worker"
 # A job message that fails this many receives goes to the dead-letter queue.
 MAX_RECEIVE_COUNT = 3
-# Digits an integer may have, on every side (reading one takes time quadratic in its digits).
-MAX_INTEGER_DIGITS = 100_000
 
 
 def reply_queue_prefix(stack_name: str) -> str:
