@@ -385,7 +385,8 @@ def test_hostile_bodies_are_listed_as_unreadable_and_the_good_ones_stay_usable(c
     for name, body in hostile.items():
         letter = unreadable[body]
         assert letter.size == len(body.encode()) and letter.receives == 3, name
-        assert letter.problem and letter.job_id is None and letter.message_id, name
+        assert letter.problem and letter.message_id, name
+        assert letter.job_id is None or letter.job_id in body, name  # salvaged where it can be
         assert letter.preview.startswith(ascii(body[:20])[1:-1]), name
         assert "\x1b" not in letter.preview and "\x00" not in letter.preview, name
         assert dlq.show(client, letter.message_id).document()["body"] == body, name
