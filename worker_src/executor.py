@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from . import contract, registry, wire
+from . import contract, lifecycle, registry, wire
 from .store import Store
 
 # Arguments travel through S3 when they do not fit in one message; they are read whole.
@@ -41,6 +41,8 @@ class Executor:
         self.kinds = kinds if kinds is not None else registry.kinds()
         self.max_pixels = max_pixels
         self.memory_budget_bytes = memory_budget_bytes
+        # The running job's watch (progress and cancel), set by the worker around execute().
+        self.watch: lifecycle.Watch | None = None
 
     def execute(self, job: wire.Job, attempt: int) -> Execution:
         """Run `job`; a JobError becomes an error result, anything else propagates."""
@@ -117,7 +119,7 @@ class Executor:
 
     def perform(self, kind: registry.Kind, args: dict[str, Any], files: dict[str, Any],
                 limits: registry.Limits) -> registry.Output:
-        return kind.run(args, files, limits)
+        return lifecycle.call_kind(kind, args, files, limits, self.watch)
 
     def store_output(self, job: wire.Job, kind: registry.Kind, output: registry.Output,
                      files: dict[str, Any]) -> dict[str, Any]:

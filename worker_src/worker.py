@@ -28,6 +28,7 @@ from .broker import Broker, Message, QueueGone, describe
 from .config import WorkerConfig
 from .contract import MessageAttribute
 from .executor import Execution, Executor
+from .lifecycle import Lifecycle
 from .protection import ScaleInProtection
 from .store import Store
 
@@ -50,6 +51,7 @@ class _Held:
     execution: Execution | None = None
     reply_to: str | None = None
     dead_letter_reason: str | None = None
+    received_at: float = field(default_factory=time.time)
 
 
 @dataclass
@@ -76,6 +78,7 @@ class Worker:
                                              max_pixels=config.max_pixels,
                                              memory_budget_bytes=config.memory_budget_bytes)
         self.protection = protection or ScaleInProtection(None, None, None)
+        self.lifecycle = Lifecycle(broker, store, self.identity)
         self.stats = _Stats()
         self._stopping = threading.Event()
         self._finished = threading.Event()
@@ -171,8 +174,9 @@ class Worker:
         batch = sorted((_Held(m) for m in messages), key=lambda h: -h.message.receive_count)
         with self._held_lock:
             self._held.extend(batch)
+        self._take_cancels(batch)
         for held in batch:
-            if self._last_chance(held):
+            if held.state == "pending" and self._last_chance(held):
                 self._store_stand_in(held)
         oldest_unflushed: float | None = None
         try:
@@ -181,6 +185,8 @@ class Worker:
                 # back, SQS would dead-letter them unseen on the next receive.
                 if self._stopping.is_set() and not self._last_chance(held):
                     break
+                if held.state != "pending":
+                    continue
                 started = time.monotonic()
                 self.handle(held)
                 self._job_seconds += 0.3 * (time.monotonic() - started - self._job_seconds)
@@ -197,6 +203,16 @@ class Worker:
             self._release([h for h in batch if h.state == "pending"])
             with self._held_lock:
                 self._held = [h for h in self._held if h not in batch]
+
+    def _take_cancels(self, batch: list[_Held]) -> None:
+        """Cancel messages first: a job of this batch that one names never starts."""
+        controls = [h for h in batch if self.lifecycle.is_control(h.message)]
+        if not controls:
+            return
+        in_hand = {metrics.job_id_of(h.message.body) for h in batch if h not in controls}
+        for held in controls:
+            self.lifecycle.take_cancel(held.message, in_hand - {None})
+            held.state = "done"  # deleted with the batch's next acknowledgement
 
     def _last_chance(self, held: _Held) -> bool:
         return held.message.receive_count >= self.config.max_receive_count
@@ -245,11 +261,24 @@ class Worker:
             held.state = "done"
             return
         held.reply_to = job.reply_to
+        cancelled = self.lifecycle.cancelled_before_start(job, held.message, held.received_at)
+        if cancelled is not None:
+            held.result = self._error(job.job_id, wire.CANCELLED, cancelled, attempt)
+            self.lifecycle.clean_up(job)
+            held.state = "done"
+            return
         try:
-            held.execution = self.executor.execute(job, attempt)
+            with self.lifecycle.watch(job) as watch:
+                self.executor.watch = watch
+                try:
+                    held.execution = self.executor.execute(job, attempt)
+                finally:
+                    self.executor.watch = None
             held.result = held.execution.result
             if not held.result.ok:
                 self.stats.by_code[held.result.error_code] += 1
+            if held.result.error_code == wire.CANCELLED:
+                self.lifecycle.clean_up(job)
         except Exception as exc:
             self.stats.failed_attempts += 1
             reason = describe(exc)
@@ -312,11 +341,14 @@ class Worker:
         On a job's last receive the stand-in is there; a redriven job's old result was
         removed by the redrive, and `result JOB_ID` must find the new one.
         """
-        return self._last_chance(held) or MessageAttribute.REDRIVEN in held.message.attributes
+        return (self._last_chance(held) or MessageAttribute.REDRIVEN in held.message.attributes
+                # whoever cancelled it reads it there (docs/cancel.md)
+                or (held.result is not None and held.result.error_code == wire.CANCELLED))
 
     def finished(self, held: _Held) -> None:
         """A job's result is delivered and its message deleted: log it, and its metric line."""
         result = held.result
+        self.lifecycle.finished(result.job_id, "ok" if result.ok else str(result.error_code))
         log.info("job %s %s (attempt %d)", result.job_id,
                  "ok" if result.ok else result.error_code, held.message.receive_count)
         if self.config.metric_namespace:
