@@ -43,6 +43,8 @@ class Executor:
         self.memory_budget_bytes = memory_budget_bytes
         # The running job's watch (progress and cancel), set by the worker around execute().
         self.watch: lifecycle.Watch | None = None
+        # Run each job in a work horse child with this time limit (None: in this process).
+        self.time_limit_s: float | None = None
 
     def execute(self, job: wire.Job, attempt: int) -> Execution:
         """Run `job`; a JobError becomes an error result, anything else propagates."""
@@ -119,7 +121,8 @@ class Executor:
 
     def perform(self, kind: registry.Kind, args: dict[str, Any], files: dict[str, Any],
                 limits: registry.Limits) -> registry.Output:
-        return lifecycle.call_kind(kind, args, files, limits, self.watch)
+        return lifecycle.call_kind(kind, args, files, limits, self.watch,
+                                   time_limit_s=self.time_limit_s)
 
     def store_output(self, job: wire.Job, kind: registry.Kind, output: registry.Output,
                      files: dict[str, Any]) -> dict[str, Any]:
