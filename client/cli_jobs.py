@@ -12,7 +12,7 @@ from typing import Any
 
 from worker_src import registry, wire
 
-from . import api, names, numbers
+from . import api, cli_lifecycle, names, numbers
 from .cli_output import (
     Progress,
     emit_json,
@@ -26,8 +26,10 @@ INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 def connect(args: argparse.Namespace) -> api.Client:
-    return api.Client.connect(args.stack, profile=args.profile, region=args.region,
-                              endpoint_url=args.endpoint_url)
+    client = api.Client.connect(args.stack, profile=args.profile, region=args.region,
+                                endpoint_url=args.endpoint_url)
+    client.on_interrupt = lambda job_ids: cli_lifecycle.on_interrupt(client, args, job_ids)
+    return client
 
 
 # ---- kinds ---------------------------------------------------------------------------
@@ -237,7 +239,10 @@ def run_stats(args: argparse.Namespace) -> int:
 
 def run_result(args: argparse.Namespace) -> int:
     with connect(args) as client:
-        result = client.fetch_result(args.job_id)
+        try:
+            result = client.fetch_result(args.job_id)
+        except api.ClientFailure:
+            return cli_lifecycle.report_unfinished(args, client, args.job_id)
         if result.ok and args.output_dir and "output_key" in result.value:
             key = result.value["output_key"]
             client.download_output(key, args.output_dir / key.rsplit("/", 1)[-1])

@@ -131,6 +131,11 @@ def cancel_key(job_id: str) -> str:
     return f"{CANCELS}{job_id}"
 
 
+# A worker rewrites a running job's running/ record at most this often; a record older than
+# twice this belongs to a worker that died.
+RUNNING_REWRITE_SECONDS = 30.0
+
+
 def running_key(job_id: str) -> str:
     """A running job's last word, for jobs nobody waits for (`result JOB_ID`)."""
     return f"{RUNNING}{job_id}.json"

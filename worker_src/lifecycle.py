@@ -34,9 +34,10 @@ STARTED_AFTER_SECONDS = 1.0
 # Then a word at most this often; each tick also looks for the job's cancel marker, so a
 # running job stops within about this long (plus the kill) of its cancel.
 TICK_SECONDS = 2.0
-# A job nobody waits for has its running state in S3, rewritten at most this often (a PUT
-# costs 12.5 SQS requests).
-STORED_STATE_SECONDS = 30.0
+# A running job's word is also kept in S3 (running/<job_id>.json: `result JOB_ID` for jobs
+# nobody waits for, `status`'s count of running jobs), rewritten at most this often (a PUT
+# is billed like 12.5 SQS requests) and deleted when the job ends (DELETE is not billed).
+STORED_STATE_SECONDS = contract.RUNNING_REWRITE_SECONDS
 # A job that waited longer than this in the queue, or in this worker's hands without the
 # worker receiving, may have a cancel this worker has not seen: its marker is checked.
 QUEUED_CHECK_SECONDS = 5.0
@@ -58,6 +59,9 @@ class Watch:
         self.cancel = threading.Event()
         self.words = 0  # running messages sent
         self.last_stored: float | None = None
+        # A tick holds it while it speaks for the job; the job's end waits for it.
+        self.lock = threading.Lock()
+        self.ended = False
 
     @property
     def elapsed(self) -> float:
@@ -197,6 +201,13 @@ class Lifecycle:
             with self._changed:
                 self._current = None
                 self._changed.notify()
+            with watch.lock:  # no word after this point: a late one would outlive the job
+                watch.ended = True
+            if watch.last_stored is not None:
+                try:
+                    self.store.delete([contract.running_key(job.job_id)])
+                except Exception as exc:  # it goes stale: `status` counts fresh ones only
+                    log.warning("job %s: running state left (%s)", job.job_id, describe(exc))
 
     def _start_ticker(self) -> None:
         if self._ticker is None:
@@ -217,7 +228,9 @@ class Lifecycle:
                     continue
                 watch.next_tick = time.monotonic() + self.tick_seconds
             try:
-                self.tick(watch)
+                with watch.lock:
+                    if not watch.ended:
+                        self.tick(watch)
             except Exception:
                 log.exception("lifecycle tick failed; ticking on")
 
@@ -232,7 +245,7 @@ class Lifecycle:
         body = lw.encode_running(watch.running())
         if job.reply_to is not None and self.broker.reply_allowed(job.reply_to):
             self._send(job.reply_to, [body])
-        elif watch.last_stored is None or time.monotonic() - watch.last_stored \
+        if watch.last_stored is None or time.monotonic() - watch.last_stored \
                 >= STORED_STATE_SECONDS:
             watch.last_stored = time.monotonic()
             try:
