@@ -150,13 +150,12 @@ def cancel(client: Any, job_ids: Iterable[str],
             if job_id in known:
                 continue
             answer = client.cancel_answers.get(job_id)
-            if answer is not None and answer.outcome == lw.FINISHED:
-                known[job_id] = CancelOutcome(job_id, FINISHED,
-                                              f"had already finished: {answer.message}")
-                continue
             stored = _stored(client, job_id)
             if stored is not None:
                 known[job_id] = stored
+            elif answer is not None and answer.outcome == lw.FINISHED:
+                known[job_id] = CancelOutcome(job_id, FINISHED,
+                                              f"had already finished: {answer.message}")
             elif answer is not None and answer.outcome == lw.CANCELLED:
                 known[job_id] = CancelOutcome(job_id, CANCELLED, answer.message)
         if len(known) == len(ids) or time.monotonic() >= deadline:

@@ -5,8 +5,9 @@
               TICK_SECONDS, each tick also checking the job's cancel marker (one HEAD)
     cancel message (client -> requests queue): its job ids are remembered; a job of the
               batch in hand or of a later batch is answered `cancelled` without running
-    a job whose cancel this worker may have missed (it waited in the queue or behind a
-              slow job): its marker is checked once before it starts
+    a job whose cancel this worker may have missed (it waited long in the queue, behind a
+              slow job in this worker's hands, or was received right after a slow batch
+              while the worker was not receiving): its marker is checked once before it starts
 
 docs/cancel.md says why this is the cheapest way SQS and S3 allow, and what it costs.
 """
@@ -42,6 +43,9 @@ STORED_STATE_SECONDS = contract.RUNNING_REWRITE_SECONDS
 # worker receiving, may have a cancel this worker has not seen: its marker is checked.
 QUEUED_CHECK_SECONDS = 5.0
 HELD_CHECK_SECONDS = 1.0
+# A batch received this soon after the previous one ended followed it without a wait:
+# the queue had a backlog, and a cancel sent while the last batch ran may be left in it.
+BACKLOG_GAP_SECONDS = 0.5
 # Job ids remembered (cancels named, jobs finished here), the oldest forgotten first.
 REMEMBERED = 10_000
 
@@ -108,6 +112,21 @@ class Lifecycle:
         self._current: Watch | None = None
         self._ticker: threading.Thread | None = None
         self.marker_checks = 0  # HEAD requests made, for tests and the log
+        self._batch_started = 0.0
+        self._last_batch: tuple[float, float] | None = None  # (ended at, lasted)
+        self._blind = 0.0  # how long the worker was not receiving before this batch
+
+    # ---- batches -----------------------------------------------------------------------
+
+    def batch_started(self) -> None:
+        now = time.time()
+        last = self._last_batch
+        self._blind = last[1] if last and now - last[0] < BACKLOG_GAP_SECONDS else 0.0
+        self._batch_started = now
+
+    def batch_ended(self) -> None:
+        now = time.time()
+        self._last_batch = (now, now - self._batch_started)
 
     # ---- cancel messages ---------------------------------------------------------------
 
@@ -131,6 +150,8 @@ class Lifecycle:
             _remember(self._cancels, job_id, time.time())
             if job_id in in_hand:
                 outcome, text = lw.CANCELLED, "in this worker's hands, not started: it never runs"
+            elif self._finished.get(job_id) == wire.CANCELLED:
+                outcome, text = lw.CANCELLED, "cancelled here already (its cancel marker)"
             elif job_id in self._finished:
                 outcome = lw.FINISHED
                 text = f"it had finished here ({self._finished[job_id]}): its result is kept"
@@ -153,7 +174,8 @@ class Lifecycle:
         sent_at = message.sent_at if message.sent_at is not None else job.submitted_at
         may_have_missed = (message.receive_count > 1
                            or received_at - sent_at > QUEUED_CHECK_SECONDS
-                           or now - received_at > HELD_CHECK_SECONDS)
+                           or now - received_at > HELD_CHECK_SECONDS
+                           or self._blind > HELD_CHECK_SECONDS)
         if may_have_missed and self._marked(job.job_id):
             _remember(self._cancels, job.job_id, now)
             return "cancelled while queued: it never ran"

@@ -172,6 +172,7 @@ class Worker:
     def process_batch(self, messages: list[Message]) -> None:
         # Jobs on their last allowed receive go first, each with a stand-in result in S3.
         batch = sorted((_Held(m) for m in messages), key=lambda h: -h.message.receive_count)
+        self.lifecycle.batch_started()
         with self._held_lock:
             self._held.extend(batch)
         self._take_cancels(batch)
@@ -200,6 +201,7 @@ class Worker:
                     oldest_unflushed = None
             self._flush(batch)
         finally:
+            self.lifecycle.batch_ended()
             self._release([h for h in batch if h.state == "pending"])
             with self._held_lock:
                 self._held = [h for h in self._held if h not in batch]
