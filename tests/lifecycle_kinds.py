@@ -4,10 +4,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from worker_src.registry import BOOL, FILE, FLOAT, INT, STR, Arg, JobFile, Kind, Limits, Output
+from worker_src.registry import (
+    BOOL,
+    FILE,
+    FLOAT,
+    IMAGE,
+    INT,
+    STR,
+    Arg,
+    JobFile,
+    Kind,
+    Limits,
+    Output,
+)
 from worker_src.registry import kinds as registered
 
 
@@ -34,3 +47,11 @@ SLOW = Kind(
 
 def kinds_with_slow() -> dict[str, Kind]:
     return {**registered(), "slow": SLOW}
+
+
+# The same, offered by the web page as an image operation (it lists kinds with an image output).
+SLOW_IMAGE = replace(SLOW, name="slowimage", output=IMAGE)
+
+
+def kinds_with_slow_image() -> dict[str, Kind]:
+    return {**kinds_with_slow(), "slowimage": SLOW_IMAGE}
