@@ -12,7 +12,7 @@ from typing import Any
 
 from worker_src import registry, wire
 
-from . import api, cli_lifecycle, names, numbers
+from . import api, cli_lifecycle, lifecycle, names, numbers
 from .cli_output import (
     Progress,
     emit_json,
@@ -123,7 +123,7 @@ def run_single(args: argparse.Namespace, kind: str, values: dict[str, Any],
     if not result.ok:
         return report_failure(args, result)
     if args.json:
-        emit_json({"job_id": job_id, **result.value})
+        emit_json({"job_id": job_id, "state": lifecycle.DONE, **result.value})
     else:
         print_value(result.value)
     return 0
@@ -152,12 +152,15 @@ def run_on_files(args: argparse.Namespace, kind: registry.Kind, inputs: list[Pat
             progress.done()
             return print_job_ids(args, job_ids)
         progress.stage("running")
+        client.on_word = lambda: progress.show_running(len(client.running))
+        progress.show_running(0)
         by_id = dict(zip(job_ids, inputs, strict=True))
         downloads = []
         for result in client.wait(job_ids, args.timeout):
             source = by_id[result.job_id]
             row: dict[str, Any] = {"input": str(source), "job_id": result.job_id,
-                                   "ok": result.ok}
+                                   "ok": result.ok, "state": lifecycle.result_state(result)}
+            progress.running = len(client.running)
             if result.ok and "output_key" in result.value:
                 key = result.value["output_key"]
                 row["output"] = str(names.output_path(args.output_dir, source.name, label, key))

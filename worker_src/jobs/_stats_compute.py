@@ -82,7 +82,8 @@ def from_numbers(numbers: list[int]) -> dict:
 class Reading:
     """Progress by passes and bytes read: (passes done + this pass's share) / passes expected.
 
-    One pass is expected; once the values outgrow the budget, three (_stats_select).
+    One pass is expected; once the values outgrow the budget, three (_stats_select), and one
+    more each time a pass begins beyond that. What is reported never goes back.
     """
 
     def __init__(self, size: int, report: Callable[[float], None] | None) -> None:
@@ -91,17 +92,20 @@ class Reading:
         self.passes = 0  # started
         self.expected = 1
         self.read = 0
+        self.reported = 0.0
 
     def start_pass(self) -> None:
         self.passes += 1
-        self.expected = max(self.expected, self.passes)
+        if self.passes > self.expected:
+            self.expected = self.passes + 1
         self.read = 0
 
     def add(self, count: int) -> None:
         self.read += count
         if self.report is not None:
             done = self.passes - 1 + min(1.0, self.read / self.size)
-            self.report(min(1.0, done / self.expected))
+            self.reported = max(self.reported, min(1.0, done / self.expected))
+            self.report(self.reported)
 
 
 def from_file(file: JobFile, budget: int,
