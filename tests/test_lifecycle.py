@@ -149,3 +149,21 @@ def test_the_metric_line_records_cancellations_and_time_limits_by_kind():
         document = metrics.job_metrics("ns", "stats", result, None)
         assert (document["Kind"], document["Outcome"]) == ("stats", code)
         assert ["Kind", "Outcome"] in document["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
+
+
+@pytest.mark.parametrize("kind_name", ["equalize", "clahe"])
+def test_image_kinds_report_progress_by_strips(kind_name, monkeypatch):
+    from PIL import Image
+
+    from worker_src.jobs import _clahe, _tables
+
+    monkeypatch.setattr(_tables, "STRIP_PIXELS", 64 * 16)
+    monkeypatch.setattr(_clahe, "STRIP_PIXELS", 64 * 16)
+    buffer = io.BytesIO()
+    Image.linear_gradient("L").resize((64, 64)).save(buffer, "PNG")
+    kind = registry.kinds()[kind_name]
+    seen = []
+    limits = registry.Limits(max_input_bytes=1 << 20, max_pixels=1 << 20)
+    kind.call(kind.check_args({"image": "x"}) | {}, {"image": MemoryFile(
+        "inputs/j/g.png", buffer.getvalue())}, limits, seen.append)
+    assert seen == [0.25, 0.5, 0.75, 1.0]
