@@ -66,26 +66,23 @@ def job_state(client: Any, job_id: str) -> dict[str, Any]:
         return {"job_id": job_id, "state": result_state(result), "result": result}
     except ClientFailure:
         pass
-    word = _read_json(client, contract.running_key(job_id))
+    word = _read(client, contract.running_key(job_id))
     if word is not None:
         try:
-            running = lw.decode_running(json.dumps(word))
-            return {"job_id": job_id, "state": RUNNING, "running": running}
+            return {"job_id": job_id, "state": RUNNING, "running": lw.decode_running(word)}
         except wire.WireError:
             pass
-    cancelling = _read_json(client, contract.cancel_key(job_id)) is not None
+    cancelling = _read(client, contract.cancel_key(job_id)) is not None
     return {"job_id": job_id, "state": QUEUED, "cancel_requested": cancelling}
 
 
-def _read_json(client: Any, key: str) -> Any:
+def _read(client: Any, key: str, limit: int = 64 * 1024) -> bytes | None:
+    """A small object's bytes (at most `limit`), or None if it is not there."""
     try:
-        body = client.s3.get_object(Bucket=client.stack.bucket, Key=key)["Body"].read()
+        body = client.s3.get_object(Bucket=client.stack.bucket, Key=key)["Body"]
+        return body.read(limit)
     except Exception:  # missing (the usual case) or unreadable: nothing to say
         return None
-    try:
-        return json.loads(body)
-    except ValueError:
-        return {}
 
 
 # ---- cancel ---------------------------------------------------------------------------------

@@ -17,12 +17,18 @@ from worker_src.executor import Executor
 from worker_src.jobs._stats_compute import from_file
 from worker_src.worker import Worker
 
-CALLS = []
+TRACE = {}  # "path": the file each call of `record` appends to (from its work horse child)
 
 
 def record(args, files, limits):
-    CALLS.append(args["n"])
+    with open(TRACE["path"], "a") as trace:
+        trace.write(f"{args['n']}\n")
     return registry.Output({"n": args["n"]})
+
+
+def calls():
+    path = TRACE["path"]
+    return [int(line) for line in path.read_text().split()] if path.exists() else []
 
 
 KINDS = {"record": registry.Kind(name="record", summary="records its calls", run=record,
@@ -30,8 +36,8 @@ KINDS = {"record": registry.Kind(name="record", summary="records its calls", run
 
 
 @pytest.fixture
-def loop():
-    CALLS.clear()
+def loop(tmp_path):
+    TRACE["path"] = tmp_path / "calls"
     broker, store = MemoryBroker(), MemoryStore()
     config = WorkerConfig(request_queue_url="https://sqs.local/123/stack-requests",
                           dead_letter_queue_url="https://sqs.local/123/stack-dlq",
@@ -65,7 +71,7 @@ def test_a_cancel_in_the_batch_stops_its_job_before_it_runs(loop):
     worker.process_batch(broker.receive(10, 0))
     results, _ = decoded(broker.replies[reply])
     assert {r.job_id: r.error_code for r in results} == {keep: None, drop: wire.CANCELLED}
-    assert CALLS == [1]  # the cancelled job's function never ran
+    assert calls() == [1]  # the cancelled job's function never ran
     _, answers = decoded(broker.replies[canceller])
     assert [(a.job_id, a.outcome) for a in answers] == [
         (drop, lw.CANCELLED), (finished_before, lw.FINISHED), (unseen, lw.RECORDED)]
@@ -76,7 +82,7 @@ def test_a_cancel_in_the_batch_stops_its_job_before_it_runs(loop):
     broker.waiting[-1] = Message("m9", broker.waiting[-1].body.replace(
         json.loads(broker.waiting[-1].body)["job_id"], unseen), "r9", 1, sent_at=time.time())
     worker.process_batch(broker.receive(10, 0))
-    assert CALLS == [1] and decoded(broker.replies[reply])[0][-1].error_code == wire.CANCELLED
+    assert calls() == [1] and decoded(broker.replies[reply])[0][-1].error_code == wire.CANCELLED
 
 
 def test_the_marker_is_read_only_for_jobs_whose_cancel_may_have_been_missed(loop):
@@ -89,7 +95,7 @@ def test_the_marker_is_read_only_for_jobs_whose_cancel_may_have_been_missed(loop
     worker.process_batch(broker.receive(10, 0))
     results, _ = decoded(broker.replies[reply])
     assert {r.job_id: r.error_code for r in results} == {fresh: None, old: wire.CANCELLED}
-    assert worker.lifecycle.marker_checks == 1 and CALLS == [1]
+    assert worker.lifecycle.marker_checks == 1 and calls() == [1]
 
 
 def test_malformed_cancel_messages_are_dropped_and_do_not_stop_the_batch(loop):

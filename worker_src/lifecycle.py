@@ -71,16 +71,6 @@ class Watch:
     def elapsed(self) -> float:
         return time.monotonic() - self._started
 
-    def progress(self, fraction: float) -> None:
-        """The kind's progress callback: a fraction from 0 to 1, as often as it likes.
-
-        Where the job runs in this process, a cancel stops it here, at its next report.
-        """
-        if isinstance(fraction, (int, float)) and math.isfinite(fraction):
-            self.fraction = min(1.0, max(0.0, float(fraction)))
-        if self.cancel.is_set():
-            raise wire.JobError(wire.CANCELLED, self.cancelled_message())
-
     def reported(self, fraction: Any) -> None:
         """The work horse's on_progress: the child's report, in the parent."""
         if isinstance(fraction, (int, float)) and math.isfinite(fraction):
@@ -286,34 +276,7 @@ class Lifecycle:
             log.warning("could not send %d lifecycle word(s) (%s)", len(bodies), describe(exc))
 
 
-def call_kind(kind: registry.Kind, args: dict[str, Any], files: dict[str, Any],
-              limits: registry.Limits, watch: Watch | None, *,
-              time_limit_s: float | None = None) -> registry.Output:
-    """Run the kind's function with the watch's progress callback and cancel.
-
-    With `time_limit_s`, in a work horse child (workhorse.py) that a cancel kills; without,
-    in this process, where a cancel stops the job at its next progress report.
-    """
-    if watch is not None and watch.cancel.is_set():
-        raise wire.JobError(wire.CANCELLED, watch.cancelled_message())
-    if time_limit_s is None:
-        return kind.call(args, files, limits, watch.progress if watch is not None else None)
-    from . import workhorse
-
-    def target(report: workhorse.Progress) -> registry.Output:
-        return kind.call(args, files, limits, _throttled(report))
-
-    try:
-        return workhorse.run(target, time_limit_s=time_limit_s,
-                             memory_limit_bytes=None,
-                             on_progress=watch.reported if watch is not None else None,
-                             cancel=watch.cancel if watch is not None else None)
-    except workhorse.Cancelled:
-        assert watch is not None
-        raise wire.JobError(wire.CANCELLED, watch.cancelled_message()) from None
-
-
-def _throttled(report: Any, every: float = 0.2) -> registry.Progress:
+def throttled(report: Any, every: float = 0.2) -> registry.Progress:
     """A progress callback for a child: at most one message per `every` seconds."""
     last = [0.0]
 

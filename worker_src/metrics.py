@@ -71,24 +71,6 @@ def kind_dimension(kind: str | None, known: Collection[str]) -> str:
     return kind if kind in known else UNKNOWN_KIND
 
 
-def kind_of(body: str) -> str | None:
-    """The kind a job message names, if it can be read at all."""
-    try:
-        kind = json.loads(body).get("kind")
-    except (ValueError, AttributeError):
-        return None
-    return kind if isinstance(kind, str) else None
-
-
-def job_id_of(body: str) -> str | None:
-    """The job id a message names, if it can be read at all."""
-    try:
-        job_id = json.loads(body).get("job_id")
-    except (ValueError, AttributeError, RecursionError):
-        return None
-    return job_id if isinstance(job_id, str) else None
-
-
 class _StdoutHandler(logging.StreamHandler):
     """Bare messages on whatever sys.stdout is when a line is written."""
 

@@ -34,6 +34,12 @@ ARG_TYPES = (INT, FLOAT, BOOL, STR, FILE, INTEGERS)
 # Outputs.
 JSON, IMAGE = "json", "image"
 
+# A job runs at most this long (wall clock) unless its kind says otherwise.
+DEFAULT_TIME_LIMIT_S = 300.0
+# The heartbeat can hold a message for at most SQS's 12 hours from its receipt; a job
+# must end well within that, its result delivered.
+MAX_TIME_LIMIT_S = 11 * 3600.0
+
 
 class _Required:
     def __repr__(self) -> str:
@@ -163,6 +169,8 @@ class Limits:
     max_input_bytes: int
     max_pixels: int | None = None
     memory_budget_bytes: int = 400 * 1024 * 1024
+    # Wall-clock seconds the job may run (the work horse stops it then: time_limit).
+    time_limit_s: float = DEFAULT_TIME_LIMIT_S
 
 
 class JobFile(Protocol):
@@ -214,8 +222,13 @@ class Kind:
     check: Callable[[dict[str, Any]], None] | None = None
     # True: `run` takes a `progress` keyword, a Progress (the fraction done, 0 to 1).
     progress: bool = False
+    # Wall-clock seconds a job of this kind may run before it is stopped (time_limit).
+    time_limit_s: float = DEFAULT_TIME_LIMIT_S
 
     def __post_init__(self) -> None:
+        if not 0 < self.time_limit_s <= MAX_TIME_LIMIT_S:
+            raise ValueError(f"kind {self.name}: time_limit_s must be > 0 and <= "
+                             f"{MAX_TIME_LIMIT_S:g}, got {self.time_limit_s!r}")
         names = [arg.name for arg in self.args]
         if len(set(names)) != len(names):
             raise ValueError(f"kind {self.name}: an argument name is used twice")
@@ -265,7 +278,8 @@ class Kind:
         """This kind as `kinds --json` and the web page show it."""
         return {"name": self.name, "summary": self.summary, "main_input": self.main_input,
                 "output": self.output, "max_input_bytes": self.max_input_bytes,
-                "max_pixels": self.max_pixels, "args": [a.describe() for a in self.args]}
+                "max_pixels": self.max_pixels, "time_limit_s": self.time_limit_s,
+                "args": [a.describe() for a in self.args]}
 
 
 def load_kinds(package: str = "worker_src.jobs") -> dict[str, Kind]:
@@ -283,6 +297,18 @@ def load_kinds(package: str = "worker_src.jobs") -> dict[str, Kind]:
             raise ValueError(f"two modules define the kind {kind.name!r}")
         kinds[kind.name] = kind
     return kinds
+
+
+def load_implementations(package: str = "worker_src.jobs") -> None:
+    """Import every module of `package`, the kinds' helpers and what they import included.
+
+    A kind's function imports numpy, Pillow or scikit-image when it runs; the worker calls
+    this once at start so that each work horse, forked per job, has them loaded already
+    (importing them in every job would cost about 0.1 s).
+    """
+    root = importlib.import_module(package)
+    for module_info in pkgutil.iter_modules(root.__path__):
+        importlib.import_module(f"{package}.{module_info.name}")
 
 
 _KINDS: dict[str, Kind] | None = None

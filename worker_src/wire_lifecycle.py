@@ -67,10 +67,16 @@ class CancelAnswer:
 
 
 def message_type(text: str | bytes) -> str | None:
-    """The `type` of a lifecycle message; None for anything else (a job, a result, junk)."""
+    """The `type` of a lifecycle message; None for anything else (a job, a result, junk).
+
+    Read within the wire's limits (digits, depth), and only when the text names a `type`.
+    """
+    mark = '"type"' if isinstance(text, str) else b'"type"'
+    if not isinstance(text, (str, bytes)) or mark not in text:
+        return None
     try:
-        body = json.loads(text)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        body = wire.parse_json(text)
+    except ValueError:
         return None
     kind = body.get("type") if isinstance(body, dict) else None
     return kind if kind in TYPES else None
@@ -135,8 +141,8 @@ def decode_answer(text: str | bytes) -> CancelAnswer:
 
 def _load(text: str | bytes, kind: str, required: set[str], optional: set[str]) -> dict:
     try:
-        body = json.loads(text)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        body = wire.parse_json(text)
+    except ValueError as exc:
         raise wire.WireError(f"the {kind} message is not valid JSON: {exc}") from None
     if not isinstance(body, dict) or body.get("type") != kind:
         raise wire.WireError(f"not a {kind} message")

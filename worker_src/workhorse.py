@@ -61,6 +61,18 @@ EXIT_GRACE_SECONDS = 2.0
 CPU_LIMIT_MARGIN_SECONDS = 5
 _PR_SET_PDEATHSIG = 1
 
+
+def _find_prctl() -> Any:
+    """Linux's prctl, found once in the parent (a child only calls it)."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _find_prctl()
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
 Progress = Callable[[Any], None]
 
 
@@ -82,13 +94,16 @@ def run(target: Callable[[Progress], Any], *, time_limit_s: float,
     """
     reader, writer = os.pipe()
     _widen(writer)
+    # Worked out here: a child's first steps copy pages; the fewer, the faster.
+    address_space = (None if memory_limit_bytes is None
+                     else _address_space() + memory_limit_bytes)
     for stream in (sys.stdout, sys.stderr):  # or the child would write the parent's buffers too
         _flush(stream)
     started = time.monotonic()
     pid = os.fork()
     if pid == 0:  # the child: never returns
         os.close(reader)
-        _child(target, writer, time_limit_s, memory_limit_bytes)
+        _child(target, writer, time_limit_s, address_space)
     os.close(writer)
     finished = False
     try:
@@ -97,9 +112,11 @@ def run(target: Callable[[Progress], Any], *, time_limit_s: float,
         finished = True
     finally:
         os.close(reader)
-        if not finished:  # a limit, a cancel, or the parent itself stopping: no grace
+        if finished:  # the child is exiting: reaped meanwhile (its teardown takes ms)
+            threading.Thread(target=_reap, args=(pid,), name="reap", daemon=True).start()
+        else:  # a limit, a cancel, or the parent itself stopping: no grace
             _kill(pid)
-        _reap(pid)
+            _reap(pid)
     return _outcome(tag, payload, memory_limit_bytes)
 
 
@@ -216,11 +233,11 @@ def _flush(stream: Any) -> None:
 # ---- the child ----------------------------------------------------------------------------
 
 def _child(target: Callable[[Progress], Any], writer: int, time_limit_s: float,
-           memory_limit_bytes: int | None) -> None:
+           address_space: int | None) -> None:
     """Run the target, send one final message, exit. Never returns, never raises."""
     code = 0
     try:
-        _prepare_child(time_limit_s, memory_limit_bytes)
+        _prepare_child(time_limit_s, address_space)
 
         def progress(payload: Any) -> None:
             _send(writer, PROGRESS, payload)
@@ -254,32 +271,26 @@ def _other_error(exc: BaseException) -> tuple[str, Any]:
     return FAILED, f"{type(exc).__name__}: {exc}"
 
 
-def _prepare_child(time_limit_s: float, memory_limit_bytes: int | None) -> None:
+def _prepare_child(time_limit_s: float, address_space: int | None) -> None:
     parent = os.getppid()
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass  # not Linux: the CPU limit below still ends an orphan
+    if _PRCTL is not None:  # elsewhere than Linux the CPU limit below still ends an orphan
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:
         os._exit(71)  # the parent died before the line above
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, signal.SIG_IGN)
-    cpu = math.ceil(time_limit_s) + CPU_LIMIT_MARGIN_SECONDS
-    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
-    used = math.ceil(sum(os.times()[:2]))  # CPU time counts from the process's start
-    if hard == resource.RLIM_INFINITY or used + cpu <= hard:
-        resource.setrlimit(resource.RLIMIT_CPU, (used + cpu, hard))
-    if memory_limit_bytes is not None:
-        _, hard = resource.getrlimit(resource.RLIMIT_AS)
-        limit = _address_space() + memory_limit_bytes
-        if hard == resource.RLIM_INFINITY or limit <= hard:
-            resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    # A child's CPU time starts at 0 (fork resets it).
+    for limit, value in ((resource.RLIMIT_CPU, math.ceil(time_limit_s) + CPU_LIMIT_MARGIN_SECONDS),
+                         (resource.RLIMIT_AS, address_space)):
+        _, hard = resource.getrlimit(limit)
+        if value is not None and (hard == resource.RLIM_INFINITY or value <= hard):
+            resource.setrlimit(limit, (value, hard))
 
 
 def _address_space() -> int:
-    """This process's virtual size now (what the child inherited from its parent)."""
-    with open("/proc/self/statm", encoding="ascii") as statm:
-        return int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    """This process's virtual size now (what a child forked now inherits)."""
+    with open("/proc/self/statm", "rb") as statm:
+        return int(statm.read().split()[0]) * _PAGE_SIZE
 
 
 def _send(writer: int, tag: str, payload: Any) -> None:
