@@ -98,14 +98,16 @@ def test_the_marker_is_read_only_for_jobs_whose_cancel_may_have_been_missed(loop
     assert worker.lifecycle.marker_checks == 1 and calls() == [1]
 
 
-def test_malformed_cancel_messages_are_dropped_and_do_not_stop_the_batch(loop):
+def test_a_malformed_cancel_message_is_dead_lettered_alone(loop):
     broker, _store, worker = loop
     reply = broker.reply_queue()
     job = put_job(broker, 1, reply)
     broker.put('{"version": 1, "type": "cancel", "job_ids": ["x"]}')
     worker.process_batch(broker.receive(10, 0))
     assert [r.job_id for r in decoded(broker.replies[reply])[0]] == [job]
-    assert len(broker.deleted) == 2 and broker.dead == []
+    assert len(broker.deleted) == 2
+    [(body, reason)] = broker.dead
+    assert "cancel" in body and reason.startswith("bad_input:") and "lacks the field(s) reply_to, sent_at" in reason
 
 
 def test_a_kind_gets_the_progress_callback_only_if_it_declares_it():

@@ -44,7 +44,7 @@ def test_cancel_and_answer_round_trip_match_schema():
     ({"job_ids": [JOB_ID] * 101}, "job_ids must be a list of 1 to 100"),
     ({"sent_at": "now"}, "sent_at must be a number"),
     ({"version": 2}, "unsupported wire version 2"),
-    ({"extra": 1}, "unknown extra"),
+    ({"extra": 1}, "unknown field(s) 'extra'"),
 ])
 def test_malformed_cancels_are_refused(body, fragment):
     message = {"version": 1, "type": "cancel", "job_ids": [JOB_ID], "reply_to": None,

@@ -124,17 +124,17 @@ class Lifecycle:
     def is_control(message: Message) -> bool:
         return lw.message_type(message.body) == lw.CANCEL
 
-    def take_cancel(self, message: Message, in_hand: set[str]) -> None:
+    def take_cancel(self, message: Message, in_hand: set[str]) -> str | None:
         """Remember a cancel's job ids; answer its sender for each (one batched send).
 
         `in_hand`: the ids of the jobs of the batch this worker holds, none started yet.
+        Returns why the message is unreadable (it goes to the dead-letter queue), or None.
         """
         try:
             cancel = lw.decode_cancel(message.body)
         except wire.WireError as exc:
-            log.warning("unreadable cancel message %s: %s", message.message_id,
-                        exc.message.encode("unicode_escape").decode()[:300])
-            return
+            log.warning("unreadable cancel message %s: %s", message.message_id, exc.message)
+            return f"{wire.BAD_INPUT}: {exc.message}"
         answers = []
         for job_id in cancel.job_ids:
             _remember(self._cancels, job_id, time.time())
@@ -154,6 +154,7 @@ class Lifecycle:
         log.info("cancel of %d job(s) taken", len(cancel.job_ids))
         if cancel.reply_to and self.broker.reply_allowed(cancel.reply_to):
             self._send(cancel.reply_to, answers)
+        return None
 
     def cancelled_before_start(self, job: wire.Job, message: Message,
                                received_at: float) -> str | None:

@@ -151,15 +151,17 @@ def _load(text: str | bytes, kind: str, required: set[str], optional: set[str]) 
                              f"speaks {wire.WIRE_VERSION}")
     missing = sorted(required - body.keys())
     unknown = sorted(body.keys() - required - optional - {"version", "type"})
-    if missing or unknown:
-        raise wire.WireError(f"the {kind} message lacks {', '.join(missing) or 'nothing'} "
-                             f"and has unknown {', '.join(unknown) or 'nothing'}")
+    if missing:
+        raise wire.WireError(f"the {kind} message lacks the field(s) {', '.join(missing)}")
+    if unknown:
+        raise wire.WireError(f"the {kind} message has unknown field(s) "
+                             f"{wire.shown(', '.join(unknown))}")
     return body
 
 
 def _uuid(value: Any) -> None:
     if not wire._is_uuid(value):
-        raise wire.WireError(f"a job id must be a UUID string, got {str(value)[:60]!r}")
+        raise wire.WireError(f"a job id must be a UUID string, got {wire.shown(value)}")
 
 
 def _number(body: dict, name: str) -> float:

@@ -222,7 +222,7 @@ class Worker:
         """Cancel messages first: a job of this batch that one names never starts."""
         in_hand = {h.job.job_id for h in batch if h.job is not None}
         for held in controls:
-            self.lifecycle.take_cancel(held.message, in_hand)
+            held.dead_letter_reason = self.lifecycle.take_cancel(held.message, in_hand)
             held.state = "done"  # deleted with the batch's next acknowledgement
 
     def _last_chance(self, held: _Held) -> bool:
