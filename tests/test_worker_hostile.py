@@ -69,7 +69,7 @@ def hostile_bodies(reply):
         "a ten-million-digit integer": job_body(reply)[1].replace("[3, 1, 2]",
                                                                   "[" + "7" * 10**7 + "]"),
         "NaN": job_body(reply)[1].replace('"submitted_at": 1.0', '"submitted_at": NaN'),
-        "binary": "\x00\x01\x02\xff\ufffd" * 1000,
+        "binary (as SQS carries it)": "\x7f\x80\xff\ufffd\U0001f600\t" * 1000,
         "not JSON": "{this is not json",
         "256 KiB of garbage": "x" * 256 * 1024,
     }

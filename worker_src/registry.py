@@ -28,6 +28,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
+from .wire import shown
+
 # Argument types, as written in `kinds --json` and the wire format's args.
 INT, FLOAT, BOOL, STR, FILE, INTEGERS = "int", "float", "bool", "str", "file", "integers"
 ARG_TYPES = (INT, FLOAT, BOOL, STR, FILE, INTEGERS)
@@ -95,31 +97,35 @@ class Arg:
 
     def check(self, value: Any) -> Any:
         """The value if it is allowed (ints widened to float for FLOAT), else ArgError."""
-        wrong = ArgError(self.name, f"{self.name} must be {self.range_text()}, got {value!r}")
+        # Written only when raised: the value may be a list of a million long integers.
+        def wrong() -> ArgError:
+            return ArgError(self.name, f"{self.name} must be {self.range_text()}, "
+                                       f"got {shown(value)}")
+
         if self.type == BOOL:
             if not isinstance(value, bool):
-                raise wrong
+                raise wrong()
             return value
         if isinstance(value, bool):
-            raise wrong
+            raise wrong()
         if self.type == INT and not isinstance(value, int):
-            raise wrong
+            raise wrong()
         if self.type == FLOAT:
             if not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise wrong
+                raise wrong()
             value = float(value)
         if self.type in (STR, FILE) and not isinstance(value, str):
-            raise wrong
+            raise wrong()
         if self.type == INTEGERS and not isinstance(value, list):
-            raise wrong
+            raise wrong()
         if self.type in (INT, FLOAT):
             low, high = self.minimum, self.maximum
             if low is not None and (value < low or (self.exclusive and value == low)):
-                raise wrong
+                raise wrong()
             if high is not None and (value > high or (self.exclusive and value == high)):
-                raise wrong
+                raise wrong()
         if self.choices is not None and value not in self.choices:
-            raise wrong
+            raise wrong()
         return value
 
     def parse(self, text: str) -> Any:

@@ -219,7 +219,9 @@ def decode_job(text: str | bytes) -> Job:
 
 def shown(value: Any, limit: int = 60) -> str:
     """A value a sender wrote, for a message: its repr (escaped, one line), cut to `limit`."""
-    if isinstance(value, (dict, list)):
+    items = list(value.values()) if isinstance(value, dict) else value
+    if isinstance(value, (dict, list)) and not (len(items) <= 8 and all(
+            _shown_whole(item, limit) for item in (*items, *value))):
         text = f"a JSON {'object' if isinstance(value, dict) else 'array'}"
         return f"{text} of {len(value)} item{'s' * (len(value) != 1)}"
     if type(value) is int and value.bit_length() > 3 * limit:
@@ -249,6 +251,15 @@ def _salvaged(text: Any) -> tuple[str | None, str | None]:
         found.append(value if isinstance(value, str) else None)
     job_id, reply_to = found
     return (job_id if _is_uuid(job_id) else None), (reply_to if job_id else None)
+
+
+def _shown_whole(item: Any, limit: int) -> bool:
+    """A scalar short enough to show as it is (containers are summarised instead)."""
+    if isinstance(item, (dict, list)):
+        return False
+    if isinstance(item, str):
+        return len(item) <= limit
+    return not (type(item) is int and item.bit_length() > 3 * limit)
 
 
 def _finite_number(value: Any) -> bool:

@@ -260,23 +260,28 @@ class Worker:
         try:
             self.handle(held)
         except Exception as exc:
-            self.stats.failed_attempts += 1
-            reason = describe(exc)
-            job_id = held.job.job_id if held.job else None
             held.result = None
-            if not self._last_chance(held):
-                log.warning("message %s (job %s) failed unexpectedly (%s); it will be retried",
-                            held.message.message_id, job_id, reason)
-                self._backoff(held)
-                return
-            log.error("message %s (job %s) failed unexpectedly on its last receive: %s",
-                      held.message.message_id, job_id, reason)
-            if job_id is not None:
-                held.result = self._error(job_id, wire.INTERNAL, f"the worker failed on this "
-                                          f"job: {reason}", held.message.receive_count)
-                held.reply_to = held.job.reply_to if self._allowed(held.job.reply_to) else None
-            held.dead_letter_reason = f"{wire.INTERNAL}: {reason}"
-            held.state = "done"
+            self._failed(held, describe(exc))
+
+    def _failed(self, held: _Held, reason: str) -> None:
+        """A failure that may pass: retried after a backoff; on the last receive, answered
+        `internal` (if the job can be named) and dead-lettered with the reason."""
+        self.stats.failed_attempts += 1
+        attempt = held.message.receive_count
+        job_id = held.job.job_id if held.job else None
+        if not self._last_chance(held):
+            log.warning("job %s (message %s) attempt %d failed (%s); it will be retried",
+                        job_id, held.message.message_id, attempt, reason)
+            self._backoff(held)
+            return
+        log.error("job %s (message %s) failed on its last attempt (%d): %s", job_id,
+                  held.message.message_id, attempt, reason)
+        if job_id is not None:
+            held.result = self._error(job_id, wire.INTERNAL, f"the job failed on all {attempt} "
+                                      f"attempts; last error: {reason}", attempt)
+            held.reply_to = held.job.reply_to if self._allowed(held.job.reply_to) else None
+        held.dead_letter_reason = f"{wire.INTERNAL}: {reason}"
+        held.state = "done"
 
     def _allowed(self, queue_url: str | None) -> bool:
         try:
@@ -295,11 +300,11 @@ class Worker:
             held.dead_letter_reason = f"{wire.BAD_INPUT}: {exc.message}"
             if exc.job_id:
                 held.result = self._error(exc.job_id, exc.code, exc.message, attempt)
-                held.reply_to = exc.reply_to if self.broker.reply_allowed(exc.reply_to) else None
+                held.reply_to = exc.reply_to if self._allowed(exc.reply_to) else None
             held.state = "done"
             return
         job = held.job
-        if job.reply_to is not None and not self.broker.reply_allowed(job.reply_to):
+        if job.reply_to is not None and not self._allowed(job.reply_to):
             held.result = self._error(
                 job.job_id, wire.FORBIDDEN,
                 f"reply queue {job.reply_to} is outside this stack: results go only to "
@@ -321,24 +326,14 @@ class Worker:
                     held.execution = self.executor.execute(job, attempt)
                 finally:
                     self.executor.watch = None
-            held.result = held.execution.result
-            if not held.result.ok:
-                self.stats.by_code[held.result.error_code] += 1
-            if held.result.error_code == wire.CANCELLED:
-                self.lifecycle.clean_up(job)
         except Exception as exc:
-            self.stats.failed_attempts += 1
-            reason = describe(exc)
-            if attempt < self.config.max_receive_count:
-                log.warning("job %s attempt %d failed (%s); it will be retried",
-                            job.job_id, attempt, reason)
-                self._backoff(held)
-                return
-            log.error("job %s failed on its last attempt (%d): %s", job.job_id, attempt, reason)
-            held.result = self._error(
-                job.job_id, wire.INTERNAL,
-                f"the job failed on all {attempt} attempts; last error: {reason}", attempt)
-            held.dead_letter_reason = f"{wire.INTERNAL}: {reason}"
+            self._failed(held, describe(exc))
+            return
+        held.result = held.execution.result
+        if not held.result.ok:
+            self.stats.by_code[held.result.error_code] += 1
+        if held.result.error_code == wire.CANCELLED:
+            self.lifecycle.clean_up(job)
         held.state = "done"
 
     def _error(self, job_id: str, code: str, message: str, attempt: int) -> wire.Result:
