@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import _thread
+import json
 import threading
 import time
 from pathlib import Path
@@ -222,6 +223,20 @@ def test_cancel_of_a_finished_or_unknown_job_says_so(stack, worker):
     assert "never submitted" in outcomes[1].message
     with pytest.raises(api.UsageError, match="not a job id"):
         lifecycle.check_ids(["nope"])
+
+
+def test_the_cancel_command_says_what_became_of_each_job(stack, worker, capsys):
+    with new_client(stack) as client:
+        [done] = client.submit([("stats", {"numbers": [1]})], wait=False)
+        deadline = time.monotonic() + 10
+        while lifecycle.job_state(client, done)["state"] != lifecycle.DONE:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    assert cli.main(["cancel", done, "--stack", STACK, "--json", "--wait", "1"]) == 0
+    [outcome] = json.loads(capsys.readouterr().out)["cancels"]
+    assert outcome["outcome"] == "finished" and "result is kept" in outcome["message"]
+    assert cli.main(["cancel", "not-a-job", "--stack", STACK]) == 2
+    assert "'not-a-job' is not a job id" in capsys.readouterr().err
 
 
 def test_path_helpers_agree():
