@@ -28,7 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from worker_src import aws, contract, wire
 
-from . import names, replies
+from . import lifecycle, names, replies
 from .errors import (  # noqa: F401 - the library's errors, importable from here
     AwsUnavailable,
     ClientFailure,
@@ -70,6 +70,14 @@ class Client:
         self._orphans_checked_at = 0.0
         self._orphan_check_seconds = ORPHAN_CHECK_SECONDS
         self._polled_tag_at = 0.0
+        # Lifecycle words (client/lifecycle.py): the latest `running` word of each pending
+        # job, the answers to this client's cancels; `on_word` hears that one came.
+        self.running: dict[str, Any] = {}
+        self.cancel_answers: dict[str, Any] = {}
+        self.on_word: Callable[[], None] | None = None
+        # Called with the pending job ids when Ctrl-C interrupts a `with` block (the CLI's
+        # --cancel-on-interrupt / question).
+        self.on_interrupt: Callable[[list[str]], None] | None = None
 
     @classmethod
     def connect(cls, stack_name: str = DEFAULT_STACK, *, profile: str | None = None,
@@ -86,8 +94,12 @@ class Client:
     def __enter__(self) -> Client:
         return self
 
-    def __exit__(self, *_exc: Any) -> None:
-        self.close()
+    def __exit__(self, exc_type: Any, *_exc: Any) -> None:
+        try:
+            if exc_type is KeyboardInterrupt and self.on_interrupt is not None and self._pending:
+                self.on_interrupt(sorted(self._pending))
+        finally:
+            self.close()
 
     def close(self) -> None:
         """Delete this run's reply queue (results not yet received are in S3 if undeliverable)."""
@@ -305,13 +317,20 @@ class Client:
             self._reply_queue_lost(queue_url)
             messages = []
         results = self._stored_results_of_orphans()
+        words = 0
         for message in messages:
             try:
                 result = wire.decode_result(message["Body"])
             except wire.WireError:
-                continue  # not a result: nothing waits on it
+                lifecycle.take_word(self, message["Body"])  # running, cancel answers
+                words += 1
+                continue
             if self._take(result.job_id):
                 results.append(result)
+        for result in results:
+            self.running.pop(result.job_id, None)
+        if words and self.on_word is not None:
+            self.on_word()
         return results
 
     def _receive(self, queue_url: str, wait_seconds: int) -> list[dict[str, Any]]:
