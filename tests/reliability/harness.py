@@ -40,7 +40,8 @@ SCENARIOS = (
 )
 COLUMNS = ("runs", "jobs", "lost", "misrouted", "duplicated", "worker crashes", "faults injected")
 # The hostile-input table (docs/reliability.md): its rows and columns.
-HOSTILE_ROWS = ("hostile messages, one batch with good jobs", "over a limit in the work horse")
+HOSTILE_ROWS = ("fuzzer: generated and mutated messages (in-memory loop)",
+                "hostile messages, one batch with good jobs", "over a limit in the work horse")
 HOSTILE_COLUMNS = ("inputs tried", "answered", "dead-lettered", "lost", "workers stalled")
 
 
