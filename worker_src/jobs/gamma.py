@@ -5,13 +5,25 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..registry import FILE, FLOAT, IMAGE, Arg, JobFile, Kind, Limits, Output
+from ..registry import FILE, FLOAT, IMAGE, ORIENT, Arg, JobFile, Kind, Limits, Output
 
 
 def gamma(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits) -> Output:
     from ._tables import run_tables
 
-    return run_tables(files["image"], limits, lambda _: gamma_table(args["gamma"], args["gain"]))
+    return run_tables(files["image"], limits, gamma_tables(args), orient=args["orient"])
+
+
+def gamma_step(picture: Any, args: dict[str, Any], files: Mapping[str, JobFile],
+               limits: Limits) -> Any:
+    from ._tables import tables_step
+
+    return tables_step(picture.pixels(), gamma_tables(args))
+
+
+def gamma_tables(args: dict[str, Any]) -> Any:
+    """histograms -> tables, for these arguments."""
+    return lambda _: gamma_table(args["gamma"], args["gain"])
 
 
 def gamma_table(exponent: float, gain: float) -> Any:
@@ -32,8 +44,10 @@ KIND = Kind(
             default=1.0, minimum=0),
         Arg("gain", FLOAT, "the constant multiplier (results above 255 become 255)",
             default=1.0, minimum=0, maximum=1e6),
+        ORIENT,
     ),
     main_input="image",
     output=IMAGE,
+    step=gamma_step,
     max_pixels=120_000_000,
 )

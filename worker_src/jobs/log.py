@@ -5,13 +5,25 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..registry import BOOL, FILE, FLOAT, IMAGE, Arg, JobFile, Kind, Limits, Output
+from ..registry import BOOL, FILE, FLOAT, IMAGE, ORIENT, Arg, JobFile, Kind, Limits, Output
 
 
 def log(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits) -> Output:
     from ._tables import run_tables
 
-    return run_tables(files["image"], limits, lambda _: log_table(args["gain"], args["inv"]))
+    return run_tables(files["image"], limits, log_tables(args), orient=args["orient"])
+
+
+def log_step(picture: Any, args: dict[str, Any], files: Mapping[str, JobFile],
+             limits: Limits) -> Any:
+    from ._tables import tables_step
+
+    return tables_step(picture.pixels(), log_tables(args))
+
+
+def log_tables(args: dict[str, Any]) -> Any:
+    """histograms -> tables, for these arguments."""
+    return lambda _: log_table(args["gain"], args["inv"])
 
 
 def log_table(gain: float, inv: bool) -> Any:
@@ -32,8 +44,10 @@ KIND = Kind(
         Arg("gain", FLOAT, "the constant multiplier", default=1.0, minimum=0, maximum=1),
         Arg("inv", BOOL, "the inverse correction: 255 * gain * (2**(v/255) - 1)",
             default=False),
+        ORIENT,
     ),
     main_input="image",
     output=IMAGE,
+    step=log_step,
     max_pixels=120_000_000,
 )

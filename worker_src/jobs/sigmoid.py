@@ -5,14 +5,25 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..registry import BOOL, FILE, FLOAT, IMAGE, Arg, JobFile, Kind, Limits, Output
+from ..registry import BOOL, FILE, FLOAT, IMAGE, ORIENT, Arg, JobFile, Kind, Limits, Output
 
 
 def sigmoid(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits) -> Output:
     from ._tables import run_tables
 
-    return run_tables(files["image"], limits,
-                      lambda _: sigmoid_table(args["cutoff"], args["gain"], args["inv"]))
+    return run_tables(files["image"], limits, sigmoid_tables(args), orient=args["orient"])
+
+
+def sigmoid_step(picture: Any, args: dict[str, Any], files: Mapping[str, JobFile],
+                 limits: Limits) -> Any:
+    from ._tables import tables_step
+
+    return tables_step(picture.pixels(), sigmoid_tables(args))
+
+
+def sigmoid_tables(args: dict[str, Any]) -> Any:
+    """histograms -> tables, for these arguments."""
+    return lambda _: sigmoid_table(args["cutoff"], args["gain"], args["inv"])
 
 
 def sigmoid_table(cutoff: float, gain: float, inv: bool) -> Any:
@@ -35,8 +46,10 @@ KIND = Kind(
             default=0.5, minimum=0, maximum=1),
         Arg("gain", FLOAT, "the curve's steepness", default=10.0, minimum=0),
         Arg("inv", BOOL, "the inverted curve (1 minus the sigmoid)", default=False),
+        ORIENT,
     ),
     main_input="image",
     output=IMAGE,
+    step=sigmoid_step,
     max_pixels=120_000_000,
 )
