@@ -38,7 +38,8 @@ def prepared(out: Image.Image, target: Any) -> tuple[Image.Image, dict[str, Any]
     if target.quality is not None:
         params["quality"] = target.quality
     if target.lossless:
-        params["lossless"] = True
+        # exact: libwebp would otherwise change the colour under fully transparent pixels.
+        params.update(lossless=True, exact=True)
     info = out.info
     if info.get("icc_profile"):
         params["icc_profile"] = info["icc_profile"]
