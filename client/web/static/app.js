@@ -85,6 +85,7 @@ function showKindArgs() {
     input.dataset.arg = arg.name;
     const hint = el("span", "hint", `${arg.help} (${arg.allowed}${arg.required ? ", required" : ""})`);
     row.append(label, input, hint);
+    if (arg.type === "steps") row.append(stepPicker(input));
     box.append(row);
   }
 }
@@ -117,6 +118,23 @@ function argInput(arg) {
     if (arg.default !== null) input.value = String(arg.default);
   }
   return input;
+}
+
+// A pipeline's steps from the operation list: each pick adds `kind` (and a required
+// choice's first value) to the text field, where its arguments are typed as `:name=value`.
+function stepPicker(input) {
+  const select = el("select", "steps");
+  select.append(el("option", null, "add a step…"));
+  for (const kind of state.kinds.values()) if (kind.step) select.append(el("option", null, kind.name));
+  select.addEventListener("change", () => {
+    const kind = state.kinds.get(select.value);
+    if (!kind) return;
+    const required = kind.args.filter((a) => a.required && a.name !== kind.main_input && a.choices);
+    const step = [kind.name, ...required.map((a) => `${a.name}=${a.choices[0]}`)].join(":");
+    input.value = input.value.trim() ? `${input.value.trim()},${step}` : step;
+    select.selectedIndex = 0;
+  });
+  return select;
 }
 
 function formFor(file) {
