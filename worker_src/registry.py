@@ -77,8 +77,7 @@ class Arg:
         """The allowed values in words, e.g. 'a number > 0 and <= 10'."""
         words = {INT: "an integer", FLOAT: "a number", BOOL: "true or false", STR: "a string",
                  FILE: "a file (-a NAME=@PATH)", INTEGERS: "a list of integers",
-                 STEPS: "image steps (e.g. orient,thumbnail:width=800,convert:format=webp)"
-                 }[self.type]
+                 STEPS: "a list of image steps"}[self.type]
         bounds = []
         if self.minimum is not None:
             bounds.append(f"{'>' if self.exclusive else '>='} {self.minimum:g}")

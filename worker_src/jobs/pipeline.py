@@ -39,8 +39,8 @@ KIND = Kind(
     run=pipeline,
     args=(
         Arg("image", FILE, "the image (JPEG, PNG, GIF or BMP)"),
-        Arg("steps", STEPS, "the steps: kind[:arg=value...] joined by commas, or a JSON list "
-                            "of {\"kind\", \"args\"}"),
+        Arg("steps", STEPS, "kind[:arg=value...] joined by commas, e.g. orient,thumbnail:"
+                            "width=800,convert:format=webp (or the wire format's JSON list)"),
         Arg("reference", FILE, "the reference image of a match step", default=None),
     ),
     main_input="image",

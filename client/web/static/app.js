@@ -84,8 +84,9 @@ function showKindArgs() {
     input.id = id;
     input.dataset.arg = arg.name;
     const hint = el("span", "hint", `${arg.help} (${arg.allowed}${arg.required ? ", required" : ""})`);
-    row.append(label, input, hint);
+    row.append(label, input);
     if (arg.type === "steps") row.append(stepPicker(input));
+    row.append(hint);
     box.append(row);
   }
 }
