@@ -90,3 +90,19 @@ def test_a_jpeg_with_alpha_is_laid_over_white():
     im = Image.new("RGBA", (8, 8), (0, 0, 0, 0))
     out = decoded(run("convert", {"image": FakeFile("t.png", encoded(im))}, format="jpeg"))
     assert out.mode == "RGB" and np.asarray(out).min() >= 250
+
+
+def test_an_avif_too_large_for_the_memory_budget_is_refused_from_the_header():
+    from tests.exposure_helpers import crafted_png
+
+    # A header only: no pixel data at all, so nothing can have been decoded.
+    file = FakeFile("big.png", crafted_png(2000, 1500))
+    kind = registry.get_kind("convert")
+    small = limits(memory_budget_bytes=150 * 1024 * 1024)
+    with pytest.raises(wire.JobError) as caught:
+        kind.run(kind.check_args({"image": "x", "format": "avif"}), {"image": file}, small)
+    assert caught.value.code == wire.TOO_LARGE
+    assert "encoding this 2000x1500 image as AVIF needs about 225 MB" in caught.value.message
+    with pytest.raises(wire.JobError) as truncated:  # WebP fits: then the pixels are read
+        kind.run(kind.check_args({"image": "x", "format": "webp"}), {"image": file}, small)
+    assert truncated.value.code == wire.BAD_INPUT

@@ -116,3 +116,14 @@ def test_the_draft_is_used_only_for_jpeg_and_a_gif_thumbnail_stays_a_gif():
     file = FakeFile("a.gif", encoded(im, "GIF", transparency=3))
     output = run("thumbnail", {"image": file}, width="20")
     assert output.content_type == "image/gif" and decoded(output).size == (20, 15)
+
+
+def test_an_enlarged_thumbnail_beyond_the_memory_budget_is_too_large():
+    file = png_file("RGB", size=(30, 20))
+    kind = registry.get_kind("thumbnail")
+    args = kind.check_args({"image": "x", "width": 3000, "enlarge": True})
+    with pytest.raises(wire.JobError) as caught:
+        kind.run({k: v for k, v in args.items() if k != "image"}, {"image": file},
+                 limits(memory_budget_bytes=120 * 1024 * 1024))
+    assert caught.value.code == wire.TOO_LARGE
+    assert "a 3000x2000 thumbnail needs about 153 MB" in caught.value.message

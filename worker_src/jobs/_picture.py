@@ -158,7 +158,7 @@ def run_steps(steps: list[tuple[Kind, dict[str, Any]]], files: Mapping[str, JobF
             timings.append({"kind": kind.name, "seconds": round(seconds, 6)})
         out = picture.pixels()
         started = time.perf_counter()
-        output = encode_output(picture, out, file.name)
+        output = encode_output(picture, out, file.name, limits)
         encode_s = time.perf_counter() - started
         width, height = out.size
         value = {"width": width, "height": height, "steps": timings,
@@ -173,11 +173,12 @@ def run_kind_alone(kind: Kind, args: dict[str, Any], files: Mapping[str, JobFile
     return run_steps([(kind, args)], files, limits)
 
 
-def encode_output(picture: Picture, out: Image.Image, input_name: str) -> Output:
+def encode_output(picture: Picture, out: Image.Image, input_name: str,
+                  limits: Limits) -> Output:
     """The output file: the convert step's format, else the input's own."""
     if picture.target is None:
         return image_output(out, picture.source, input_name, {})
     from ._formats import encode_as
 
-    data, content_type, suffix = encode_as(out, picture.target)
+    data, content_type, suffix = encode_as(out, picture.target, limits)
     return Output(data=data, content_type=content_type, suffix=suffix)

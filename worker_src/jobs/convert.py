@@ -39,8 +39,11 @@ def convert(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits) 
 
 def convert_step(picture: Any, args: dict[str, Any], files: Mapping[str, JobFile],
                  limits: Limits) -> Any:
+    from ._formats import check_encodable
     from ._picture import Target
 
+    # From the header, before decoding; checked again on the image a later step leaves.
+    check_encodable(picture.size, args["format"].upper(), limits)
     picture.target = Target(format=args["format"].upper(), quality=args["quality"],
                             lossless=args["lossless"], strip=args["metadata"] == STRIP)
     return picture.image

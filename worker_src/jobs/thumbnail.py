@@ -17,6 +17,8 @@ from typing import Any
 from ..registry import BOOL, FILE, IMAGE, INT, ORIENT, Arg, ArgError, JobFile, Kind, Limits, Output
 
 MAX_SIDE = 65_535  # the largest side JPEG, WebP and Pillow's encoders all take
+# The interpreter with Pillow and the decoded input, beside an enlarged thumbnail.
+ENLARGE_FIXED_BYTES = 100 * 1024 * 1024
 
 
 def thumbnail(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits) -> Output:
@@ -39,6 +41,12 @@ def thumbnail_step(picture: Any, args: dict[str, Any], files: Mapping[str, JobFi
         raise wire.JobError(wire.TOO_LARGE, f"the thumbnail would be {size[0]}x{size[1]} = "
                                             f"{pixels:,} pixels; this worker takes at most "
                                             f"{limits.max_pixels:,}")
+    # An enlarged image is held twice while resizing (RGBA premultiplied), 4 bytes a pixel.
+    needed = 8 * pixels + ENLARGE_FIXED_BYTES
+    if needed > limits.memory_budget_bytes:
+        raise wire.JobError(wire.TOO_LARGE, f"a {size[0]}x{size[1]} thumbnail needs about "
+                                            f"{needed / 1e6:,.0f} MB; this worker gives a job "
+                                            f"{limits.memory_budget_bytes / 1e6:,.0f} MB")
     if args["shrink_on_load"]:
         picture.reduce_on_load(size)
     im = picture.pixels()
