@@ -138,3 +138,10 @@ def test_a_bad_step_at_run_time_names_its_problem():
     args = kind.check_args({"image": "x", "steps": STEPS.parse("orient,clahe")})
     with pytest.raises(wire.JobError, match="palette \\(P\\) images cannot hold CLAHE"):
         kind.run({"steps": args["steps"]}, {"image": file}, limits())
+
+
+def test_every_image_kinds_demo_arguments_pass_its_own_check():
+    for kind in registry.kinds().values():
+        if kind.output == registry.IMAGE:  # what the demo runs on the moon
+            kind.check_args({**dict.fromkeys(kind.file_args(), "x"), **kind.example})
+    assert registry.get_kind("pipeline").example["steps"][1]["kind"] == "thumbnail"

@@ -216,6 +216,8 @@ class Kind:
     # How the kind runs as a pipeline step (image in, image out), None if it cannot:
     # step(picture, args, files, limits) -> the new image (see jobs/_picture.py).
     step: Callable[[Any, dict[str, Any], Mapping[str, JobFile], Limits], Any] | None = None
+    # Arguments a demo job of this kind uses (`python -m client demo`) besides its files.
+    example: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         names = [arg.name for arg in self.args]

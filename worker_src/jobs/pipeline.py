@@ -45,6 +45,8 @@ KIND = Kind(
     ),
     main_input="image",
     output=IMAGE,
+    example={"steps": [{"kind": "orient"}, {"kind": "thumbnail", "args": {"width": 256}},
+                       {"kind": "equalize"}]},
     max_pixels=120_000_000,
     check=check,
 )

@@ -98,6 +98,7 @@ KIND = Kind(
     ),
     main_input="image",
     output=IMAGE,
+    example={"width": 256},
     max_pixels=120_000_000,
     check=check,
     step=thumbnail_step,
