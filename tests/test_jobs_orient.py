@@ -63,3 +63,22 @@ def test_every_image_kind_has_the_orient_option():
     for kind in image_kinds:
         if kind.name not in ("orient", "pipeline"):
             assert kind.arg("orient").type == registry.BOOL and kind.arg("orient").default is False
+
+
+@pytest.mark.parametrize("kind", ["equalize", "clahe", "stretch", "gamma", "log", "sigmoid",
+                                  "match", "crop", "thumbnail", "convert"])
+@pytest.mark.parametrize("orientation", (2, 7))
+def test_every_kinds_orient_option_equals_the_kind_on_the_upright_image(kind, orientation):
+    from tests.exposure_helpers import FakeFile
+
+    file = png_file("RGB", orientation, size=(48, 36))
+    turned = run("orient", {"image": file})
+    upright_file = FakeFile("up.png", turned.data)
+    reference = png_file("RGB", size=(20, 20), name="ref.png")
+    example = {name: str(value).lower() for name, value in
+               registry.get_kind(kind).example.items()}
+    extra = {"reference": reference} if kind == "match" else {}
+    at_once = decoded(run(kind, {"image": file, **extra}, orient="true", **example))
+    in_turn = decoded(run(kind, {"image": upright_file, **extra}, **example))
+    assert same_pixels(at_once, in_turn)
+    assert at_once.getexif().get(0x0112, 1) == 1
