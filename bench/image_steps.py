@@ -33,41 +33,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench._common import ROOT, DiskFile, peak_rss_kib
+
 BOX = 1600
 STEPS = f"orient,thumbnail:width={BOX}:height={BOX},equalize,convert:format=webp"
 # The pipeline's steps, each as a kind of its own with its arguments (the text form).
 ALONE = (("orient", {}), ("thumbnail", {"width": BOX, "height": BOX, "orient": True}),
          ("equalize", {}), ("convert", {"format": "webp"}))
-
-
-@dataclass
-class LocalFile:
-    """A JobFile over a local file (the worker's is an S3 object)."""
-
-    path: Path
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-    @property
-    def key(self) -> str:
-        return f"inputs/bench/{self.path.name}"
-
-    @property
-    def size(self) -> int:
-        return self.path.stat().st_size
-
-    def read(self) -> bytes:
-        return self.path.read_bytes()
-
-    def open(self) -> io.BytesIO:
-        return io.BytesIO(self.read())
 
 
 def make_photo(path: Path, megapixels: float, orientation: int = 6) -> Path:
@@ -100,7 +75,7 @@ def run_kind(kind_name: str, args: dict[str, Any], path: Path) -> Any:
     checked = kind.check_args({**args, kind.main_input: path.name})
     checked.pop(kind.main_input)
     limits = registry.Limits(max_input_bytes=kind.max_input_bytes, max_pixels=kind.max_pixels)
-    return kind.run(checked, {kind.main_input: LocalFile(path)}, limits)
+    return kind.run(checked, {kind.main_input: DiskFile(path)}, limits)
 
 
 def pipeline_args() -> dict[str, Any]:
@@ -144,15 +119,6 @@ def work(method: str, path: Path, warm_up: Path | None = None) -> float:
     start = time.perf_counter()
     run_kind(kind_name, args, path)
     return time.perf_counter() - start
-
-
-def peak_rss_kib() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def measure(method: str, path: Path, runs: int) -> tuple[float, float]:
@@ -291,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         method, path = args.child
         seconds = work(method, Path(path), warm_up=Path(path).with_name("warm-up.jpg"))
-        print(json.dumps({"seconds": seconds, "maxrss_kib": peak_rss_kib()}))
+        print(json.dumps({"seconds": seconds, "maxrss_kib": peak_rss_kib() or 0}))
         return 0
     runs = args.runs or (2 if args.quick else 5)
     with tempfile.TemporaryDirectory(prefix="bench-steps-") as folder:
