@@ -347,10 +347,6 @@ def kinds_table(workdir: Path, args: argparse.Namespace) -> None:
         print("| " + " | ".join([kind, *cells(result, diff)]) + " |", flush=True)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def everyday_tables(workdir: Path, args: argparse.Namespace) -> None:
     """The thumbnail beside libvips and Pillow, the pipeline beside its steps (image_steps)."""
     from bench import image_steps
@@ -363,3 +359,7 @@ def everyday_tables(workdir: Path, args: argparse.Namespace) -> None:
         image_steps.thumbnail_table(path, runs)
     if args.only in (None, "pipeline"):
         image_steps.pipeline_table(path, runs, 0 if args.no_stack else (1 if args.quick else 3))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
