@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 from botocore.exceptions import ClientError
 
 from .contract import MessageAttribute, string_attributes
+from .wire import printable
 
 log = logging.getLogger("worker")
 
@@ -114,14 +115,17 @@ class SqsBroker:
         self.sqs.send_message(
             QueueUrl=self.dead_letter_queue_url, MessageBody=body,
             MessageAttributes={MessageAttribute.REASON: {"DataType": "String",
-                                                  "StringValue": reason[:1000]}})
+                                                  "StringValue": printable(reason)[:1000]}})
 
     def reply_allowed(self, queue_url: str | None) -> bool:
         """Only this stack's reply queues, in the request queue's account."""
         if not queue_url:
             return False
         own = urlparse(self.request_queue_url).path.strip("/").split("/")
-        theirs = urlparse(queue_url).path.strip("/").split("/")
+        try:
+            theirs = urlparse(queue_url).path.strip("/").split("/")
+        except ValueError:  # e.g. "https://[" : not a URL at all
+            return False
         return (len(theirs) == 2 and theirs[0] == own[0]
                 and theirs[1].startswith(self.reply_queue_prefix))
 

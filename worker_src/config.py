@@ -34,6 +34,7 @@ class WorkerConfig:
     worker_group: str | None = None
     max_pixels: int | None = None
     memory_budget_mb: int = DEFAULT_MEMORY_BUDGET_MB
+    time_limit_s: int | None = None
     metric_namespace: str | None = None
     ready_file: Path | None = None
 
@@ -57,7 +58,8 @@ class WorkerConfig:
                             ("visibility_timeout", Env.VISIBILITY_TIMEOUT),
                             ("wait_seconds", Env.WAIT_SECONDS),
                             ("max_pixels", Env.MAX_PIXELS),
-                            ("memory_budget_mb", Env.MEMORY_BUDGET_MB)):
+                            ("memory_budget_mb", Env.MEMORY_BUDGET_MB),
+                            ("time_limit_s", Env.TIME_LIMIT_S)):
             if env.get(name):
                 values[field] = _positive_int(name, env[name])
         if not 0 < values.get("wait_seconds", 20) <= 20:

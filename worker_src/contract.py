@@ -57,6 +57,8 @@ class Env:
     WORKER_GROUP = "WQW_WORKER_GROUP"
     MAX_PIXELS = "WQW_MAX_PIXELS"
     MEMORY_BUDGET_MB = "WQW_MEMORY_BUDGET_MB"
+    # Seconds: lowers every kind's time limit (registry.Kind.time_limit_s) on this worker.
+    TIME_LIMIT_S = "WQW_TIME_LIMIT_S"
     METRIC_NAMESPACE = "WQW_METRIC_NAMESPACE"
     READY_FILE = "WQW_READY_FILE"
     # The client's default stack name.

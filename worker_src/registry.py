@@ -25,6 +25,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
+from .wire import shown
+
 # Argument types, as written in `kinds --json` and the wire format's args.
 INT, FLOAT, BOOL, STR, FILE, INTEGERS = "int", "float", "bool", "str", "file", "integers"
 # A list of pipeline steps: kinds that can be steps, with their arguments (check_steps).
@@ -32,6 +34,12 @@ STEPS = "steps"
 ARG_TYPES = (INT, FLOAT, BOOL, STR, FILE, INTEGERS, STEPS)
 # Outputs.
 JSON, IMAGE = "json", "image"
+
+# A job runs at most this long (wall clock) unless its kind says otherwise.
+DEFAULT_TIME_LIMIT_S = 300.0
+# The heartbeat can hold a message for at most SQS's 12 hours from its receipt; a job
+# must end well within that, its result delivered.
+MAX_TIME_LIMIT_S = 11 * 3600.0
 
 
 class _Required:
@@ -89,33 +97,37 @@ class Arg:
 
     def check(self, value: Any) -> Any:
         """The value if it is allowed (ints widened to float for FLOAT), else ArgError."""
-        wrong = ArgError(self.name, f"{self.name} must be {self.range_text()}, got {value!r}")
+        # Written only when raised: the value may be a list of a million long integers.
+        def wrong() -> ArgError:
+            return ArgError(self.name, f"{self.name} must be {self.range_text()}, "
+                                       f"got {shown(value)}")
+
         if self.type == BOOL:
             if not isinstance(value, bool):
-                raise wrong
+                raise wrong()
             return value
         if isinstance(value, bool):
-            raise wrong
+            raise wrong()
         if self.type == INT and not isinstance(value, int):
-            raise wrong
+            raise wrong()
         if self.type == FLOAT:
             if not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise wrong
+                raise wrong()
             value = float(value)
         if self.type in (STR, FILE) and not isinstance(value, str):
-            raise wrong
+            raise wrong()
         if self.type == INTEGERS and not isinstance(value, list):
-            raise wrong
+            raise wrong()
         if self.type == STEPS:
             return check_steps(self.name, value)
         if self.type in (INT, FLOAT):
             low, high = self.minimum, self.maximum
             if low is not None and (value < low or (self.exclusive and value == low)):
-                raise wrong
+                raise wrong()
             if high is not None and (value > high or (self.exclusive and value == high)):
-                raise wrong
+                raise wrong()
         if self.choices is not None and value not in self.choices:
-            raise wrong
+            raise wrong()
         return value
 
     def parse(self, text: str) -> Any:
@@ -172,6 +184,8 @@ class Limits:
     max_input_bytes: int
     max_pixels: int | None = None
     memory_budget_bytes: int = 400 * 1024 * 1024
+    # Wall-clock seconds the job may run (the work horse stops it then: time_limit).
+    time_limit_s: float = DEFAULT_TIME_LIMIT_S
 
 
 class JobFile(Protocol):
@@ -213,6 +227,8 @@ class Kind:
     max_pixels: int | None = None
     # A check across arguments (e.g. low < high): raise ArgError naming one of them.
     check: Callable[[dict[str, Any]], None] | None = None
+    # Wall-clock seconds a job of this kind may run before it is stopped (time_limit).
+    time_limit_s: float = DEFAULT_TIME_LIMIT_S
     # How the kind runs as a pipeline step (image in, image out), None if it cannot:
     # step(picture, args, files, limits) -> the new image (see jobs/_picture.py).
     step: Callable[[Any, dict[str, Any], Mapping[str, JobFile], Limits], Any] | None = None
@@ -220,6 +236,9 @@ class Kind:
     example: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not 0 < self.time_limit_s <= MAX_TIME_LIMIT_S:
+            raise ValueError(f"kind {self.name}: time_limit_s must be > 0 and <= "
+                             f"{MAX_TIME_LIMIT_S:g}, got {self.time_limit_s!r}")
         names = [arg.name for arg in self.args]
         if len(set(names)) != len(names):
             raise ValueError(f"kind {self.name}: an argument name is used twice")
@@ -262,7 +281,8 @@ class Kind:
         """This kind as `kinds --json` and the web page show it."""
         return {"name": self.name, "summary": self.summary, "main_input": self.main_input,
                 "output": self.output, "max_input_bytes": self.max_input_bytes,
-                "max_pixels": self.max_pixels, "step": self.step is not None,
+                "max_pixels": self.max_pixels, "time_limit_s": self.time_limit_s,
+                "step": self.step is not None,
                 "args": [a.describe() for a in self.args]}
 
 
@@ -281,6 +301,18 @@ def load_kinds(package: str = "worker_src.jobs") -> dict[str, Kind]:
             raise ValueError(f"two modules define the kind {kind.name!r}")
         kinds[kind.name] = kind
     return kinds
+
+
+def load_implementations(package: str = "worker_src.jobs") -> None:
+    """Import every module of `package`, the kinds' helpers and what they import included.
+
+    A kind's function imports numpy, Pillow or scikit-image when it runs; the worker calls
+    this once at start so that each work horse, forked per job, has them loaded already
+    (importing them in every job would cost about 0.1 s).
+    """
+    root = importlib.import_module(package)
+    for module_info in pkgutil.iter_modules(root.__path__):
+        importlib.import_module(f"{package}.{module_info.name}")
 
 
 _KINDS: dict[str, Kind] | None = None
@@ -350,12 +382,12 @@ def check_steps(name: str, value: Any) -> list[dict[str, Any]]:
     """
     if not isinstance(value, list) or not 1 <= len(value) <= MAX_STEPS:
         raise ArgError(name, f"{name} must be a list of 1 to {MAX_STEPS} steps, got "
-                             f"{_short(value)}")
+                             f"{shown(value)}")
     checked = []
     for number, step in enumerate(value, start=1):
         if not isinstance(step, Mapping) or not set(step) <= {"kind", "args"}:
             raise ArgError(name, f"{name}: step {number} must be an object with 'kind' and "
-                                 f"'args', got {_short(step)}")
+                                 f"'args', got {shown(step)}")
         step_kind = _step_kind(name, number, step.get("kind"))
         args = step.get("args") or {}
         if not isinstance(args, Mapping):
@@ -381,14 +413,9 @@ def _step_kind(name: str, number: int, kind_name: Any) -> Kind:
     known = kinds()
     steps = ", ".join(sorted(k for k, kind in known.items() if kind.step is not None))
     if not isinstance(kind_name, str) or known.get(kind_name) is None:
-        raise ArgError(name, f"{name}: step {number}: unknown kind {_short(kind_name)}; the "
+        raise ArgError(name, f"{name}: step {number}: unknown kind {shown(kind_name)}; the "
                              f"steps are {steps}")
     if known[kind_name].step is None:
         raise ArgError(name, f"{name}: step {number}: {kind_name} cannot be a step (it does "
                              f"not turn an image into an image); the steps are {steps}")
     return known[kind_name]
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."

@@ -112,4 +112,6 @@ KIND = Kind(
     main_input="file",
     max_input_bytes=MAX_FILE_BYTES,
     check=_one_input,
+    # A 10 GiB file takes about 100 s per pass; a few passes on a slow instance.
+    time_limit_s=3600,
 )
