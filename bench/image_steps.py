@@ -123,14 +123,22 @@ def work(method: str, path: Path, warm_up: Path | None = None) -> float:
 
 def measure(method: str, path: Path, runs: int) -> tuple[float, float]:
     """Median (seconds, peak MB) of `runs` fresh processes."""
-    samples = []
+    return measure_all([method], path, runs)[method]
+
+
+def measure_all(methods: list[str], path: Path, runs: int) -> dict[str, tuple[float, float]]:
+    """Median (seconds, peak MB) per method, the runs interleaved (a, b, c, a, b, c, ...) so
+    that the machine's load changes weigh on every method alike."""
+    samples: dict[str, list[tuple[float, float]]] = {m: [] for m in methods}
     for _ in range(runs):
-        output = subprocess.run([sys.executable, "-m", "bench.image_steps", "--child", method,
-                                 str(path)], check=True, capture_output=True, text=True,
-                                cwd=ROOT).stdout
-        report = json.loads(output.strip().splitlines()[-1])
-        samples.append((report["seconds"], report["maxrss_kib"] * 1024 / 1e6))
-    return statistics.median(s for s, _ in samples), statistics.median(m for _, m in samples)
+        for method in methods:
+            output = subprocess.run([sys.executable, "-m", "bench.image_steps", "--child",
+                                     method, str(path)], check=True, capture_output=True,
+                                    text=True, cwd=ROOT).stdout
+            report = json.loads(output.strip().splitlines()[-1])
+            samples[method].append((report["seconds"], report["maxrss_kib"] * 1024 / 1e6))
+    return {m: (statistics.median(s for s, _ in samples[m]),
+                statistics.median(mb for _, mb in samples[m])) for m in methods}
 
 
 def have_pyvips() -> bool:
@@ -145,7 +153,7 @@ def have_pyvips() -> bool:
 
 def thumbnail_table(path: Path, runs: int) -> None:
     methods = (["libvips"] if have_pyvips() else []) + ["ours", "exact", "pillow"]
-    results = {m: measure(m, path, runs) for m in methods}
+    results = measure_all(methods, path, runs)
     names = {"libvips": "libvips `thumbnail` (pyvips)",
              "ours": "ours: `thumbnail` (shrink-on-load)",
              "exact": "ours: `thumbnail shrink_on_load=false`",
@@ -174,7 +182,7 @@ def thumbnail_table(path: Path, runs: int) -> None:
 
 def pipeline_table(path: Path, runs: int, stack_runs: int) -> None:
     methods = ["pipeline"] + [f"alone-{name}" for name, _ in ALONE]
-    results = {m: measure(m, path, runs) for m in methods}
+    results = measure_all(methods, path, runs)
     print(f"\npipeline {STEPS} on {path.name} ({runs} runs):\n")
     print("| job | time | peak RSS |")
     print("| --- | ---: | ---: |")
