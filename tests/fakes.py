@@ -126,6 +126,13 @@ class MemoryStore:
         self.put(contract.result_key(result.job_id), wire.encode_result(result).encode(),
                  "application/json")
 
+    def exists(self, key: str) -> bool:
+        return key in self.objects
+
+    def delete(self, keys: list[str]) -> None:
+        for key in keys:
+            self.objects.pop(key, None)
+
     def result(self, job_id: str) -> wire.Result:
         return wire.decode_result(self.objects[contract.result_key(job_id)])
 

@@ -195,3 +195,14 @@ def test_the_child_ignores_sigterm_the_parent_decides():
         return "still here"
 
     assert workhorse.run(shrug, time_limit_s=10) == "still here"
+
+
+def test_a_fork_that_fails_is_a_failure_that_may_pass_and_leaks_no_pipe(monkeypatch):
+    def no_fork():
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    before = len(os.listdir("/proc/self/fd"))
+    monkeypatch.setattr(os, "fork", no_fork)
+    with pytest.raises(workhorse.Failed, match="could not start a work horse"):
+        workhorse.run(lambda progress: 1, time_limit_s=10)
+    assert len(os.listdir("/proc/self/fd")) == before

@@ -98,7 +98,9 @@ def string_attributes(message: Mapping[str, Any]) -> dict[str, str]:
 INPUTS = "inputs/"  # client -> worker: inputs/<job_id>/<name>
 OUTPUTS = "outputs/"  # worker -> client: outputs/<job_id>/<name>
 RESULTS = "results/"  # worker -> client: results/<job_id>.json
-JOB_PREFIXES = (INPUTS, OUTPUTS, RESULTS)
+CANCELS = "cancels/"  # client -> worker: cancels/<job_id>, a job's cancel marker
+RUNNING = "running/"  # worker -> client: running/<job_id>.json, a --no-wait job's running state
+JOB_PREFIXES = (INPUTS, OUTPUTS, RESULTS, CANCELS, RUNNING)
 
 
 def input_prefix(job_id: str) -> str:
@@ -124,6 +126,21 @@ def output_key(job_id: str, name: str) -> str:
 
 def result_key(job_id: str) -> str:
     return f"{RESULTS}{job_id}.json"
+
+
+def cancel_key(job_id: str) -> str:
+    """The marker a cancel puts before it tells the workers (docs/cancel.md)."""
+    return f"{CANCELS}{job_id}"
+
+
+# A worker rewrites a running job's running/ record at most this often; a record older than
+# twice this belongs to a worker that died.
+RUNNING_REWRITE_SECONDS = 30.0
+
+
+def running_key(job_id: str) -> str:
+    """A running job's last word, for jobs nobody waits for (`result JOB_ID`)."""
+    return f"{RUNNING}{job_id}.json"
 
 
 # ---- per-job metrics (CloudWatch Embedded Metric Format) ---------------------------

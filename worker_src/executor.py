@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from . import contract, registry, wire, workhorse
+from . import contract, lifecycle, registry, wire, workhorse
 from .store import Store
 
 DEFAULT_MEMORY_BUDGET = 400 * 1024 * 1024
@@ -59,6 +59,8 @@ class Executor:
         self.max_pixels = max_pixels
         self.memory_budget_bytes = memory_budget_bytes
         self.time_limit_s = time_limit_s  # lowers every kind's own (WQW_TIME_LIMIT_S)
+        # The running job's watch (progress and cancel), set by the worker around execute().
+        self.watch: lifecycle.Watch | None = None
 
     def execute(self, job: wire.Job, attempt: int) -> Execution:
         """Run `job`; a JobError becomes an error result, anything else propagates."""
@@ -142,17 +144,29 @@ class Executor:
         """`compute` in a work horse: its time and memory limited, its crash not ours.
 
         Over its time: time_limit; over its memory: too_large; a crash of the work horse
-        or an unexpected error in it: workhorse.Failed (the loop retries the job).
+        or an unexpected error in it: workhorse.Failed (the loop retries the job). The
+        kind's progress reaches the watch; the watch's cancel kills the work horse: cancelled.
         """
-        return workhorse.run(lambda progress: self.compute(kind, args, files, limits),
-                             time_limit_s=limits.time_limit_s,
-                             memory_limit_bytes=limits.memory_budget_bytes
-                             + ADDRESS_SPACE_HEADROOM)
+        watch = self.watch
+        if watch is not None and watch.cancel.is_set():
+            raise wire.JobError(wire.CANCELLED, watch.cancelled_message())
+        try:
+            return workhorse.run(
+                lambda progress: self.compute(kind, args, files, limits,
+                                              lifecycle.throttled(progress)),
+                time_limit_s=limits.time_limit_s,
+                memory_limit_bytes=limits.memory_budget_bytes + ADDRESS_SPACE_HEADROOM,
+                on_progress=watch.reported if watch is not None else None,
+                cancel=watch.cancel if watch is not None else None)
+        except workhorse.Cancelled:
+            assert watch is not None
+            raise wire.JobError(wire.CANCELLED, watch.cancelled_message()) from None
 
     def compute(self, kind: registry.Kind, args: dict[str, Any], files: dict[str, Any],
-                limits: registry.Limits) -> registry.Output:
-        """The kind's function (runs in the work horse)."""
-        return kind.run(args, files, limits)
+                limits: registry.Limits,
+                progress: registry.Progress | None = None) -> registry.Output:
+        """The kind's function (runs in the work horse), with its progress callback."""
+        return kind.call(args, files, limits, progress)
 
     def store_output(self, job: wire.Job, kind: registry.Kind, output: registry.Output,
                      files: dict[str, Any]) -> dict[str, Any]:

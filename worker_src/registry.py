@@ -13,7 +13,10 @@ imports what it needs when it runs.
 The function is called as `run(args, files, limits)`: `args` are the checked
 arguments with defaults filled in (file arguments left out), `files` the file
 arguments as `JobFile`s by name, `limits` the worker's `Limits`. It returns an
-`Output`, or raises `wire.JobError` for input that can never succeed.
+`Output`, or raises `wire.JobError` for input that can never succeed. A kind that
+declares `progress=True` is called with one more keyword, `progress`: a callable
+taking the fraction done (0 to 1), to call as often as it likes (the worker sends
+at most one word every few seconds, and only for jobs that run longer than one).
 """
 
 from __future__ import annotations
@@ -202,6 +205,14 @@ class JobFile(Protocol):
         """The whole object (its size is within the kind's max_input_bytes)."""
 
 
+# A kind's progress callback: the fraction of the job done, from 0 to 1.
+Progress = Callable[[float], None]
+
+
+def no_progress(_fraction: float) -> None:
+    """The progress callback of a job run without a worker (tests, benchmarks)."""
+
+
 @dataclass(frozen=True)
 class Output:
     """What a job gives back: a JSON value, and for image kinds the encoded file."""
@@ -227,6 +238,8 @@ class Kind:
     max_pixels: int | None = None
     # A check across arguments (e.g. low < high): raise ArgError naming one of them.
     check: Callable[[dict[str, Any]], None] | None = None
+    # True: `run` takes a `progress` keyword, a Progress (the fraction done, 0 to 1).
+    progress: bool = False
     # Wall-clock seconds a job of this kind may run before it is stopped (time_limit).
     time_limit_s: float = DEFAULT_TIME_LIMIT_S
     # How the kind runs as a pipeline step (image in, image out), None if it cannot:
@@ -247,6 +260,13 @@ class Kind:
                              f"file argument")
         if self.output not in (JSON, IMAGE):
             raise ValueError(f"kind {self.name}: output must be {JSON!r} or {IMAGE!r}")
+
+    def call(self, args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits,
+             progress: Progress | None = None) -> Output:
+        """Run the kind's function; `progress` reaches it only if the kind declares it."""
+        if self.progress and progress is not None:
+            return self.run(args, files, limits, progress=progress)  # type: ignore[call-arg]
+        return self.run(args, files, limits)
 
     def arg(self, name: str) -> Arg:
         for arg in self.args:

@@ -25,6 +25,8 @@ class Store(Protocol):
     def open(self, key: str, max_bytes: int) -> Any: ...
     def put(self, key: str, data: bytes, content_type: str) -> None: ...
     def put_result(self, result: wire.Result) -> None: ...
+    def exists(self, key: str) -> bool: ...
+    def delete(self, keys: list[str]) -> None: ...
 
 
 class S3File:
@@ -102,3 +104,19 @@ class S3Store:
     def put_result(self, result: wire.Result) -> None:
         self.put(contract.result_key(result.job_id), wire.encode_result(result).encode(),
                  "application/json")
+
+    def exists(self, key: str) -> bool:
+        """One HEAD request (billed as a GET)."""
+        try:
+            self.s3.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("NoSuchKey", "404", "NotFound"):
+                return False
+            raise
+        return True
+
+    def delete(self, keys: list[str]) -> None:
+        """Delete objects (DELETE requests are not billed); a missing one is no error."""
+        for start in range(0, len(keys), 1000):
+            self.s3.delete_objects(Bucket=self.bucket, Delete={
+                "Objects": [{"Key": key} for key in keys[start:start + 1000]], "Quiet": True})

@@ -63,7 +63,8 @@ TOO_LARGE = "too_large"  # the input exceeds what a worker may hold
 FORBIDDEN = "forbidden"  # e.g. a reply queue outside the stack
 INTERNAL = "internal"  # the worker failed on every allowed attempt
 TIME_LIMIT = "time_limit"  # the job ran past its kind's time limit and was stopped
-ERROR_CODES = (BAD_INPUT, NOT_FOUND, TOO_LARGE, FORBIDDEN, INTERNAL, TIME_LIMIT)
+CANCELLED = "cancelled"  # a cancel stopped the job before it ran, or while it ran
+ERROR_CODES = (BAD_INPUT, NOT_FOUND, TOO_LARGE, FORBIDDEN, INTERNAL, TIME_LIMIT, CANCELLED)
 
 # SQS accepts message bodies up to 1 MiB; beyond this, args travel through S3.
 MAX_MESSAGE_BYTES = 1024 * 1024

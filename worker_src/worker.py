@@ -33,6 +33,7 @@ from .broker import Broker, Message, QueueGone, describe
 from .config import WorkerConfig
 from .contract import MessageAttribute
 from .executor import Execution, Executor
+from .lifecycle import Lifecycle
 from .protection import ScaleInProtection
 from .store import Store
 
@@ -57,6 +58,7 @@ class _Held:
     execution: Execution | None = None
     reply_to: str | None = None
     dead_letter_reason: str | None = None
+    received_at: float = field(default_factory=time.time)
 
 
 @dataclass
@@ -84,6 +86,7 @@ class Worker:
                                              memory_budget_bytes=config.memory_budget_bytes,
                                              time_limit_s=config.time_limit_s)
         self.protection = protection or ScaleInProtection(None, None, None)
+        self.lifecycle = Lifecycle(broker, store, self.identity)
         self.stats = _Stats()
         self._stopping = threading.Event()
         self._finished = threading.Event()
@@ -177,19 +180,26 @@ class Worker:
     def process_batch(self, messages: list[Message]) -> None:
         # Jobs on their last allowed receive go first, each with a stand-in result in S3.
         batch = sorted((_Held(m) for m in messages), key=lambda h: -h.message.receive_count)
+        self.lifecycle.batch_started()
         with self._held_lock:
             self._held.extend(batch)
         oldest_unflushed: float | None = None
         try:
+            controls = [h for h in batch if self.lifecycle.is_control(h.message)]
             for held in batch:
+                if held in controls:
+                    continue
                 self._decode(held)
                 if self._last_chance(held):
                     self._store_stand_in(held)
+            self._take_cancels(controls, batch)
             for held in batch:
                 # After a stop signal only jobs on their last receive still run: handed
                 # back, SQS would dead-letter them unseen on the next receive.
                 if self._stopping.is_set() and not self._last_chance(held):
                     break
+                if held.state != "pending":
+                    continue
                 started = time.monotonic()
                 self._handle_alone(held)
                 self._job_seconds += 0.3 * (time.monotonic() - started - self._job_seconds)
@@ -203,9 +213,17 @@ class Worker:
                     oldest_unflushed = None
             self._flush(batch)
         finally:
+            self.lifecycle.batch_ended()
             self._release([h for h in batch if h.state == "pending"])
             with self._held_lock:
                 self._held = [h for h in self._held if h not in batch]
+
+    def _take_cancels(self, controls: list[_Held], batch: list[_Held]) -> None:
+        """Cancel messages first: a job of this batch that one names never starts."""
+        in_hand = {h.job.job_id for h in batch if h.job is not None}
+        for held in controls:
+            held.dead_letter_reason = self.lifecycle.take_cancel(held.message, in_hand)
+            held.state = "done"  # deleted with the batch's next acknowledgement
 
     def _last_chance(self, held: _Held) -> bool:
         return held.message.receive_count >= self.config.max_receive_count
@@ -295,14 +313,27 @@ class Worker:
             held.state = "done"
             return
         held.reply_to = job.reply_to
+        cancelled = self.lifecycle.cancelled_before_start(job, held.message, held.received_at)
+        if cancelled is not None:
+            held.result = self._error(job.job_id, wire.CANCELLED, cancelled, attempt)
+            self.lifecycle.clean_up(job)
+            held.state = "done"
+            return
         try:
-            held.execution = self.executor.execute(job, attempt)
+            with self.lifecycle.watch(job) as watch:
+                self.executor.watch = watch
+                try:
+                    held.execution = self.executor.execute(job, attempt)
+                finally:
+                    self.executor.watch = None
         except Exception as exc:
             self._failed(held, describe(exc))
             return
         held.result = held.execution.result
         if not held.result.ok:
             self.stats.by_code[held.result.error_code] += 1
+        if held.result.error_code == wire.CANCELLED:
+            self.lifecycle.clean_up(job)
         held.state = "done"
 
     def _error(self, job_id: str, code: str, message: str, attempt: int) -> wire.Result:
@@ -355,11 +386,14 @@ class Worker:
         On a job's last receive the stand-in is there; a redriven job's old result was
         removed by the redrive, and `result JOB_ID` must find the new one.
         """
-        return self._last_chance(held) or MessageAttribute.REDRIVEN in held.message.attributes
+        return (self._last_chance(held) or MessageAttribute.REDRIVEN in held.message.attributes
+                # whoever cancelled it reads it there (docs/cancel.md)
+                or (held.result is not None and held.result.error_code == wire.CANCELLED))
 
     def finished(self, held: _Held) -> None:
         """A job's result is delivered and its message deleted: log it, and its metric line."""
         result = held.result
+        self.lifecycle.finished(result.job_id, "ok" if result.ok else str(result.error_code))
         log.info("job %s %s (attempt %d)", result.job_id,
                  "ok" if result.ok else result.error_code, held.message.receive_count)
         if self.config.metric_namespace:

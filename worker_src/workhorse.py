@@ -100,7 +100,12 @@ def run(target: Callable[[Progress], Any], *, time_limit_s: float,
     for stream in (sys.stdout, sys.stderr):  # or the child would write the parent's buffers too
         _flush(stream)
     started = time.monotonic()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError as exc:  # no memory or processes left for a child: a failure that may pass
+        os.close(reader)
+        os.close(writer)
+        raise Failed(f"could not start a work horse: {type(exc).__name__}: {exc}") from None
     if pid == 0:  # the child: never returns
         os.close(reader)
         _child(target, writer, time_limit_s, address_space)

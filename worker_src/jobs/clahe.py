@@ -19,6 +19,8 @@ from ..registry import (
     Kind,
     Limits,
     Output,
+    Progress,
+    no_progress,
 )
 
 # Regions x bins the clipping may work through (scikit-image's clip_histogram runs
@@ -31,7 +33,8 @@ _EXTRA_BYTES_PER_PIXEL = 3
 _FIXED_BYTES = 120 * 1024 * 1024
 
 
-def clahe(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits) -> Output:
+def clahe(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits,
+          progress: Progress = no_progress) -> Output:
     from ._imaging import image_output, load_pixels, open_input
     from ._tables import colour_histograms, histogram_value_of
 
@@ -43,7 +46,7 @@ def clahe(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits) ->
         load_pixels(im)
         pixels = _oriented(im) if args["orient"] else im
         before = colour_histograms(pixels)
-        out = clahe_pixels(pixels, args)
+        out = clahe_pixels(pixels, args, progress)
         value = {"histogram": histogram_value_of(before, colour_histograms(out))}
         return image_output(out, im, file.name, value)
 
@@ -54,12 +57,12 @@ def clahe_step(picture: Any, args: dict[str, Any], files: Mapping[str, JobFile],
     return clahe_pixels(picture.pixels(), args)
 
 
-def clahe_pixels(im: Any, args: dict[str, Any]) -> Any:
+def clahe_pixels(im: Any, args: dict[str, Any], progress: Progress | None = None) -> Any:
     """equalize_adapthist of the decoded image, in place."""
     from ._clahe import clahe_in_place, kernel_shape
 
     kernel = kernel_shape(im.size, args["kernel_size"])
-    return clahe_in_place(im, kernel, args["clip_limit"], args["nbins"])
+    return clahe_in_place(im, kernel, args["clip_limit"], args["nbins"], progress)
 
 
 def _oriented(im: Any) -> Any:
@@ -136,4 +139,5 @@ KIND = Kind(
     step=clahe_step,
     max_pixels=50_000_000,
     check=check,
+    progress=True,
 )

@@ -11,13 +11,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, BinaryIO
 
-from ..registry import FILE, IMAGE, ORIENT, Arg, JobFile, Kind, Limits, Output
+from ..registry import (
+    FILE,
+    IMAGE,
+    ORIENT,
+    Arg,
+    JobFile,
+    Kind,
+    Limits,
+    Output,
+    Progress,
+    no_progress,
+)
 
 
-def equalize(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits) -> Output:
+def equalize(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits,
+             progress: Progress = no_progress) -> Output:
     from ._tables import run_tables
 
-    return run_tables(files["image"], limits, equalize_tables(args), orient=args["orient"])
+    return run_tables(files["image"], limits, equalize_tables(args), progress=progress,
+                      orient=args["orient"])
 
 
 def equalize_step(picture: Any, args: dict[str, Any], files: Mapping[str, JobFile],
@@ -85,4 +98,5 @@ KIND = Kind(
     output=IMAGE,
     step=equalize_step,
     max_pixels=120_000_000,
+    progress=True,
 )

@@ -5,13 +5,27 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..registry import FILE, FLOAT, IMAGE, ORIENT, Arg, JobFile, Kind, Limits, Output
+from ..registry import (
+    FILE,
+    FLOAT,
+    IMAGE,
+    ORIENT,
+    Arg,
+    JobFile,
+    Kind,
+    Limits,
+    Output,
+    Progress,
+    no_progress,
+)
 
 
-def gamma(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits) -> Output:
+def gamma(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits,
+          progress: Progress = no_progress) -> Output:
     from ._tables import run_tables
 
-    return run_tables(files["image"], limits, gamma_tables(args), orient=args["orient"])
+    return run_tables(files["image"], limits, gamma_tables(args), progress=progress,
+                      orient=args["orient"])
 
 
 def gamma_step(picture: Any, args: dict[str, Any], files: Mapping[str, JobFile],
@@ -50,4 +64,5 @@ KIND = Kind(
     output=IMAGE,
     step=gamma_step,
     max_pixels=120_000_000,
+    progress=True,
 )

@@ -5,13 +5,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..registry import BOOL, FILE, FLOAT, IMAGE, ORIENT, Arg, JobFile, Kind, Limits, Output
+from ..registry import (
+    BOOL,
+    FILE,
+    FLOAT,
+    IMAGE,
+    ORIENT,
+    Arg,
+    JobFile,
+    Kind,
+    Limits,
+    Output,
+    Progress,
+    no_progress,
+)
 
 
-def log(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits) -> Output:
+def log(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits,
+        progress: Progress = no_progress) -> Output:
     from ._tables import run_tables
 
-    return run_tables(files["image"], limits, log_tables(args), orient=args["orient"])
+    return run_tables(files["image"], limits, log_tables(args), progress=progress,
+                      orient=args["orient"])
 
 
 def log_step(picture: Any, args: dict[str, Any], files: Mapping[str, JobFile],
@@ -50,4 +65,5 @@ KIND = Kind(
     output=IMAGE,
     step=log_step,
     max_pixels=120_000_000,
+    progress=True,
 )

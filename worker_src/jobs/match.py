@@ -6,12 +6,24 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import wire
-from ..registry import FILE, IMAGE, ORIENT, Arg, JobFile, Kind, Limits, Output
+from ..registry import (
+    FILE,
+    IMAGE,
+    ORIENT,
+    Arg,
+    JobFile,
+    Kind,
+    Limits,
+    Output,
+    Progress,
+    no_progress,
+)
 
 REFERENCE = "the reference"
 
 
-def match(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits) -> Output:
+def match(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits,
+          progress: Progress = no_progress) -> Output:
     from ._imaging import open_input
     from ._tables import tables_output
 
@@ -25,7 +37,7 @@ def match(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits) ->
         # The reference's pixels are freed before the image's are decoded.
         return tables_output(im, files["image"].name,
                              lambda histograms: match_tables(histograms, reference_histograms),
-                             orient=args["orient"])
+                             progress, orient=args["orient"])
 
 
 def match_step(picture: Any, args: dict[str, Any], files: Mapping[str, JobFile],
@@ -99,4 +111,5 @@ KIND = Kind(
     output=IMAGE,
     step=match_step,
     max_pixels=120_000_000,
+    progress=True,
 )

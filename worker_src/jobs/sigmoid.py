@@ -5,13 +5,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..registry import BOOL, FILE, FLOAT, IMAGE, ORIENT, Arg, JobFile, Kind, Limits, Output
+from ..registry import (
+    BOOL,
+    FILE,
+    FLOAT,
+    IMAGE,
+    ORIENT,
+    Arg,
+    JobFile,
+    Kind,
+    Limits,
+    Output,
+    Progress,
+    no_progress,
+)
 
 
-def sigmoid(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits) -> Output:
+def sigmoid(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits,
+            progress: Progress = no_progress) -> Output:
     from ._tables import run_tables
 
-    return run_tables(files["image"], limits, sigmoid_tables(args), orient=args["orient"])
+    return run_tables(files["image"], limits, sigmoid_tables(args), progress=progress,
+                      orient=args["orient"])
 
 
 def sigmoid_step(picture: Any, args: dict[str, Any], files: Mapping[str, JobFile],
@@ -52,4 +67,5 @@ KIND = Kind(
     output=IMAGE,
     step=sigmoid_step,
     max_pixels=120_000_000,
+    progress=True,
 )

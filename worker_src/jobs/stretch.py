@@ -5,13 +5,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..registry import FILE, FLOAT, IMAGE, ORIENT, Arg, ArgError, JobFile, Kind, Limits, Output
+from ..registry import (
+    FILE,
+    FLOAT,
+    IMAGE,
+    ORIENT,
+    Arg,
+    ArgError,
+    JobFile,
+    Kind,
+    Limits,
+    Output,
+    Progress,
+    no_progress,
+)
 
 
-def stretch(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits) -> Output:
+def stretch(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits,
+            progress: Progress = no_progress) -> Output:
     from ._tables import run_tables
 
-    return run_tables(files["image"], limits, stretch_tables(args), orient=args["orient"])
+    return run_tables(files["image"], limits, stretch_tables(args), progress=progress,
+                      orient=args["orient"])
 
 
 def stretch_step(picture: Any, args: dict[str, Any], files: Mapping[str, JobFile],
@@ -86,4 +101,5 @@ KIND = Kind(
     step=stretch_step,
     max_pixels=120_000_000,
     check=check,
+    progress=True,
 )
