@@ -145,3 +145,12 @@ def test_every_image_kinds_demo_arguments_pass_its_own_check():
         if kind.output == registry.IMAGE:  # what the demo runs on the moon
             kind.check_args({**dict.fromkeys(kind.file_args(), "x"), **kind.example})
     assert registry.get_kind("pipeline").example["steps"][1]["kind"] == "thumbnail"
+
+
+def test_a_pipeline_reports_the_share_of_steps_done():
+    file = png_file("RGB", size=(30, 20))
+    kind = registry.get_kind("pipeline")
+    args = kind.check_args({"image": "x", "steps": STEPS.parse("orient,equalize,crop:left=2")})
+    heard = []
+    kind.call({"steps": args["steps"]}, {"image": file}, limits(), heard.append)
+    assert heard == [0.25, 0.5, 0.75]

@@ -19,7 +19,7 @@ from typing import Any
 from PIL import Image, ImageOps
 
 from .. import wire
-from ..registry import JobFile, Kind, Limits, Output
+from ..registry import JobFile, Kind, Limits, Output, Progress
 from ._imaging import image_output, load_pixels, open_input
 
 ORIENTATION_TAG = 0x0112
@@ -143,8 +143,11 @@ def run_step(picture: Picture, kind: Kind, args: dict[str, Any],
 
 
 def run_steps(steps: list[tuple[Kind, dict[str, Any]]], files: Mapping[str, JobFile],
-              limits: Limits) -> Output:
-    """Open the image, run the steps in order, encode once; the value times each step."""
+              limits: Limits, progress: Progress | None = None) -> Output:
+    """Open the image, run the steps in order, encode once; the value times each step.
+
+    `progress` hears the share of steps done, the encode counted as one more.
+    """
     file = files["image"]
     im = open_input(file, limits)
     with im:
@@ -156,6 +159,8 @@ def run_steps(steps: list[tuple[Kind, dict[str, Any]]], files: Mapping[str, JobF
             run_step(picture, kind, args, files, limits)
             seconds = time.perf_counter() - started - (picture.decode_s - decode_before)
             timings.append({"kind": kind.name, "seconds": round(seconds, 6)})
+            if progress is not None:
+                progress(len(timings) / (len(steps) + 1))
         out = picture.pixels()
         started = time.perf_counter()
         output = encode_output(picture, out, file.name, limits)

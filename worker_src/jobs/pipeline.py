@@ -2,7 +2,8 @@
 
 Each step is a registered kind that can be a step (`Kind.step`), with its own
 arguments checked by that kind; its pixels are the kind's own when run alone.
-The result records each step's time, and the decode's and the encode's.
+The result records each step's time, and the decode's and the encode's; progress is
+the share of steps done (the encode counts as one more).
 """
 
 from __future__ import annotations
@@ -11,15 +12,28 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import registry
-from ..registry import FILE, IMAGE, STEPS, Arg, ArgError, JobFile, Kind, Limits, Output
+from ..registry import (
+    FILE,
+    IMAGE,
+    STEPS,
+    Arg,
+    ArgError,
+    JobFile,
+    Kind,
+    Limits,
+    Output,
+    Progress,
+    no_progress,
+)
 
 
-def pipeline(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits) -> Output:
+def pipeline(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits,
+             progress: Progress = no_progress) -> Output:
     from ._picture import run_steps
 
     kinds = registry.kinds()
     return run_steps([(kinds[step["kind"]], step["args"]) for step in args["steps"]],
-                     files, limits)
+                     files, limits, progress)
 
 
 def check(args: dict[str, Any]) -> None:
@@ -49,4 +63,5 @@ KIND = Kind(
                        {"kind": "equalize"}]},
     max_pixels=120_000_000,
     check=check,
+    progress=True,
 )
