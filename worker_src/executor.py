@@ -61,6 +61,8 @@ class Executor:
         self.time_limit_s = time_limit_s  # lowers every kind's own (WQW_TIME_LIMIT_S)
         # The running job's watch (progress and cancel), set by the worker around execute().
         self.watch: lifecycle.Watch | None = None
+        # In a work horse child: the kind's progress callback (reports go to the parent).
+        self.progress: registry.Progress | None = None
 
     def execute(self, job: wire.Job, attempt: int) -> Execution:
         """Run `job`; a JobError becomes an error result, anything else propagates."""
@@ -150,10 +152,14 @@ class Executor:
         watch = self.watch
         if watch is not None and watch.cancel.is_set():
             raise wire.JobError(wire.CANCELLED, watch.cancelled_message())
+
+        def in_child(progress: workhorse.Progress) -> registry.Output:
+            self.progress = lifecycle.throttled(progress)  # the child's copy of self
+            return self.compute(kind, args, files, limits)
+
         try:
             return workhorse.run(
-                lambda progress: self.compute(kind, args, files, limits,
-                                              lifecycle.throttled(progress)),
+                in_child,
                 time_limit_s=limits.time_limit_s,
                 memory_limit_bytes=limits.memory_budget_bytes + ADDRESS_SPACE_HEADROOM,
                 on_progress=watch.reported if watch is not None else None,
@@ -163,10 +169,9 @@ class Executor:
             raise wire.JobError(wire.CANCELLED, watch.cancelled_message()) from None
 
     def compute(self, kind: registry.Kind, args: dict[str, Any], files: dict[str, Any],
-                limits: registry.Limits,
-                progress: registry.Progress | None = None) -> registry.Output:
+                limits: registry.Limits) -> registry.Output:
         """The kind's function (runs in the work horse), with its progress callback."""
-        return kind.call(args, files, limits, progress)
+        return kind.call(args, files, limits, self.progress)
 
     def store_output(self, job: wire.Job, kind: registry.Kind, output: registry.Output,
                      files: dict[str, Any]) -> dict[str, Any]:
