@@ -7,31 +7,28 @@
 
         job_ids = client.submit_files("gamma", [Path("photo.jpg")], {"gamma": 0.5})
 
-Each Client creates its own reply queue (`<stack>-reply-<random>`) on first
-submit and deletes it on close; results are matched to jobs by job id.
+Each Client creates its own reply queue (`<stack>_reply_<random>`, tagged as the
+stack's) on first submit and deletes it on close; results are matched to jobs by job id.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import boto3
+from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
-from worker_src import aws, contract, registry, wire
-from worker_src.contract import Output
+from worker_src import aws, contract, wire
 
-from . import lifecycle
+from . import lifecycle, names, replies
 from .errors import (  # noqa: F401 - the library's errors, importable from here
     AwsUnavailable,
     ClientFailure,
@@ -40,77 +37,20 @@ from .errors import (  # noqa: F401 - the library's errors, importable from here
     WaitTimeout,
     aws_call,
 )
-from .names import safe_name
+from .jobs import PreparedJob, find_kind, prepare
+from .stack import StackInfo, find_stack  # noqa: F401 - the library's, importable from here
 
 DEFAULT_STACK = contract.DEFAULT_STACK_NAME
-# A reply queue untouched for this long belongs to a run that died.
-STALE_REPLY_QUEUE_SECONDS = 24 * 3600
+# Jobs whose reply queue was deleted: their results are looked for in S3 after this
+# long, then after twice as long each time none came, up to ORPHAN_CHECK_MAX_SECONDS (a
+# reply that reached the queue before it was deleted never reaches S3).
+ORPHAN_CHECK_SECONDS = 5.0
+ORPHAN_CHECK_MAX_SECONDS = 300.0
+# Files uploaded at once by submit_files when the caller gives no pool of its own.
+UPLOADS_AT_ONCE = 8
 # Files go up in one PUT, not in 8 MB parts that are each billed as a request
 # (kinds take at most 200 MB per file).
 SINGLE_PUT = TransferConfig(multipart_threshold=256 * 1024 * 1024)
-
-
-@dataclass(frozen=True)
-class StackInfo:
-    """What the client needs of a stack: its CloudFormation outputs."""
-
-    name: str
-    request_queue_url: str
-    dead_letter_queue_url: str
-    bucket: str
-    reply_queue_prefix: str
-    worker_group: str | None = None
-    log_group: str | None = None
-    dashboard_url: str | None = None
-
-    @classmethod
-    def from_outputs(cls, name: str, outputs: dict[str, str]) -> StackInfo:
-        missing = [key for key in Output.REQUIRED if key not in outputs]
-        if missing:
-            raise StackNotFound(
-                f"stack {name!r} lacks the outputs {', '.join(missing)}: is it a "
-                f"web-queue-worker stack, and has its deployment finished?")
-        return cls(
-            name=name,
-            request_queue_url=outputs[Output.REQUEST_QUEUE_URL],
-            dead_letter_queue_url=outputs[Output.DEAD_LETTER_QUEUE_URL],
-            bucket=outputs[Output.BUCKET_NAME],
-            reply_queue_prefix=outputs[Output.REPLY_QUEUE_PREFIX],
-            worker_group=outputs.get(Output.WORKER_GROUP_NAME),
-            log_group=outputs.get(Output.LOG_GROUP_NAME),
-            dashboard_url=outputs.get(Output.DASHBOARD_URL),
-        )
-
-
-def find_stack(session: boto3.Session, stack_name: str,
-               endpoint_url: str | None = None) -> StackInfo:
-    cloudformation = aws.make_client(session, "cloudformation", endpoint_url)
-    try:
-        stacks = aws_call(cloudformation.describe_stacks, StackName=stack_name)["Stacks"]
-    except AwsUnavailable as exc:
-        if "does not exist" in str(exc):
-            raise StackNotFound(
-                f"no stack named {stack_name!r} in region {session.region_name}: deploy it "
-                f"with 'npx cdk deploy', or pass --stack / --region") from None
-        raise
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
-    return StackInfo.from_outputs(stack_name, outputs)
-
-
-def find_kind(name: str) -> registry.Kind:
-    """The registered kind called `name`; UsageError naming the known ones if none."""
-    try:
-        return registry.get_kind(name)
-    except KeyError as exc:
-        raise UsageError(exc.args[0]) from None
-
-
-def check_args(kind: registry.Kind, args: Mapping[str, Any]) -> dict[str, Any]:
-    """`args` checked against the kind (file arguments as any string); UsageError if refused."""
-    try:
-        return kind.check_args(args)
-    except registry.ArgError as exc:
-        raise UsageError(exc.message) from None
 
 
 class Client:
@@ -126,6 +66,10 @@ class Client:
         self._lock = threading.Lock()
         self._pending: set[str] = set()  # submitted, no result yet
         self._arrived: dict[str, wire.Result] = {}  # received, not yet handed out
+        self._orphans: set[str] = set()  # pending, their reply queue deleted: results in S3
+        self._orphans_checked_at = 0.0
+        self._orphan_check_seconds = ORPHAN_CHECK_SECONDS
+        self._polled_tag_at = 0.0
         # Lifecycle words (client/lifecycle.py): the latest `running` word of each pending
         # job, the answers to this client's cancels; `on_word` hears that one came.
         self.running: dict[str, Any] = {}
@@ -175,7 +119,7 @@ class Client:
 
         With wait=False nobody waits for a reply: results go to S3 (`result`).
         """
-        reply_to = self._reply_queue() if wait else None
+        reply_to = self.reply_queue() if wait else None
         ids = iter(job_ids) if job_ids is not None else None
         bodies: list[tuple[str, str]] = []
         for kind, args in jobs:
@@ -194,8 +138,11 @@ class Client:
 
     def submit_files(self, kind_name: str, inputs: list[Path], args: Mapping[str, Any] = {},
                      file_args: Mapping[str, Path] = {}, *, wait: bool = True,
-                     on_upload: Callable[[Path], None] | None = None) -> list[str]:
-        """One job of `kind_name` per input file (uploaded 8 at a time); their job ids.
+                     on_upload: Callable[[Path], None] | None = None,
+                     pool: Executor | None = None) -> list[str]:
+        """One job of `kind_name` per input file, prepared, uploaded and sent; their job ids.
+
+        The uploads run on `pool`, or on a pool of UPLOADS_AT_ONCE threads of this call's own.
 
         `file_args` are the kind's other file arguments (e.g. match's reference),
         uploaded once per job since every key carries its job id.
@@ -203,21 +150,45 @@ class Client:
         kind = find_kind(kind_name)
         if kind.main_input is None:
             raise UsageError(f"{kind_name} takes no input file")
-        check_args(kind, {**args, kind.main_input: "x", **dict.fromkeys(file_args, "x")})
-        job_ids = [wire.new_job_id() for _ in inputs]
+        prepared, files = [], []
+        for path in inputs:
+            given = {kind.main_input: path, **file_args}
+            prepared.append(prepare(kind_name, args, {n: p.name for n, p in given.items()}))
+            files.append(given)
+        if pool is not None:
+            return self.submit_prepared(prepared, files, wait=wait, on_upload=on_upload,
+                                        pool=pool)
+        with ThreadPoolExecutor(max_workers=UPLOADS_AT_ONCE) as own:
+            return self.submit_prepared(prepared, files, wait=wait, on_upload=on_upload,
+                                        pool=own)
 
-        def upload(job_id: str, path: Path) -> dict[str, Any]:
-            job_args = dict(args)
-            job_args[kind.main_input] = self.upload(job_id, path.name, path)
-            for name, other in file_args.items():
-                job_args[name] = self.upload(job_id, f"{name}-{other.name}", other)
-            if on_upload is not None:
-                on_upload(path)
+    def submit_prepared(self, prepared: Sequence[PreparedJob],
+                        files: Sequence[Mapping[str, Path | BinaryIO]], *, wait: bool = True,
+                        on_upload: Callable[[Path], None] | None = None,
+                        pool: Executor | None = None,
+                        job_ids: Sequence[str] | None = None) -> list[str]:
+        """Upload each prepared job's files (on `pool`, if given), then send the jobs.
+
+        `files[i]` holds the file (a path, or a stream read once) of each of
+        `prepared[i]`'s upload names. `on_upload(main input)` is called as each job's
+        files are up. `job_ids`: the jobs' ids if the caller chose them (else new ones).
+        """
+        job_ids = list(job_ids) if job_ids is not None else [wire.new_job_id() for _ in prepared]
+
+        def upload(job_id: str, job: PreparedJob, given: Mapping[str, Path | BinaryIO]
+                   ) -> dict[str, Any]:
+            job_args = dict(job.args)
+            for name, upload_name in job.upload_names.items():
+                job_args[name] = self.upload(job_id, upload_name, given[name])
+            if on_upload is not None and job.kind.main_input in given:
+                on_upload(given[job.kind.main_input])  # type: ignore[arg-type]
             return job_args
 
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            all_args = list(pool.map(upload, job_ids, inputs))
-        return self.submit([(kind_name, a) for a in all_args], wait=wait, job_ids=job_ids)
+        mapped = (pool.map if pool is not None else map)(upload, job_ids, prepared, files)
+        all_args = list(mapped)
+        return self.submit([(job.kind.name, a) for job, a in zip(prepared, all_args,
+                                                                   strict=True)],
+                           wait=wait, job_ids=job_ids)
 
     def _args_through_s3(self, job: wire.Job) -> str:
         key = contract.args_key(job.job_id)
@@ -229,17 +200,9 @@ class Client:
                                         args_key=key))
 
     def _send_batches(self, bodies: list[tuple[str, str]]) -> None:
-        batch: list[tuple[str, str]] = []
-        size = 0
-        for job_id, body in bodies:
-            body_size = len(body.encode())
-            if batch and (len(batch) == 10 or size + body_size > wire.MAX_MESSAGE_BYTES):
-                self._send_batch(batch)
-                batch, size = [], 0
-            batch.append((job_id, body))
-            size += body_size
-        if batch:
-            self._send_batch(batch)
+        sizes = [len(body.encode()) for _, body in bodies]
+        for indexes in aws.sqs_batches(sizes):
+            self._send_batch([bodies[i] for i in indexes])
 
     def _send_batch(self, batch: list[tuple[str, str]]) -> None:
         entries = [{"Id": str(i), "MessageBody": body} for i, (_, body) in enumerate(batch)]
@@ -253,35 +216,41 @@ class Client:
             time.sleep(0.2)
         raise AwsUnavailable(f"SQS refused {len(entries)} job(s) after 5 attempts")
 
-    def _reply_queue(self) -> str:
+    def reply_queue(self) -> str:
+        """This client's reply queue, created on first use (also again after it was deleted)."""
         with self._lock:
             if self.reply_queue_url is None:
-                name = f"{self.stack.reply_queue_prefix}{uuid.uuid4().hex[:16]}"
                 self.remove_stale_reply_queues()
-                response = aws_call(self.sqs.create_queue, QueueName=name, Attributes={
-                    "MessageRetentionPeriod": str(4 * 24 * 3600),
-                    "SqsManagedSseEnabled": "true",
-                })
-                self.reply_queue_url = response["QueueUrl"]
+                self.reply_queue_url = replies.create(self.sqs, self.stack)
+                self._polled_tag_at = time.time()
             return self.reply_queue_url
 
     def remove_stale_reply_queues(
-            self, older_than_seconds: float = STALE_REPLY_QUEUE_SECONDS) -> list[str]:
-        """Delete this stack's reply queues that crashed runs left behind."""
-        response = aws_call(self.sqs.list_queues, QueueNamePrefix=self.stack.reply_queue_prefix)
-        removed = []
-        for url in response.get("QueueUrls", []):
-            if url == self.reply_queue_url:
-                continue
-            try:
-                attributes = self.sqs.get_queue_attributes(
-                    QueueUrl=url, AttributeNames=["CreatedTimestamp"])["Attributes"]
-                if time.time() - float(attributes["CreatedTimestamp"]) >= older_than_seconds:
-                    self.sqs.delete_queue(QueueUrl=url)
-                    removed.append(url)
-            except ClientError:
-                continue  # deleted meanwhile by another run
-        return removed
+            self, older_than_seconds: float = replies.STALE_SECONDS) -> list[str]:
+        """Delete this stack's reply queues that no client has polled for this long
+        (replies.remove_stale: never a live client's, never one not tagged as the stack's)."""
+        return replies.remove_stale(self.sqs, self.stack, older_than_seconds,
+                                    keep=self.reply_queue_url)
+
+    def _keep_reply_queue_alive(self, queue_url: str) -> None:
+        """Refresh the last-poll tag, at most every POLLED_TAG_REFRESH_SECONDS."""
+        now = time.time()
+        if now - self._polled_tag_at >= replies.POLLED_TAG_REFRESH_SECONDS:
+            replies.mark_polled(self.sqs, queue_url, now)
+            self._polled_tag_at = now
+
+    def _reply_queue_lost(self, queue_url: str) -> None:
+        """The reply queue was deleted under us: its pending jobs' results go to S3.
+
+        A worker that finds a reply queue gone stores the result instead; a new queue is
+        made for the jobs sent from now on.
+        """
+        with self._lock:
+            if self.reply_queue_url == queue_url:
+                self.reply_queue_url = None
+            self._orphans |= self._pending
+        self._orphans_checked_at = 0.0
+        self._orphan_check_seconds = ORPHAN_CHECK_SECONDS
 
     # ---- waiting ---------------------------------------------------------------
 
@@ -329,21 +298,25 @@ class Client:
     def receive_results(self, wait_seconds: int) -> list[wire.Result]:
         """One long poll of the reply queue: the results of this client's pending jobs.
 
-        Each job's result is returned once; duplicates and strays are dropped. Once the
-        client is closed there is no reply queue to poll: nothing is returned.
+        Each job's result is returned once; duplicates and strays are dropped. If the queue
+        was deleted (e.g. by another machine's cleanup), the results of the jobs that
+        replied to it are taken from S3 and a new queue serves the jobs sent after. Once
+        the client is closed there is no reply queue to poll: nothing is returned.
         """
         if self.closed:
             return []
-        queue_url = self._reply_queue()
-        response = aws_call(self.sqs.receive_message, QueueUrl=queue_url,
-                            MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds)
-        messages = response.get("Messages", [])
-        if not messages:
-            return []
-        aws_call(self.sqs.delete_message_batch, QueueUrl=queue_url,
-                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                          for i, m in enumerate(messages)])
-        results = []
+        queue_url = self.reply_queue()
+        if self._orphans:  # poll shorter: their results are looked for in S3 in between
+            wait_seconds = min(wait_seconds, int(self._orphan_check_seconds))
+        try:
+            self._keep_reply_queue_alive(queue_url)
+            messages = self._receive(queue_url, wait_seconds)
+        except AwsUnavailable as exc:
+            if not aws.queue_missing(exc):
+                raise
+            self._reply_queue_lost(queue_url)
+            messages = []
+        results = self._stored_results_of_orphans()
         words = 0
         for message in messages:
             try:
@@ -352,15 +325,50 @@ class Client:
                 lifecycle.take_word(self, message["Body"])  # running, cancel answers
                 words += 1
                 continue
-            with self._lock:
-                if result.job_id not in self._pending:
-                    continue  # a duplicate delivery
-                self._pending.discard(result.job_id)
-            results.append(result)
+            if self._take(result.job_id):
+                results.append(result)
         for result in results:
             self.running.pop(result.job_id, None)
         if words and self.on_word is not None:
             self.on_word()
+        return results
+
+    def _receive(self, queue_url: str, wait_seconds: int) -> list[dict[str, Any]]:
+        response = aws_call(self.sqs.receive_message, QueueUrl=queue_url,
+                            MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds)
+        messages = response.get("Messages", [])
+        if messages:
+            aws_call(self.sqs.delete_message_batch, QueueUrl=queue_url,
+                     Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                              for i, m in enumerate(messages)])
+        return messages
+
+    def _take(self, job_id: str) -> bool:
+        """Whether job_id was pending (it is not any more): False for a duplicate."""
+        with self._lock:
+            if job_id not in self._pending:
+                return False
+            self._pending.discard(job_id)
+            self._orphans.discard(job_id)
+            return True
+
+    def _stored_results_of_orphans(self) -> list[wire.Result]:
+        """Results in S3 of jobs whose reply queue is gone (looked for at growing intervals)."""
+        if (not self._orphans
+                or time.monotonic() - self._orphans_checked_at < self._orphan_check_seconds):
+            return []
+        self._orphans_checked_at = time.monotonic()
+        results = []
+        for job_id in sorted(self._orphans):
+            try:
+                result = self.fetch_result(job_id)
+            except (ClientFailure, wire.WireError):
+                continue  # not there yet: the job is still queued or running
+            if self._take(job_id):
+                results.append(result)
+        if not results:
+            self._orphan_check_seconds = min(2 * self._orphan_check_seconds,
+                                             ORPHAN_CHECK_MAX_SECONDS)
         return results
 
     def fetch_result(self, job_id: str) -> wire.Result:
@@ -369,43 +377,41 @@ class Client:
             body = self.s3.get_object(Bucket=self.stack.bucket,
                                       Key=contract.result_key(job_id))["Body"].read()
         except ClientError as exc:
-            if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
+            if aws.object_missing(exc):
                 raise ClientFailure(
                     f"no stored result for job {job_id}: it is still queued or running, "
                     f"its result was delivered to a waiting client, or it expired") from None
-            raise AwsUnavailable(str(exc)) from None
+            raise AwsUnavailable(aws.error_text(exc), aws.error_code(exc)) from None
         return wire.decode_result(body)
 
     # ---- files -----------------------------------------------------------------
 
     def upload(self, job_id: str, name: str, source: Path | BinaryIO) -> str:
         """Put a file (a path, or a binary stream read once) at inputs/<job_id>/<name>."""
-        key = contract.input_key(job_id, safe_name(name))
-        if isinstance(source, Path):
-            aws_call(self.s3.upload_file, Filename=str(source), Bucket=self.stack.bucket,
-                     Key=key, Config=SINGLE_PUT)
-        else:
-            aws_call(self.s3.upload_fileobj, Fileobj=source, Bucket=self.stack.bucket, Key=key,
-                     Config=SINGLE_PUT)
+        key = contract.input_key(job_id, names.safe_name(name))
+        try:
+            if isinstance(source, Path):
+                aws_call(self.s3.upload_file, Filename=str(source), Bucket=self.stack.bucket,
+                         Key=key, Config=SINGLE_PUT)
+            else:
+                aws_call(self.s3.upload_fileobj, Fileobj=source, Bucket=self.stack.bucket,
+                         Key=key, Config=SINGLE_PUT)
+        except S3UploadFailedError as exc:  # boto3's own, outside botocore's errors
+            raise AwsUnavailable(f"upload of {name} failed: {exc}") from None
         return key
 
     def open_output(self, key: str) -> Any:
         """A streaming body of an output object (one GET)."""
         return aws_call(self.s3.get_object, Bucket=self.stack.bucket, Key=key)["Body"]
 
-    def download_output(self, key: str, destination: Path) -> None:
-        """Stream the object to `destination`; a failed download leaves no partial file.
+    def download_output(self, key: str, destination: Path, *, overwrite: bool = False) -> Path:
+        """Stream the object to `destination` (or its next free numbered name); the path.
 
-        One GET (download_file would send a HeadObject first).
+        One GET (download_file would send a HeadObject first). A failed download leaves
+        no file; an existing file is replaced only if `overwrite` (names.write_new).
         """
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        partial = destination.with_name(destination.name + ".part")
         body = self.open_output(key)
         try:
-            with open(partial, "wb") as file:
-                shutil.copyfileobj(body, file, length=1024 * 1024)
-            partial.replace(destination)
+            return names.write_new(body, destination, overwrite=overwrite)
         except BotoCoreError as exc:
             raise AwsUnavailable(f"download of {key} failed: {exc}") from None
-        finally:
-            partial.unlink(missing_ok=True)

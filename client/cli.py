@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +15,7 @@ from worker_src.contract import Env
 from . import api, cli_dlq, cli_lifecycle
 from .cli_jobs import connect, run_equalize, run_kind, run_kinds, run_result, run_stats
 from .cli_ops import run_cleanup, run_logs, run_status
+from .cli_output import printable
 from .web import options as web_options
 
 EXIT_CODES = """exit codes:
@@ -26,11 +26,14 @@ EXIT_CODES = """exit codes:
   4  timed out waiting for results
   5  AWS unreachable, no credentials or region, or an AWS error
   130 interrupted (Ctrl-C); the run's reply queue is removed"""
+# Commands that take files (or numbers) and options in any order.
+INTERMIXED = ("stats", "equalize", "run")
+FORCE_HELP = ("replace existing output files (default: write the next free numbered name, "
+              "e.g. photo-equalized-1.jpg)")
 
-INTEGER = re.compile(r"[+-]?[0-9]+")
 
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The CLI's parser, and each command's own parser by name."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--stack", default=os.environ.get(Env.STACK, api.DEFAULT_STACK),
                         help="CloudFormation stack name (default: %(default)s, or $WQW_STACK)")
@@ -69,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "the shell does not expand them")
     equalize.add_argument("-o", "--output-dir", type=Path, default=Path("."), metavar="DIR",
                           help="where to write the results (default: current directory)")
+    equalize.add_argument("--force", action="store_true", help=FORCE_HELP)
 
     run = commands.add_parser(
         "run", parents=[common, waiting], help="run any job kind (see 'kinds')",
@@ -85,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="an argument of the kind; NAME=@PATH uploads a file (repeatable)")
     run.add_argument("-o", "--output-dir", type=Path, default=Path("."), metavar="DIR",
                      help="where to write output files (default: current directory)")
+    run.add_argument("--force", action="store_true", help=FORCE_HELP)
 
     kinds = commands.add_parser(
         "kinds", help="the job kinds the workers run, with their arguments",
@@ -101,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     result.add_argument("job_id", metavar="JOB_ID")
     result.add_argument("-o", "--output-dir", type=Path, metavar="DIR",
                         help="for an image job, download its output here")
+    result.add_argument("--force", action="store_true", help=FORCE_HELP)
 
     status = commands.add_parser(
         "status", parents=[common], help="queue depths, oldest ages, dead letters, workers",
@@ -125,10 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     cleanup = commands.add_parser(
         "cleanup", parents=[common], help="delete reply queues left behind by crashed runs",
-        description="Delete this stack's reply queues older than --older-than hours. A run "
-                    "deletes its own queue on exit; a killed run leaves one behind.")
+        description="Delete this stack's reply queues (tagged as its own) that no client has "
+                    "polled for --older-than hours. A run deletes its own queue on exit; a "
+                    "killed run leaves one behind. A live client's queue is never deleted.")
     cleanup.add_argument("--older-than", type=float, default=1.0, metavar="HOURS",
-                         help="only queues created this long ago (default: %(default)g)")
+                         help="only queues last polled this long ago (default: %(default)g; "
+                              "at least 0.25: a live client tags its queue every 5 minutes)")
 
     local = commands.add_parser(
         "local", help="run the whole stack on this machine (emulator + workers)",
@@ -158,21 +166,38 @@ def build_parser() -> argparse.ArgumentParser:
                     "print the results and write the images to DIR.")
     demo.add_argument("-o", "--output-dir", type=Path, default=Path("demo-output"),
                       metavar="DIR", help="where to write the images (default: %(default)s)")
-    return parser
+    return parser, commands.choices
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, with the files and options of stats, equalize and run in any order.
+
+    argparse matches positionals greedily: after `run gamma`, FILE... has already matched
+    nothing, so `run gamma -a gamma=0.5 photo.jpg` would be refused. Intermixed parsing
+    (parse_intermixed_args) takes the options first and then the positionals; it does not
+    work through subcommands, so the command's own parser is given the rest.
+    """
+    parser, commands = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in INTERMIXED:
+        args = commands[argv[0]].parse_intermixed_args(argv[1:])
+        args.command = argv[0]
+        return args
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     try:
         return COMMANDS[args.command](args)
     except api.ClientFailure as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(printable(f"error: {exc}"), file=sys.stderr)
         return exc.exit_code
     except NoRegionError:
         print("error: no AWS region: set AWS_REGION or pass --region", file=sys.stderr)
         return api.AwsUnavailable.exit_code
     except BotoCoreError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(printable(f"error: {exc}"), file=sys.stderr)
         return api.AwsUnavailable.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -10,7 +10,7 @@ from typing import Any
 
 from . import api, dlq
 from .cli_jobs import connect
-from .cli_output import emit_json
+from .cli_output import emit_json, printable
 
 DESCRIPTION = """Dead letters are job messages that failed every allowed receive, or that the
 worker could not read. List them, look at one, put them back on the request queue once the
@@ -70,8 +70,10 @@ def _list(client: api.Client, args: argparse.Namespace) -> int:
         rows.append((letter.job_id or f"- (message {letter.message_id})", letter.kind or "-",
                      _time(letter.submitted_at), _text(letter.receives), letter.reason))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    for row in rows:
-        print("  ".join(row[i].ljust(widths[i]) for i in range(4)) + "  " + row[4])
+    for row, letter in zip(rows, [None, *letters], strict=True):
+        print(printable("  ".join(row[i].ljust(widths[i]) for i in range(4)) + "  " + row[4]))
+        if letter is not None and not letter.readable:
+            print(printable(f"  unreadable, {letter.size:,} bytes: {letter.preview}"))
     if listing.truncated:
         print(f"(only the first {len(letters)} were read)")
     return 0
@@ -89,12 +91,20 @@ def _show(client: api.Client, args: argparse.Namespace) -> int:
                          ("sent", _time(letter.sent_at)), ("receives", letter.receives),
                          ("why", letter.reason), ("unreadable", letter.problem)):
         if value is not None:
-            print(f"{label:<12}{value}")
+            print(printable(f"{label:<12}{value}"))
+    print(f"{'size':<12}{letter.size:,} bytes")
     for name, value in sorted(letter.attributes.items()):
-        print(f"{'attribute':<12}{name} = {value}")
+        print(printable(f"{'attribute':<12}{name} = {value}"))
     print("body:")
     body = document["body"]
-    print(json.dumps(body, indent=2) if not isinstance(body, str) else body)
+    # json.dumps escapes every control character; any other body is escaped line by line.
+    if not isinstance(body, str):
+        try:
+            print(json.dumps(body, indent=2))
+            return 0
+        except ValueError:  # an integer past the interpreter's digit limit
+            body = letter.body
+    print("\n".join(printable(line) for line in body.splitlines()))
     return 0
 
 
@@ -111,9 +121,10 @@ def _redrive(client: api.Client, args: argparse.Namespace) -> int:
         if report.fallback:
             print(f"({report.fallback})")
     for name, why in report.refused:
-        print(f"error: {name} not redriven: {why}", file=sys.stderr)
+        print(printable(f"error: {name} not redriven: {why}"), file=sys.stderr)
     for name in report.missing:
-        print(f"error: no dead letter with job id or message id {name}", file=sys.stderr)
+        print(printable(f"error: no dead letter with job id or message id {name}"),
+              file=sys.stderr)
     for name in report.left_behind:
         print(f"error: {name} was sent back but is still a dead letter too (its delete "
               f"failed); do not redrive it again", file=sys.stderr)

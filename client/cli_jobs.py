@@ -4,25 +4,24 @@ from __future__ import annotations
 
 import argparse
 import glob
-import re
 import sys
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from worker_src import registry, wire
 
-from . import api, cli_lifecycle, lifecycle, names, numbers
+from . import api, cli_lifecycle, jobs, lifecycle, names, numbers
 from .cli_output import (
     Progress,
     emit_json,
     error_document,
     print_job_ids,
     print_value,
+    printable,
     report_failure,
 )
-
-INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 def connect(args: argparse.Namespace) -> api.Client:
@@ -55,26 +54,21 @@ def run_kinds(args: argparse.Namespace) -> int:
 def parse_job_args(kind: registry.Kind, pairs: list[str]) -> tuple[dict[str, Any],
                                                                     dict[str, Path]]:
     """-a NAME=VALUE pairs as the kind's values, and -a NAME=@PATH as files to upload."""
-    values: dict[str, Any] = {}
+    texts: dict[str, str] = {}
     files: dict[str, Path] = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")
         if not sep or not name:
             raise api.UsageError(f"-a expects NAME=VALUE, got {pair!r}")
-        try:
-            arg = kind.arg(name)
-            if arg.type == registry.FILE:
-                if not text.startswith("@"):
-                    raise registry.ArgError(name, f"{name} is a file: write -a {name}=@PATH")
-                path = Path(text[1:])
-                if not path.is_file():
-                    raise api.UsageError(f"{name}: {path}: no such file")
-                files[name] = path
-            else:
-                values[name] = arg.parse(text)
-        except registry.ArgError as exc:
-            raise api.UsageError(exc.message) from None
-    return values, files
+        if name not in kind.file_args():
+            texts[name] = text
+        elif not text.startswith("@"):
+            raise api.UsageError(f"{name} is a file: write -a {name}=@PATH")
+        elif not Path(text[1:]).is_file():
+            raise api.UsageError(f"{name}: {text[1:]}: no such file")
+        else:
+            files[name] = Path(text[1:])
+    return jobs.parse_args(kind, texts), files
 
 
 def expand_files(patterns: list[str]) -> list[Path]:
@@ -95,28 +89,29 @@ def expand_files(patterns: list[str]) -> list[Path]:
 
 
 def run_kind(args: argparse.Namespace) -> int:
-    kind = api.find_kind(args.kind)
+    kind = jobs.find_kind(args.kind)
     values, files = parse_job_args(kind, args.arg)
-    if kind.main_input is None:
-        if args.files:
+    if args.files:
+        if kind.main_input is None:
             raise api.UsageError(f"{kind.name} takes no input file; give its arguments with -a")
-        api.check_args(kind, {**values, **dict.fromkeys(files, "x")})
-        if files:
-            raise api.UsageError(f"{kind.name}: file arguments need an input file")
-        return run_single(args, kind.name, values)
-    if not args.files:
+        return run_on_files(args, kind, expand_files(args.files), values, files)
+    if kind.main_input is not None and kind.arg(kind.main_input).required:
         raise api.UsageError(f"{kind.name} needs one or more input files")
-    return run_on_files(args, kind, expand_files(args.files), values, files)
+    job = jobs.prepare(kind.name, values, {name: path.name for name, path in files.items()})
+    return run_single(args, job, files)
 
 
-def run_single(args: argparse.Namespace, kind: str, values: dict[str, Any],
-               upload: Any = None) -> int:
-    """One job; `upload(client, job_id)`, if given, puts its input first and adds its args."""
+def run_single(args: argparse.Namespace, job: jobs.PreparedJob,
+               files: Mapping[str, Path] = {},
+               upload: Callable[[api.Client, str], dict[str, Any]] | None = None) -> int:
+    """One job; `upload(client, job_id)`, if given, puts its input first and gives its args."""
     with connect(args) as client:
-        job_id = wire.new_job_id()
-        if upload is not None:
-            values = {**values, **upload(client, job_id)}
-        client.submit([(kind, values)], wait=not args.no_wait, job_ids=[job_id])
+        if upload is None:
+            [job_id] = client.submit_prepared([job], [files], wait=not args.no_wait)
+        else:
+            job_id = wire.new_job_id()
+            client.submit([(job.kind.name, {**job.args, **upload(client, job_id)})],
+                          wait=not args.no_wait, job_ids=[job_id])
         if args.no_wait:
             return print_job_ids(args, [job_id])
         [result] = list(client.wait([job_id], args.timeout))
@@ -133,7 +128,9 @@ def run_on_files(args: argparse.Namespace, kind: registry.Kind, inputs: list[Pat
                  values: dict[str, Any], files: dict[str, Path], label: str = "") -> int:
     """One job per input file; outputs to DIR/<stem>-<label or kind><ext>."""
     label = label or kind.name
-    api.check_args(kind, {**values, kind.main_input: "x", **dict.fromkeys(files, "x")})
+    main = kind.main_input or ""
+    others = {name: path.name for name, path in files.items()}
+    prepared = [jobs.prepare(kind.name, values, {main: path.name, **others}) for path in inputs]
     # Outputs keep their input's format, so the input's name predicts a clash.
     predicted = [names.output_path(args.output_dir, p.name, label, p.name.lower())
                  for p in inputs]
@@ -144,10 +141,12 @@ def run_on_files(args: argparse.Namespace, kind: registry.Kind, inputs: list[Pat
     progress = Progress(len(inputs), enabled=len(inputs) > 1 and not args.json)
     failures = 0
     rows: list[dict[str, Any]] = []
-    with connect(args) as client, ThreadPoolExecutor(max_workers=8) as pool:
+    # One pool for the run: the uploads, then the downloads.
+    with connect(args) as client, ThreadPoolExecutor(max_workers=api.UPLOADS_AT_ONCE) as pool:
         progress.stage("uploading")
-        job_ids = client.submit_files(kind.name, inputs, values, files, wait=not args.no_wait,
-                                      on_upload=progress.tick)
+        job_ids = client.submit_prepared(prepared, [{main: path, **files} for path in inputs],
+                                         wait=not args.no_wait, on_upload=progress.tick,
+                                         pool=pool)
         if args.no_wait:
             progress.done()
             return print_job_ids(args, job_ids)
@@ -163,9 +162,10 @@ def run_on_files(args: argparse.Namespace, kind: registry.Kind, inputs: list[Pat
             progress.running = len(client.running)
             if result.ok and "output_key" in result.value:
                 key = result.value["output_key"]
-                row["output"] = str(names.output_path(args.output_dir, source.name, label, key))
-                downloads.append(pool.submit(client.download_output, key, Path(row["output"])))
-                downloads[-1].add_done_callback(lambda _f: progress.tick(None))
+                target = names.output_path(args.output_dir, source.name, label, key)
+                downloads.append((row, pool.submit(client.download_output, key, target,
+                                                   overwrite=args.force)))
+                downloads[-1][1].add_done_callback(lambda _f: progress.tick(None))
             elif result.ok:
                 row["value"] = result.value
                 progress.tick(None)
@@ -175,44 +175,28 @@ def run_on_files(args: argparse.Namespace, kind: registry.Kind, inputs: list[Pat
                 progress.tick(None)
                 if not args.json:
                     progress.clear()
-                    print(f"{source}: {result.error_code}: {result.error_message}",
+                    print(printable(f"{source}: {result.error_code}: {result.error_message}"),
                           file=sys.stderr)
             rows.append(row)
-        for download in downloads:
-            download.result()
+        for row, download in downloads:
+            row["output"] = str(download.result())  # a numbered name if the file existed
     progress.done()
     if args.json:
         emit_json({"results": rows})
     else:
         for row in rows:
             if "output" in row:
-                print(f"{row['input']} -> {row['output']}")
+                print(printable(f"{row['input']} -> {row['output']}"))
             elif row["ok"]:
-                print(f"{row['input']}: {row['value']}")
+                print(printable(f"{row['input']}: {row['value']}"))
     return 1 if failures else 0
 
 
 # ---- the shortcuts ------------------------------------------------------------------------
 
 def run_equalize(args: argparse.Namespace) -> int:
-    return run_on_files(args, api.find_kind("equalize"), expand_files(args.images), {}, {},
-                        label="equalized")
-
-
-def read_integers(tokens: list[str]) -> list[int]:
-    numbers = []
-    for position, token in enumerate(tokens, start=1):
-        if not INTEGER.fullmatch(token):
-            raise api.UsageError(f"{token!r} is not an integer (item {position})")
-        numbers.append(int(token))
-    if not numbers:
-        raise api.UsageError("no integers given: pass them as arguments, with --file, "
-                             "or on stdin")
-    return numbers
-
-
-def split_tokens(text: str) -> list[str]:
-    return [token for token in re.split(r"[\s,]+", text) if token]
+    return run_on_files(args, jobs.find_kind("equalize"), expand_files(args.images), {}, {},
+                        label=names.SHORTCUT_LABELS["equalize"])
 
 
 def run_stats(args: argparse.Namespace) -> int:
@@ -220,10 +204,10 @@ def run_stats(args: argparse.Namespace) -> int:
     if args.numbers and args.file:
         raise api.UsageError("give the integers as arguments or with --file, not both")
     if args.numbers:
-        tokens = [t for arg in args.numbers for t in split_tokens(arg)]
-        return run_single(args, "stats", {"numbers": read_integers(tokens)})
+        tokens = [t for arg in args.numbers for t in numbers.split_tokens(arg)]
+        return run_single(args, jobs.prepare("stats", {"numbers": numbers.read_integers(tokens)}))
     if args.file is None and sys.stdin.isatty():
-        read_integers([])  # UsageError: no integers given
+        numbers.read_integers([])  # UsageError: no integers given
     name = str(args.file) if args.file is not None else "<stdin>"
 
     def upload(client: api.Client, job_id: str) -> dict[str, Any]:
@@ -235,7 +219,8 @@ def run_stats(args: argparse.Namespace) -> int:
             key, _count = numbers.upload_numbers(client, job_id, source, name=name)
         return {"file": key}
 
-    return run_single(args, "stats", {}, upload=upload)
+    return run_single(args, jobs.prepare("stats", {}, {"file": numbers.INPUT_NAME}),
+                      upload=upload)
 
 
 # ---- result -----------------------------------------------------------------------------
@@ -247,8 +232,9 @@ def run_result(args: argparse.Namespace) -> int:
         except api.ClientFailure:
             return cli_lifecycle.report_unfinished(args, client, args.job_id)
         if result.ok and args.output_dir and "output_key" in result.value:
-            key = result.value["output_key"]
-            client.download_output(key, args.output_dir / key.rsplit("/", 1)[-1])
+            key = result.value["output_key"]  # the worker's: its last part made safe here
+            client.download_output(key, args.output_dir / names.safe_base_name(key),
+                                   overwrite=args.force)
     if not result.ok:
         return report_failure(args, result)
     if args.json:

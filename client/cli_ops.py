@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 from . import api
 from .cli_jobs import connect
-from .cli_output import emit_json
+from .cli_output import emit_json, printable
 from .status import StatusReader, recent_log_lines
 
 PAUSE = time.sleep  # between two screens of a watch
@@ -80,7 +80,7 @@ def watch(reader: StatusReader, interval: float, stream: TextIO | None = None,
             except api.ClientFailure as exc:
                 if first:
                     raise
-                lines = [f"error: {exc} (retrying)"]
+                lines = [printable(f"error: {exc} (retrying)")]
             header = (f"every {interval:g} s, {time.strftime('%H:%M:%S')}, "
                       f"until Ctrl-C")
             stream.write(("" if first and not stream.isatty() else clear)
@@ -118,7 +118,7 @@ def run_logs(args: argparse.Namespace) -> int:
               f"(the local stack's workers log to the terminal of 'python -m client local')",
               file=sys.stderr)
     for line in lines:
-        print(f"{line['time']}  {line['stream']}  {line['message']}")
+        print(printable(f"{line['time']}  {line['stream']}  {line['message']}"))
     return 0
 
 

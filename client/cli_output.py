@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import argparse
 import sys
+import unicodedata
 from typing import Any, TextIO
 
 from worker_src import wire
 
 from . import numbers
+
+
+def printable(text: object) -> str:
+    """`text` safe for a terminal: control and format characters (escape sequences, newlines,
+    bidirectional overrides) written as Python escapes, so a worker's error or a file name
+    cannot move the cursor, recolour the screen or forge a line."""
+    return "".join(ascii(char)[1:-1] if unicodedata.category(char)[0] == "C" else char
+                   for char in str(text))
 
 
 def emit_json(document: Any) -> None:
@@ -32,16 +41,15 @@ def report_failure(args: argparse.Namespace, result: wire.Result) -> int:
         state = "cancelled" if result.error_code == wire.CANCELLED else "failed"
         emit_json({"job_id": result.job_id, "ok": False, "error": error_document(result),
                    "state": state})
-    print(f"error: job {result.job_id} failed: {result.error_code}: {result.error_message}",
-          file=sys.stderr)
+    print(printable(f"error: job {result.job_id} failed: {result.error_code}: "
+                    f"{result.error_message}"), file=sys.stderr)
     return 1
 
 
 def print_value(value: dict[str, Any]) -> None:
     """A result's value as aligned `key  value` lines."""
-    width = max((len(key) for key in value), default=0)
-    for key, item in value.items():
-        print(f"{key:<{width}}  {numbers.shown(item)}")
+    for line in numbers.value_lines(value):
+        print(printable(line))
 
 
 class Progress:

@@ -47,7 +47,7 @@ def demo(output_dir: Path) -> int:
             if result.ok:
                 key = result.value["output_key"]
                 destination = names.output_path(output_dir, source.name, kind.name, key)
-                client.download_output(key, destination)
+                destination = client.download_output(key, destination)  # maybe numbered
                 print(f"{kind.name:<9} {source} -> {destination} "
                       f"(run {result.timing.get('run_s', 0):.3f} s on the worker)")
     print(f"\ndone in {time.monotonic() - started:.1f} s; the local stack is gone. "

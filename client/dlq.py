@@ -21,9 +21,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from worker_src import contract, wire
+from worker_src import aws, contract, wire
 from worker_src.contract import MessageAttribute, string_attributes
 
+from . import numbers
 from .api import Client
 from .errors import AwsUnavailable, ClientFailure, aws_call
 
@@ -31,6 +32,8 @@ from .errors import AwsUnavailable, ClientFailure, aws_call
 VISIBILITY_SECONDS = 30
 # At most this many dead letters are read in one go (100 receives of 10).
 MAX_MESSAGES = 1000
+# An unreadable body is shown by its first characters, escaped.
+PREVIEW_CHARS = 80
 # Each read is a 1 s long poll: a short poll asks only some of SQS's servers and may come back
 # empty while messages wait; a long poll asks all and returns as soon as one has any.
 WAIT_SECONDS = 1
@@ -53,6 +56,7 @@ class DeadLetter:
     submitted_at: float | None
     readable: bool  # the body is a valid job message
     problem: str | None  # why it is not
+    size: int  # the body's length in bytes (UTF-8)
     receives: int | None  # receives on the request queue, where known
     reason: str
     attributes: dict[str, str] = field(default_factory=dict)
@@ -61,18 +65,32 @@ class DeadLetter:
     def matches(self, ident: str) -> bool:
         return ident in (self.job_id, self.message_id)
 
+    @property
+    def preview(self) -> str | None:
+        """An unreadable body's first characters, control characters and non-ASCII escaped."""
+        if self.readable:
+            return None
+        head = ascii(self.body[:PREVIEW_CHARS])[1:-1]
+        return head + ("..." if len(self.body) > PREVIEW_CHARS else "")
+
     def summary(self) -> dict[str, Any]:
         """The `dlq list --json` entry."""
         return {"message_id": self.message_id, "job_id": self.job_id, "kind": self.kind,
                 "submitted_at": self.submitted_at, "sent_at": self.sent_at,
-                "receives": self.receives, "reason": self.reason, "readable": self.readable}
+                "receives": self.receives, "reason": self.reason, "readable": self.readable,
+                "size": self.size, "preview": self.preview}
 
     def document(self) -> dict[str, Any]:
-        """The `dlq show --json` document: the whole message and its attributes."""
-        try:
-            body: Any = json.loads(self.body)
-        except ValueError:
-            body = self.body
+        """The `dlq show --json` document: the whole message and its attributes.
+
+        A readable body as its JSON; an unreadable one as its text (it may not even parse).
+        """
+        body: Any = self.body
+        if self.readable:
+            try:  # integers of any size the wire allows, without the interpreter's limit
+                body = numbers.load_json(self.body)
+            except ValueError:
+                pass
         return {**self.summary(), "problem": self.problem, "body": body,
                 "message_attributes": self.attributes, "attributes": self.system_attributes}
 
@@ -122,12 +140,7 @@ def _parse(message: dict[str, Any], max_receives: int) -> DeadLetter:
     body = message["Body"]
     system = message.get("Attributes", {})
     attributes = string_attributes(message)
-    job_id = kind = submitted_at = problem = None
-    try:
-        job = wire.decode_job(body)
-        job_id, kind, submitted_at = job.job_id, job.kind, job.submitted_at
-    except wire.WireError as exc:
-        job_id, problem = exc.job_id, exc.message
+    job_id, kind, submitted_at, problem = _read_job(body)
     if MessageAttribute.REASON in attributes:  # the worker answered it and moved it here itself
         reason, receives = attributes[MessageAttribute.REASON], None
     else:  # SQS moved it on the receive after the last one allowed
@@ -136,7 +149,23 @@ def _parse(message: dict[str, Any], max_receives: int) -> DeadLetter:
         message_id=message["MessageId"], receipt=message["ReceiptHandle"], body=body,
         sent_at=int(system.get("SentTimestamp", 0)) / 1000, job_id=job_id, kind=kind,
         submitted_at=submitted_at, readable=problem is None, problem=problem,
-        receives=receives, reason=reason, attributes=attributes, system_attributes=system)
+        size=len(body.encode("utf-8", "surrogatepass")), receives=receives, reason=reason,
+        attributes=attributes, system_attributes=system)
+
+
+def _read_job(body: str) -> tuple[str | None, str | None, float | None, str | None]:
+    """(job id, kind, submitted at, problem): whatever the body holds, never an exception.
+
+    Anyone may write to the request queue, so a dead letter may be anything SQS takes:
+    a decoder's surprise (deep nesting, a number that overflows) only makes it unreadable.
+    """
+    try:
+        job = wire.decode_job(body)
+    except wire.WireError as exc:
+        return exc.job_id, None, None, exc.message
+    except (ValueError, TypeError, ArithmeticError, RecursionError, MemoryError) as exc:
+        return None, None, None, f"the body cannot be decoded ({type(exc).__name__})"
+    return job.job_id, job.kind, job.submitted_at, None
 
 
 def _receive_all(client: Client, visibility: int, limit: int,
@@ -162,9 +191,9 @@ def _receive_all(client: Client, visibility: int, limit: int,
 def release(client: Client, letters: Iterable[DeadLetter]) -> None:
     """Make messages read with _receive_all visible again at once."""
     letters = list(letters)
-    for start in range(0, len(letters), 10):
+    for start in range(0, len(letters), aws.SQS_BATCH_ENTRIES):
         entries = [{"Id": str(i), "ReceiptHandle": letter.receipt, "VisibilityTimeout": 0}
-                   for i, letter in enumerate(letters[start:start + 10])]
+                   for i, letter in enumerate(letters[start:start + aws.SQS_BATCH_ENTRIES])]
         aws_call(client.sqs.change_message_visibility_batch,
                  QueueUrl=client.stack.dead_letter_queue_url, Entries=entries)
 
@@ -264,7 +293,8 @@ def _move_task(client: Client, letters: list[DeadLetter], report: RedriveReport)
     try:
         response = sqs.start_message_move_task(SourceArn=source, DestinationArn=destination)
     except (ClientError, BotoCoreError, NotImplementedError) as exc:
-        report.fallback = f"StartMessageMoveTask failed ({_describe(exc)}); sent one by one"
+        report.fallback = (f"StartMessageMoveTask failed ({aws.error_text(exc)}); "
+                           f"sent one by one")
         return False
     report.method = "move-task"
     report.task_handle = response.get("TaskHandle")
@@ -275,17 +305,6 @@ def _move_task(client: Client, letters: list[DeadLetter], report: RedriveReport)
 def _arn(client: Client, queue_url: str) -> str:
     return aws_call(client.sqs.get_queue_attributes, QueueUrl=queue_url,
                     AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        message = " ".join(str(error.get("Message", "")).split())
-        if message.startswith("<"):
-            message = "not an AWS error (an HTML page)"
-        return f"HTTP {status} {error.get('Code')}: {message[:120]}"
-    return f"{type(exc).__name__}: {exc}"
 
 
 def _send_back(client: Client, letters: list[DeadLetter], report: RedriveReport) -> None:
@@ -317,17 +336,9 @@ def _send_back(client: Client, letters: list[DeadLetter], report: RedriveReport)
 
 
 def _batches(letters: list[DeadLetter]) -> list[list[DeadLetter]]:
-    """Groups of at most 10 messages and 1 MiB, as SendMessageBatch takes them."""
-    batches: list[list[DeadLetter]] = []
-    size = 0
-    for letter in letters:
-        body_size = len(letter.body.encode())
-        if not batches or len(batches[-1]) == 10 or size + body_size > wire.MAX_MESSAGE_BYTES:
-            batches.append([])
-            size = 0
-        batches[-1].append(letter)
-        size += body_size
-    return batches
+    """Groups of letters as SendMessageBatch takes them."""
+    return [[letters[i] for i in indexes]
+            for indexes in aws.sqs_batches([letter.size for letter in letters])]
 
 
 # ---- purging ----------------------------------------------------------------------------

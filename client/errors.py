@@ -15,6 +15,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from worker_src import aws
+
 
 class ClientFailure(Exception):
     """An error the CLI reports in one line, with its own exit code."""
@@ -39,7 +41,13 @@ class WaitTimeout(ClientFailure):
 
 
 class AwsUnavailable(ClientFailure):
+    """AWS refused or could not be reached; `code` is AWS's error code, where it gave one."""
+
     exit_code = 5
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def aws_call(function: Any, **kwargs: Any) -> Any:
@@ -51,8 +59,7 @@ def aws_call(function: Any, **kwargs: Any) -> Any:
     except NoCredentialsError:
         raise AwsUnavailable("no AWS credentials: set AWS_PROFILE or run 'aws configure'") from None
     except ClientError as exc:
-        error = exc.response.get("Error", {})
-        raise AwsUnavailable(f"{error.get('Code')}: {error.get('Message')}") from None
+        raise AwsUnavailable(aws.error_text(exc), aws.error_code(exc)) from None
     except (EndpointConnectionError, ConnectionClosedError, ConnectTimeoutError,
             ReadTimeoutError) as exc:
         raise AwsUnavailable(f"cannot reach AWS: {exc} (is the endpoint up? "

@@ -119,7 +119,7 @@ def request_cancel(client: Any, job_ids: list[str]) -> None:
                  Key=contract.cancel_key(job_id),
                  Body=json.dumps({"requested_at": now}).encode(),
                  ContentType="application/json")
-    reply_to = client._reply_queue()
+    reply_to = client.reply_queue()
     for start in range(0, len(job_ids), lw.MAX_CANCEL_IDS):
         ids = tuple(job_ids[start:start + lw.MAX_CANCEL_IDS])
         aws_call(client.sqs.send_message, QueueUrl=client.stack.request_queue_url,

@@ -1,10 +1,17 @@
-"""Integers for the stats kind from a file or stdin: checked as read, streamed to S3, shown in full.
+"""Integers for the stats kind: read from arguments, text, JSON or a stream, bounded, and shown.
 
+    values = integers_from_text("3, 1 2")            # the CLI's arguments, the page's text
     with open("numbers.txt", "rb") as file:
         key, count = upload_numbers(client, job_id, file, name="numbers.txt")
     client.submit([("stats", {"file": key})], job_ids=[job_id])
 
-The text is checked with the worker's own rules (worker_src/jobs/_stats_text.py)
+Every integer is bounded while it is read (wire.MAX_INTEGER_DIGITS): a longer token is
+refused, naming it, before any conversion. CPython's own conversion of text to int is
+quadratic and refused beyond 4,300 digits unless that limit is lifted for the whole
+process; the wire format's converters (wire.int_from_text, by halves: about 0.02 s at
+100,000 digits; wire.int_text) are used instead, and the limit is never lifted.
+
+The text of a file is checked with the worker's own rules (worker_src/integer_text.py)
 while it is read, in pieces of 64 KiB, and uploaded as it is checked: as a
 multipart upload of 5 MiB parts, at most 3 of them in memory, so the client holds
 a few tens of MB whatever the size of the file. The first bad token stops the
@@ -16,16 +23,18 @@ so nothing is left in S3.
 from __future__ import annotations
 
 import io
+import json
 import re
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any, BinaryIO
 
 from boto3.s3.transfer import TransferConfig
 
-from worker_src import contract
+from worker_src import contract, wire
 from worker_src import integer_text as text
 
-from . import api
+from .errors import UsageError, aws_call
 
 INPUT_NAME = "numbers.txt"
 # S3's smallest part (the last may be smaller): 10,000 parts reach 50 GiB.
@@ -39,6 +48,88 @@ STREAMED.max_in_memory_upload_chunks = 3
 # The human output abbreviates a number longer than this; --json gives every digit.
 SHOWN_CHARS = 60
 _FRACTION = re.compile(r"-?[0-9]+/[0-9]+")
+INTEGER = re.compile(r"[+-]?[0-9]+")
+_SEPARATORS = re.compile(r"[\s,]+")
+_SHOWN_TOKEN_CHARS = 40
+
+
+class NotAnInteger(ValueError):
+    """A token that is not an integer, or has more digits than an integer may have."""
+
+
+# ---- reading integers ---------------------------------------------------------------------
+
+def parse_integer(token: str) -> int:
+    """The integer a token spells (`[+-]?[0-9]+`, at most MAX_INTEGER_DIGITS digits).
+
+    NotAnInteger naming the token otherwise; a token too long is refused by its length,
+    before any conversion.
+    """
+    digits = len(token) - (token[:1] in ("+", "-"))
+    if digits > wire.MAX_INTEGER_DIGITS:
+        raise NotAnInteger(f"{shown_token(token)} has more digits than an integer may have "
+                           f"(at most {wire.MAX_INTEGER_DIGITS:,})")
+    if not INTEGER.fullmatch(token):
+        raise NotAnInteger(f"{shown_token(token)} is not an integer")
+    return wire.int_from_text(token)
+
+
+def shown_token(token: str) -> str:
+    """A token as an error message names it: quoted, escaped, a long one cut."""
+    quoted = repr(token[:_SHOWN_TOKEN_CHARS])
+    if len(token) > _SHOWN_TOKEN_CHARS:
+        quoted += f"... ({len(token):,} characters)"
+    return quoted
+
+
+def split_tokens(text: str) -> list[str]:
+    """The tokens of a text of integers: separated by whitespace or commas."""
+    return [token for token in _SEPARATORS.split(text) if token]
+
+
+def read_integers(tokens: Iterable[str]) -> list[int]:
+    """The integers of the tokens; UsageError naming the first bad one and its position."""
+    values = []
+    for position, token in enumerate(tokens, start=1):
+        try:
+            values.append(parse_integer(token))
+        except NotAnInteger as exc:
+            raise UsageError(f"{exc} (item {position})") from None
+    if not values:
+        raise UsageError("no integers given: pass them as arguments, with --file, "
+                         "or on stdin")
+    return values
+
+
+def integers_from_text(text: str) -> list[int]:
+    """The integers of a text (`3 1, 2`), as `stats` reads its arguments and the page its box."""
+    return read_integers(split_tokens(text))
+
+
+def integers_from_json(values: Any) -> list[int]:
+    """A decoded JSON list as integers (the page's {"numbers": [...]}), else UsageError
+    naming the first offending item."""
+    if not isinstance(values, list):
+        raise UsageError(f"numbers must be a list of integers, got {type(values).__name__}")
+    if not values:
+        raise UsageError("numbers is an empty list: nothing to compute")
+    for position, value in enumerate(values, start=1):
+        if type(value) is not int:  # bool is an int in Python, not in JSON
+            token = json.dumps(value)
+            token = token if len(token) <= 40 else token[:37] + "..."
+            raise UsageError(f"item {position} of {len(values)} ({token}) is not an integer")
+    return values
+
+
+def load_json(data: str | bytes) -> Any:
+    """A JSON document whose integers are bounded as every integer is; ValueError if not.
+
+    A document nested too deeply for the parser is a ValueError too.
+    """
+    try:
+        return json.loads(data, parse_int=parse_integer)
+    except RecursionError:
+        raise ValueError("the JSON document is nested too deeply") from None
 
 
 class NoIntegers(ValueError):
@@ -107,9 +198,13 @@ class NumberReader(io.RawIOBase):
             raise NoIntegers("holds no integers (they are separated by whitespace or commas)")
 
 
-def upload_numbers(client: api.Client, job_id: str, stream: BinaryIO,
+# ---- a stream of integers, checked as it goes up -------------------------------------------
+
+def upload_numbers(client: Any, job_id: str, stream: BinaryIO,
                    name: str = "<stdin>") -> tuple[str, int]:
     """Check and upload a text of integers as job_id's input; return its key and count.
+
+    `client` is an api.Client (not imported here: the library imports this module).
 
     UsageError (naming `name`, the line and the column) at the first bad token, with
     nothing left in S3.
@@ -117,13 +212,22 @@ def upload_numbers(client: api.Client, job_id: str, stream: BinaryIO,
     key = contract.input_key(job_id, INPUT_NAME)
     reader = NumberReader(stream)
     try:
-        api.aws_call(client.s3.upload_fileobj, Fileobj=reader, Bucket=client.stack.bucket,
+        aws_call(client.s3.upload_fileobj, Fileobj=reader, Bucket=client.stack.bucket,
                      Key=key, Config=STREAMED)
     except (text.TokenError, NoIntegers) as exc:
-        raise api.UsageError(f"{name}: {exc}") from None
+        raise UsageError(f"{name}: {exc}") from None
     except OSError as exc:
-        raise api.UsageError(f"cannot read {name}: {exc.strerror or exc}") from None
+        raise UsageError(f"cannot read {name}: {exc.strerror or exc}") from None
     return key, reader.count
+
+
+# ---- showing them ----------------------------------------------------------------------------
+
+def value_lines(value: dict[str, Any]) -> list[str]:
+    """A result's value as aligned `key  value` lines, long numbers abbreviated (the CLI's
+    output and the page's text alike)."""
+    width = max((len(key) for key in value), default=0)
+    return [f"{key:<{width}}  {shown(item)}" for key, item in value.items()]
 
 
 def shown(value: Any, limit: int = SHOWN_CHARS) -> str:
@@ -136,7 +240,8 @@ def shown(value: Any, limit: int = SHOWN_CHARS) -> str:
         return value
     if isinstance(value, bool) or not isinstance(value, (int, Decimal, str)):
         return str(value)
-    full = format(value, "f") if isinstance(value, Decimal) else str(value)
+    full = (format(value, "f") if isinstance(value, Decimal)
+            else wire.int_text(value) if isinstance(value, int) else value)
     if len(full) <= limit:
         return full
     digits = sum(char.isdigit() for char in full)

@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 
 from client import api
+from worker_src import contract
 from worker_src.broker import SqsBroker
 from worker_src.config import WorkerConfig
 from worker_src.store import S3Store
@@ -37,7 +38,7 @@ def deploy(stack: str, *, visibility_timeout: int | None = None,
             "RequestQueueUrl": {"Value": {"Ref": "Requests"}},
             "DeadLetterQueueUrl": {"Value": {"Ref": "Dlq"}},
             "BucketName": {"Value": {"Ref": "Bucket"}},
-            "ReplyQueuePrefix": {"Value": f"{stack}-reply-"},
+            "ReplyQueuePrefix": {"Value": contract.reply_queue_prefix(stack)},
             **{key: {"Value": value} for key, value in (outputs or {}).items()},
         },
     }

@@ -3,6 +3,7 @@
     client commands -> worker_src.{wire, wire_lifecycle, json_text, contract, registry, aws,
                                    integer_text, jobs.<kind>}
     infra           -> worker_src.contract only
+    client.web      -> the client library, never the command line (client.cli*)
     no import cycles among the project's modules (function-level imports included)
     bench           -> no private module of worker_src.jobs (the kinds through the registry)
     tests           -> bench only from the benchmarks' own tests
@@ -136,6 +137,27 @@ def test_infra_imports_only_the_contract_of_the_worker_and_nothing_of_the_client
         if name.startswith("infra"):
             outside = {t for t in targets if not t.startswith("infra")}
             assert outside <= {"worker_src", "worker_src.contract"}, (name, outside)
+
+
+def is_cli(module: str) -> bool:
+    parts = module.split(".")
+    return (len(parts) > 1 and parts[0] == "client" and parts[1].startswith("cli")
+            or module == "client.__main__")
+
+
+def test_the_web_package_imports_the_library_and_nothing_of_the_command_line():
+    edges = graph()
+    assert {"client.api", "client.dlq"} <= set().union(
+        *(targets for name, targets in edges.items() if name.startswith("client.web")))
+    for name, targets in edges.items():
+        if name.startswith("client.web"):
+            assert not [t for t in targets if is_cli(t)], name
+
+
+def test_the_command_line_test_knows_the_cli_modules():
+    assert [is_cli(m) for m in ("client.cli", "client.cli_jobs", "client.__main__",
+                                "client", "client.api", "client.web.app", "client.jobs")] == [
+        True, True, True, False, False, False, False]
 
 
 def test_client_run_help_loads_no_heavy_package_and_only_the_shared_worker_modules():

@@ -242,7 +242,7 @@ def test_every_with_an_unreadable_message_goes_one_by_one_and_refuses_it(client)
 
 
 def test_a_crash_between_send_and_delete_duplicates_the_job_and_loses_nothing(client):
-    reply = client.sqs.create_queue(QueueName=f"{STACK}-reply-waiting")["QueueUrl"]
+    reply = client.sqs.create_queue(QueueName=f"{STACK}_reply_waiting")["QueueUrl"]
     job_id = wire.new_job_id()
     exhaust_receives(client, job_body(job_id, reply_to=reply, numbers=range(1, 10)))
 
@@ -274,7 +274,7 @@ def test_a_crash_between_send_and_delete_duplicates_the_job_and_loses_nothing(cl
 
 
 def test_a_redriven_result_goes_to_its_reply_queue_and_to_s3_a_new_one_only_to_the_queue(client):
-    reply = client.sqs.create_queue(QueueName=f"{STACK}-reply-live")["QueueUrl"]
+    reply = client.sqs.create_queue(QueueName=f"{STACK}_reply_live")["QueueUrl"]
     redriven, fresh = wire.new_job_id(), wire.new_job_id()
     exhaust_receives(client, job_body(redriven, reply_to=reply))
     stand_in(client, redriven)
@@ -354,3 +354,55 @@ def test_cli_purge_needs_yes(client, capsys):
     code, out, _ = run_cli(capsys, "dlq", "purge", "--yes", "--json")
     assert code == 0 and json.loads(out) == {"purged": 1}
     assert depths(client, client.stack.dead_letter_queue_url) == (0, 0)
+
+
+# ---- hostile bodies: listed as unreadable, the rest stays usable ---------------------------
+
+def hostile_bodies():
+    """Bodies anyone can write to the request queue that no decoder may be surprised by."""
+    overflow = json.loads(job_body())
+    return {
+        "invalid JSON": "not json {",
+        "deep nesting": "[" * 100_000 + "]" * 100_000,  # RecursionError in json
+        "overflowing number": job_body().replace(
+            str(overflow["submitted_at"]), "1" + "0" * 400),  # float() overflows
+        "binary": "\x1b[2J\x1b]0;owned\x07\x00\x01\ufffd\u202ebinary\x7f" * 3,
+        "256 KiB": "x" * (256 * 1024),
+    }
+
+
+def test_hostile_bodies_are_listed_as_unreadable_and_the_good_ones_stay_usable(client, capsys):
+    good = [wire.new_job_id() for _ in range(2)]
+    for job_id in good:
+        exhaust_receives(client, job_body(job_id))
+    hostile = hostile_bodies()
+    for body in hostile.values():
+        exhaust_receives(client, body)
+    letters = dlq.list_dead_letters(client).dead_letters
+    unreadable = {letter.body: letter for letter in letters if not letter.readable}
+    assert sorted(letter.job_id for letter in letters if letter.readable) == sorted(good)
+    assert set(unreadable) == set(hostile.values())
+    for name, body in hostile.items():
+        letter = unreadable[body]
+        assert letter.size == len(body.encode()) and letter.receives == 3, name
+        assert letter.problem and letter.message_id, name
+        assert letter.job_id is None or letter.job_id in body, name  # salvaged where it can be
+        assert letter.preview.startswith(ascii(body[:20])[1:-1]), name
+        assert "\x1b" not in letter.preview and "\x00" not in letter.preview, name
+        assert dlq.show(client, letter.message_id).document()["body"] == body, name
+    code, out, err = run_cli(capsys, "dlq", "list")
+    assert code == 0 and err == "" and "\x1b" not in out and out.count("unreadable, ") == 5
+    code, out, _ = run_cli(capsys, "dlq", "show", unreadable[hostile["binary"]].message_id)
+    assert code == 0 and "\x1b" not in out and "\\x1b[2J" in out
+    code, out, _ = run_cli(capsys, "dlq", "list", "--json")
+    assert code == 0 and json.loads(out)["count"] == 7
+    report = dlq.redrive(client, every=True)
+    assert sorted(report.redriven) == sorted(good) and len(report.refused) == 5
+    assert sorted(wire.decode_job(m["Body"]).job_id for m in requests(client)) == sorted(good)
+    assert depths(client, client.stack.dead_letter_queue_url) == (5, 0)
+
+
+def test_output_of_the_cli_escapes_a_reason_with_terminal_escapes(client, capsys):
+    to_dlq(client, job_body(), "bad_input: \x1b[2J\nforged line")
+    code, out, _ = run_cli(capsys, "dlq", "list")
+    assert code == 0 and "\x1b" not in out and "\\x1b[2J\\nforged line" in out

@@ -50,7 +50,7 @@ def prepared(template: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_synthesize_passes_context_and_stack_name(template: dict[str, Any]) -> None:
-    assert template["Outputs"]["ReplyQueuePrefix"]["Value"] == f"{STACK}-reply-"
+    assert template["Outputs"]["ReplyQueuePrefix"]["Value"] == f"{STACK}_reply_"
     assert template["Outputs"]["VisibilityTimeout"]["Value"] == CONTEXT["visibility_timeout"]
     assert any(r["Type"].startswith("Custom::") for r in template["Resources"].values())
 
@@ -144,7 +144,7 @@ def test_deploys_in_moto_cloudformation(prepared: dict[str, Any]) -> None:
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
         assert OUTPUT_KEYS <= set(outputs)
         assert outputs["MaxReceiveCount"] == "3"
-        assert outputs["ReplyQueuePrefix"] == f"{STACK}-reply-"
+        assert outputs["ReplyQueuePrefix"] == f"{STACK}_reply_"
 
         sqs = boto3.client("sqs", region_name=region)
         attributes = sqs.get_queue_attributes(

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from client import api, numbers
-from worker_src import contract
+from worker_src import contract, wire
 from worker_src import integer_text as text
 
 BUCKET = "numbers-unit"
@@ -217,3 +217,64 @@ def test_other_values_are_shown_as_they_are() -> None:
     assert numbers.shown(key) == key and numbers.shown(True) == "True"
     fraction = f"{10**70}/3"
     assert numbers.shown(fraction).endswith("/3 (72 digits)")
+
+
+# ---- integers bounded while read, converted without lifting the interpreter's limit ------------
+
+@pytest.fixture
+def interpreter_limit():
+    """CPython's default digit limit, as a process that never lifts it has (wire.py does)."""
+    import sys
+
+    before = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(4300)
+    yield
+    sys.set_int_max_str_digits(before)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(min_value=1, max_value=wire.MAX_INTEGER_DIGITS), st.sampled_from("+-"),
+       st.integers(min_value=0))
+def test_integers_up_to_the_bound_are_read_and_shown_exactly(length, sign, seed) -> None:
+    import sys
+
+    rnd = random.Random(seed)
+    before = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(4300)
+    try:
+        digits = str(rnd.randint(1, 9)) + "".join(rnd.choices("0123456789", k=length - 1))
+        value = numbers.parse_integer(sign + digits)
+        # Decimal converts to int without the interpreter's digit limit.
+        assert value == int(Decimal(sign + digits))
+        assert numbers.shown(value, limit=10**6) == sign.replace("+", "") + digits
+    finally:
+        sys.set_int_max_str_digits(before)
+
+
+@pytest.mark.parametrize("token", ["1" * (wire.MAX_INTEGER_DIGITS + 1),
+                                   "-" + "9" * 10_000_000, "+12x" + "3" * 200_000])
+def test_a_token_past_the_bound_is_refused_by_its_length_naming_it(token, interpreter_limit):
+    # Converting 10 million digits would take hours: the refusal comes before any conversion.
+    with pytest.raises(numbers.NotAnInteger, match="more digits than an integer may have") as e:
+        numbers.parse_integer(token)
+    assert repr(token[:40]) in str(e.value) and f"({len(token):,} characters)" in str(e.value)
+
+
+def test_the_bound_is_the_contracts_and_the_longest_allowed_is_read(interpreter_limit):
+    longest = "7" * wire.MAX_INTEGER_DIGITS
+    assert numbers.parse_integer(longest) % 10**6 == 777_777
+    assert numbers.shown(numbers.parse_integer(longest)).endswith("(100,000 digits)")
+    assert text.MAX_DIGITS == wire.MAX_INTEGER_DIGITS  # the file format's bound too
+
+
+def test_text_and_json_name_the_offending_token(interpreter_limit):
+    long = "5" * (wire.MAX_INTEGER_DIGITS + 1)
+    with pytest.raises(api.UsageError, match=r"\(item 3\)$") as error:
+        numbers.integers_from_text(f"1, 2 {long}")
+    assert "more digits" in str(error.value)
+    assert numbers.load_json('{"numbers": [1, -' + "4" * 5000 + "]}")["numbers"][1] == \
+        -int(Decimal("4" * 5000))
+    with pytest.raises(numbers.NotAnInteger, match="more digits"):
+        numbers.load_json(f'{{"numbers": [1, {long}]}}')
+    with pytest.raises(ValueError, match="nested too deeply"):
+        numbers.load_json("[" * 100_000 + "]" * 100_000)

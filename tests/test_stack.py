@@ -278,7 +278,7 @@ def test_user_data_installs_and_configures_the_worker(scaled: Synth) -> None:
     assert env["WQW_REQUEST_QUEUE_URL"] == "${" + requests + "}"
     assert env["WQW_DEAD_LETTER_QUEUE_URL"] == "${" + dlq + "}"
     assert env["WQW_BUCKET"] == "${" + bucket + "}"
-    assert env["WQW_REPLY_QUEUE_PREFIX"] == f"{SCALED['stack_name']}-reply-"
+    assert env["WQW_REPLY_QUEUE_PREFIX"] == f"{SCALED['stack_name']}_reply_"
     assert env["WQW_MAX_RECEIVE_COUNT"] == "3"
     assert env["WQW_VISIBILITY_TIMEOUT"] == SCALED["visibility_timeout"]
     assert env["WQW_WORKER_GROUP"] == asg_res["Properties"]["AutoScalingGroupName"]
@@ -378,7 +378,7 @@ def test_worker_role_is_least_privilege(which: str, request: pytest.FixtureReque
             "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
             "sqs:GetQueueAttributes")},
         ("sqs:SendMessage", "${" + dlq + ".Arn}"),
-        ("sqs:SendMessage", f"arn:${{AWS::Partition}}:sqs:{account}:{stack}-reply-*"),
+        ("sqs:SendMessage", f"arn:${{AWS::Partition}}:sqs:{account}:{stack}_reply_*"),
         ("s3:GetObject", "${" + bucket + ".Arn}/inputs/*"),
         ("s3:PutObject", "${" + bucket + ".Arn}/outputs/*"),
         ("s3:PutObject", "${" + bucket + ".Arn}/results/*"),
@@ -440,7 +440,7 @@ def test_outputs(which: str, request: pytest.FixtureRequest) -> None:
     assert outputs["DeadLetterQueueUrl"] == {"Ref": dlq}
     assert outputs["BucketName"] == {"Ref": bucket}
     assert outputs["WorkerGroupName"] == {"Ref": asg}
-    assert outputs["ReplyQueuePrefix"] == f"{synth.config.stack_name}-reply-"
+    assert outputs["ReplyQueuePrefix"] == f"{synth.config.stack_name}_reply_"
     assert outputs["MaxReceiveCount"] == "3"
     assert outputs["VisibilityTimeout"] == str(synth.config.visibility_timeout)
     assert outputs["LogGroupName"] == {"Ref": log_group}

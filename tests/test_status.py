@@ -228,3 +228,16 @@ def test_on_a_terminal_each_screen_replaces_the_last():
                                            (3 * 86400 + 5 * 3600, "3 d 5 h")])
 def test_durations_read_as_people_say_them(seconds, text):
     assert cli_ops.duration(seconds) == text
+
+
+def test_status_counts_hostile_dead_letters_and_gives_the_oldest_age(client, capsys,
+                                                                    monkeypatch):
+    from tests.test_dlq import hostile_bodies
+
+    for body in hostile_bodies().values():
+        client.sqs.send_message(QueueUrl=client.stack.dead_letter_queue_url, MessageBody=body)
+    status = StatusReader(client).read()
+    assert status["dead_letters"] == 5 and status["oldest_dead_letter_age_s"] >= 0
+    monkeypatch.setattr(cli_ops, "connect", lambda _args: client)
+    assert cli.main(["status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["dead_letters"] == 5

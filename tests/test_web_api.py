@@ -13,7 +13,8 @@ from PIL import Image
 
 from client import api, cli, cli_jobs
 from client.status import stack_status
-from client.web import backend, histogram
+from client.web import histogram
+from tests.moto_stack import serving_worker
 from tests.stats_reference import matches_exactly
 from tests.web_support import (
     AUTH,
@@ -87,6 +88,20 @@ def test_a_bad_stats_body_is_400_naming_the_item_and_sends_nothing(stack, web, b
     assert requests_waiting(stack) == 0
 
 
+@pytest.mark.parametrize("body", [
+    b'{"numbers": [1, ' + b"8" * 100_001 + b"]}",
+    b'{"text": "2 -' + b"8" * 100_001 + b'"}',
+], ids=["numbers", "text"])
+def test_an_integer_past_the_digit_bound_is_400_naming_it_and_sends_nothing(stack, web, body):
+    response = web.post("/api/stats", headers={**AUTH, "Content-Type": "application/json"},
+                        content=body)
+    error = response.json()["error"]
+    assert response.status_code == 400 and "more digits than an integer may have" in \
+        error["message"] and "888888 ... (" not in error["message"]
+    assert "characters)" in error["message"] and len(error["message"]) < 300
+    assert requests_waiting(stack) == 0
+
+
 def test_a_body_that_is_not_json_is_400(web):
     response = web.post("/api/stats", headers={**AUTH, "Content-Type": "application/json"},
                         content=b"{not json")
@@ -131,7 +146,8 @@ def test_a_file_that_is_not_an_image_fails_with_the_workers_sentence(stack, work
     ({"kind": "nope"}, "unknown image operation 'nope'"),
     ({"kind": "stats"}, "unknown image operation 'stats'"),
     ({"gamma": "0.5"}, "equalize has no argument 'gamma'"),
-])
+    ({"kind": "clahe", "nbins": "9" * 1_000_000}, "nbins must be"),  # refused by its length
+], ids=["unknown", "not an image kind", "no such argument", "a million digits"])
 def test_a_bad_operation_or_argument_is_400_and_uploads_nothing(stack, web, fields, message):
     response = post_image(web, "a.png", png_bytes(low_contrast((8, 8), 1)), **fields)
     assert response.status_code == 400
@@ -182,12 +198,12 @@ def test_unknown_paths_and_methods_answer_in_json(web):
 def test_kinds_status_and_info(stack, web):
     kinds = {k["name"]: k for k in web.get("/api/kinds", headers=AUTH).json()["kinds"]}
     assert {"stats", "equalize"} <= set(kinds)
-    assert kinds["equalize"] == backend.kinds()["equalize"].describe()
+    assert kinds["equalize"] == registry.get_kind("equalize").describe()
     status = web.get("/api/status", headers=AUTH).json()
     assert status == stack_status(api.Client(boto3.Session(), stack))
     info = web.get("/api/info", headers=AUTH).json()
-    assert info["stack"] == STACK and info["max_upload_bytes"] == 50 * 1024 * 1024
-    assert info["dead_letters"] is True  # client/dlq.py is there
+    assert info == {"stack": STACK, "max_upload_bytes": 50 * 1024 * 1024,
+                    "default_kind": "equalize"}
 
 # ---- one reply queue -------------------------------------------------------------------
 
@@ -199,6 +215,21 @@ def test_one_reply_queue_for_the_session_deleted_at_close(stack, worker, session
     assert len(reply_queues(stack)) == 1
     session.close()
     assert reply_queues(stack) == []
+
+
+def test_a_session_whose_reply_queue_is_deleted_still_shows_its_results(stack,
+                                                                        session_and_http):
+    session, http = session_and_http
+    before = http.post("/api/stats", headers=AUTH, json={"numbers": [1, 2]}).json()["job_id"]
+    [queue] = reply_queues(stack)
+    boto3.client("sqs").delete_queue(QueueUrl=queue)  # e.g. another machine's cleanup
+    after = http.post("/api/stats", headers=AUTH, json={"numbers": [3, 4]}).json()["job_id"]
+    with serving_worker(stack):  # finds the queue gone: the results go to S3
+        assert wait_for(http, before)["result"]["sum"] == 3
+        assert wait_for(http, after)["result"]["sum"] == 7
+        later = http.post("/api/stats", headers=AUTH, json={"numbers": [5]}).json()["job_id"]
+        assert wait_for(http, later)["result"]["sum"] == 5  # through a new reply queue
+    assert reply_queues(stack) == [session.client.reply_queue_url] != [queue]
 
 
 def test_a_result_for_another_job_or_twice_is_dropped(stack, session_and_http):

@@ -20,8 +20,8 @@ from PIL import Image
 from skimage import data, exposure, util
 
 from client.cli_output import print_value
+from client.errors import ClientFailure
 from client.local import LocalStack
-from client.web import backend
 from client.web.server import running
 from worker_src import wire
 
@@ -190,7 +190,13 @@ def test_the_page_end_to_end(browser, web, tmp_path, capsys):  # no browser: ski
     readable.find_element(By.TAG_NAME, "button").click()
     wait_until(lambda: len(rows()) == 1 and "redriven 1" in browser.find_element(
         By.ID, "dlq-report").text, what="the redrive")
-    result = wait_until(lambda: backend.stored_result(client, job_id), what="the rerun job")
+    def stored_result(client, job_id):
+        try:
+            return client.fetch_result(job_id)
+        except (ClientFailure, wire.WireError):
+            return None
+
+    result = wait_until(lambda: stored_result(client, job_id), what="the rerun job")
     assert result.ok and result.value["sum"] == 6
     assert console_errors(browser) == []
 

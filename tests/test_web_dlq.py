@@ -36,7 +36,7 @@ def stack(monkeypatch):
             "RedrivePolicy": policy, "VisibilityTimeout": "30"})["QueueUrl"]
         boto3.client("s3").create_bucket(Bucket=f"{STACK}-bucket")
         yield api.StackInfo(name=STACK, request_queue_url=queue, dead_letter_queue_url=dead,
-                            bucket=f"{STACK}-bucket", reply_queue_prefix=f"{STACK}-reply-")
+                            bucket=f"{STACK}-bucket", reply_queue_prefix=f"{STACK}_reply_")
 
 
 @pytest.fixture
@@ -164,3 +164,23 @@ def test_a_foreign_origin_or_a_bare_cookie_gets_403_and_nothing_is_redriven(clie
     same_origin = web.post("/api/dlq/redrive", json={"all": True}, headers={
         "Cookie": f"wqw_token_{PORT}={TOKEN}", "Origin": BASE})
     assert same_origin.status_code == 200 and same_origin.json()["redriven"] == [job_id]
+
+
+def test_hostile_dead_letters_keep_the_listing_and_the_status_working(client, web):
+    from tests.test_dlq import hostile_bodies
+
+    good = wire.new_job_id()
+    exhaust_receives(client, job_body(good))
+    hostile = hostile_bodies()
+    for body in hostile.values():
+        exhaust_receives(client, body)
+    document = web.get("/api/dlq", headers=AUTH).json()
+    entries = document["dead_letters"]
+    assert document["count"] == 6 and [e["job_id"] for e in entries if e["readable"]] == [good]
+    sizes = sorted(e["size"] for e in entries if not e["readable"])
+    assert sizes == sorted(len(body.encode()) for body in hostile.values())
+    assert all(e["preview"] and e["message_id"] for e in entries if not e["readable"])
+    status = web.get("/api/status", headers=AUTH)
+    assert status.status_code == 200 and status.json()["dead_letters"] == 6
+    redrive = web.post("/api/dlq/redrive", headers=AUTH, json={"ids": [good]}).json()
+    assert redrive["redriven"] == [good]

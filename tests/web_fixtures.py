@@ -20,7 +20,7 @@ def stack():
         requests = sqs.create_queue(QueueName=f"{STACK}-requests")["QueueUrl"]
         boto3.client("s3").create_bucket(Bucket=f"{STACK}-bucket")
         yield api.StackInfo(name=STACK, request_queue_url=requests, dead_letter_queue_url=dlq,
-                            bucket=f"{STACK}-bucket", reply_queue_prefix=f"{STACK}-reply-")
+                            bucket=f"{STACK}-bucket", reply_queue_prefix=f"{STACK}_reply_")
 
 
 @pytest.fixture

@@ -33,3 +33,58 @@ def make_session(profile: str | None = None, region: str | None = None) -> boto3
 def make_client(session: boto3.Session, service: str, endpoint_url: str | None = None) -> Any:
     """A client for `service`; endpoint_url None: the SDK's own (AWS_ENDPOINT_URL or AWS)."""
     return session.client(service, endpoint_url=endpoint_url, config=AWS_CONFIG)
+
+
+# ---- what every side asks of an AWS error, and SQS's batch limits ----------------------
+
+# SendMessageBatch and its kin take at most 10 entries, and 1 MiB of bodies in all.
+SQS_BATCH_ENTRIES = 10
+SQS_BATCH_BYTES = 1024 * 1024
+_MISSING_QUEUE = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
+_MISSING_OBJECT = ("NoSuchKey", "404", "NotFound")
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of a botocore ClientError, or of an error that carries one as
+    `code` (the client's AwsUnavailable); '' for any other exception."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", ""))
+    return str(getattr(exc, "code", "") or "")
+
+
+def queue_missing(exc: BaseException) -> bool:
+    """Whether `exc` says the SQS queue does not exist (deleted, or never created)."""
+    return error_code(exc) in _MISSING_QUEUE
+
+
+def object_missing(exc: BaseException) -> bool:
+    """Whether `exc` says the S3 object does not exist."""
+    return error_code(exc) in _MISSING_OBJECT
+
+
+def error_text(exc: BaseException) -> str:
+    """An AWS error as one line: `Code: message`, or the exception's type and text."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return f"{type(exc).__name__}: {exc}"
+    error = response.get("Error", {})
+    message = " ".join(str(error.get("Message", "")).split())
+    if message.startswith("<"):
+        message = "not an AWS error (an HTML page)"
+    return f"{error.get('Code')}: {message[:200]}"
+
+
+def sqs_batches(sizes: list[int]) -> list[range]:
+    """Index ranges of items (given their body sizes in bytes) that fit one SQS batch call."""
+    batches: list[range] = []
+    start = total = 0
+    for index, size in enumerate(sizes):
+        if index > start and (index - start == SQS_BATCH_ENTRIES
+                              or total + size > SQS_BATCH_BYTES):
+            batches.append(range(start, index))
+            start, total = index, 0
+        total += size
+    if start < len(sizes):
+        batches.append(range(start, len(sizes)))
+    return batches

@@ -16,8 +16,12 @@ MAX_RECEIVE_COUNT = 3
 
 
 def reply_queue_prefix(stack_name: str) -> str:
-    """Reply queues are named <prefix><random>; workers may send only to these."""
-    return f"{stack_name}-reply-"
+    """Reply queues are named <prefix><random>; workers may send only to these.
+
+    The underscore is a character no stack name can hold ([A-Za-z][-A-Za-z0-9]*), so no
+    other stack's queues, and no queue named like another stack's, share the prefix.
+    """
+    return f"{stack_name}_reply_"
 
 
 def worker_group_name(stack_name: str) -> str:
@@ -114,6 +118,15 @@ def input_key(job_id: str, name: str) -> str:
 def args_key(job_id: str) -> str:
     """Where a job's arguments go when they do not fit in one SQS message."""
     return input_key(job_id, "args.json")
+
+
+def output_name(stem: str, label: str, suffix: str) -> str:
+    """An output file's name: <stem>-<label><suffix>, e.g. photo-gamma.jpg.
+
+    The worker names the object with the kind's name as label; the client names the
+    download alike (the `equalize` shortcut writes the label "equalized").
+    """
+    return f"{stem}-{label}{suffix}"
 
 
 def output_prefix(job_id: str) -> str:

@@ -180,7 +180,8 @@ class Executor:
         if output.data is not None:
             main = files.get(kind.main_input) if kind.main_input else None
             stem = PurePosixPath(main.name).stem if main is not None else "output"
-            key = contract.output_key(job.job_id, f"{stem}-{kind.name}{output.suffix}")
+            key = contract.output_key(job.job_id,
+                                      contract.output_name(stem, kind.name, output.suffix))
             content_type = output.content_type or "application/octet-stream"
             self.store.put(key, output.data, content_type)
             value.update(output_key=key, content_type=content_type, bytes=len(output.data))

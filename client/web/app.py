@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from starlette.applications import Starlette
@@ -20,11 +22,12 @@ from starlette.responses import JSONResponse as StarletteJSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from worker_src import wire
+from worker_src import registry, wire
 
-from .. import api
-from . import backend
+from .. import api, dlq, numbers
+from ..status import stack_status
 from . import lifecycle as web_lifecycle
+from . import objects
 from .errors import ApiError, bad_input, not_found
 from .security import Guard, host_names
 from .session import DONE, WebSession
@@ -37,6 +40,7 @@ class JSONResponse(StarletteJSONResponse):
         return wire.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 STATIC = Path(__file__).resolve().parent / "static"
 # One image upload (the file and the form around it); the worker's own limit may be lower.
@@ -75,7 +79,7 @@ def create_app(session: WebSession, *, token: str, host: str, port: int,
                        body_limits={"/api/images": max_upload_bytes},
                        default_body_limit=max_json_bytes)
     return Starlette(routes=routes, middleware=[guard], exception_handlers={
-        ApiError: _api_error, HTTPException: _http_error,
+        ApiError: _api_error, HTTPException: _http_error, api.UsageError: _usage_error,
         api.ClientFailure: _client_failure, Exception: _internal_error})
 
 
@@ -91,21 +95,31 @@ class _Api:
     def __init__(self, session: WebSession, max_upload_bytes: int) -> None:
         self.session = session
         self.max_upload_bytes = max_upload_bytes
+        self._dlq_lock = threading.Lock()
 
     async def info(self, _request: Request) -> Response:
         return JSONResponse({"stack": self.session.client.stack.name,
                              "max_upload_bytes": self.max_upload_bytes,
-                             "default_kind": DEFAULT_KIND,
-                             "dead_letters": backend.dlq_available()})
+                             "default_kind": DEFAULT_KIND})
 
     async def kinds(self, _request: Request) -> Response:
-        return JSONResponse({"kinds": backend.describe_kinds()})
+        return JSONResponse({"kinds": [kind.describe() for kind in registry.kinds().values()]})
 
     async def status(self, _request: Request) -> Response:
-        return JSONResponse(await run_in_threadpool(backend.stack_status, self.session.client))
+        return JSONResponse(await run_in_threadpool(self._dlq_turn, stack_status,
+                                                    self.session.client))
 
     async def dead_letters(self, _request: Request) -> Response:
-        return JSONResponse(await run_in_threadpool(backend.dead_letters, self.session.client))
+        listing = await run_in_threadpool(self._dlq_turn, dlq.list_dead_letters,
+                                          self.session.client)
+        return JSONResponse(listing.document())
+
+    def _dlq_turn(self, read: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Reading the dead-letter queue hides its messages for a moment: this server's own
+        reads (status, listing, redrive) take turns, so a redrive never misses a letter the
+        page is listing."""
+        with self._dlq_lock:
+            return read(*args, **kwargs)
 
     async def redrive(self, request: Request) -> Response:
         try:
@@ -114,12 +128,19 @@ class _Api:
             raise bad_input('the body must be JSON: {"ids": ["<job id>"]} or {"all": true}') \
                 from None
         ids, every, force = _redrive_request(body)
-        return JSONResponse(await run_in_threadpool(backend.redrive, self.session.client, ids,
-                                                    every, force))
+        report = await run_in_threadpool(self._dlq_turn, dlq.redrive, self.session.client, ids,
+                                         every=every, force=force)
+        if ids and set(report.missing) == set(ids):
+            raise not_found(f"no dead letter with job id or message id "
+                            f"{', '.join(report.missing)} (a listing elsewhere may hold it "
+                            f"for a moment: try again)")
+        return JSONResponse(report.document())
 
     async def stats(self, request: Request) -> Response:
         try:
-            body = await request.json()
+            body = numbers.load_json(await request.body())
+        except numbers.NotAnInteger as exc:
+            raise bad_input(str(exc)) from None
         except ValueError:
             raise bad_input("the body must be JSON: {\"numbers\": [1, 2, 3]}") from None
         if not isinstance(body, dict) or len(body) != 1 or not {"numbers", "text"} >= body.keys():
@@ -127,10 +148,10 @@ class _Api:
         if "text" in body:
             if not isinstance(body["text"], str):
                 raise bad_input("text must be a string of integers")
-            numbers = backend.parse_numbers(body["text"])
+            values = numbers.integers_from_text(body["text"])
         else:
-            numbers = backend.check_numbers(body["numbers"])
-        job_id = await run_in_threadpool(self.session.submit_stats, numbers)
+            values = numbers.integers_from_json(body["numbers"])
+        job_id = await run_in_threadpool(self.session.submit_stats, values)
         return JSONResponse({"job_id": job_id}, status_code=202)
 
     async def images(self, request: Request) -> Response:
@@ -191,7 +212,7 @@ class _Api:
 
     async def _object(self, key: str, download: str | None) -> Response:
         chunks, content_type, length = await run_in_threadpool(
-            backend.open_object, self.session.client, key)
+            objects.open_object, self.session.client, key)
         headers = {"content-length": str(length)}
         if download is not None:
             ascii_name = download.encode("ascii", "replace").decode().replace("?", "_")
@@ -234,6 +255,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     message = exc.detail if exc.status_code != 404 else f"no such path: {request.url.path}"
     return JSONResponse({"error": {"code": code, "message": message}},
                         status_code=exc.status_code, headers=exc.headers)
+
+
+async def _usage_error(_request: Request, exc: Exception) -> Response:
+    """The library refused what the page sent (e.g. an argument out of range): 400."""
+    return JSONResponse(bad_input(str(exc)).body(), status_code=400)
 
 
 async def _client_failure(_request: Request, exc: Exception) -> Response:

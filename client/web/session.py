@@ -12,12 +12,13 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, BinaryIO
 
-from worker_src import wire
+from worker_src import contract, registry, wire
 
-from .. import api, lifecycle
-from . import backend, histogram
+from .. import api, jobs, lifecycle, names, numbers
+from . import histogram
 from . import lifecycle as web_lifecycle
 from .errors import bad_input, not_found
 
@@ -31,6 +32,20 @@ STORED_RESULT_CHECKS_PER_MINUTE = 50
 QUEUED, RUNNING, DONE = lifecycle.QUEUED, lifecycle.RUNNING, lifecycle.DONE
 FAILED, CANCELLED = lifecycle.FAILED, lifecycle.CANCELLED
 FINISHED_STATES = (DONE, FAILED, CANCELLED)
+# Put on the reply queue at close: the open long poll returns at once (it is no result).
+WAKE_BODY = '{"wake": true}'
+
+
+def image_kinds() -> dict[str, registry.Kind]:
+    """The kinds the page offers: an image in, an image out."""
+    return {name: kind for name, kind in registry.kinds().items()
+            if kind.output == registry.IMAGE and kind.main_input is not None}
+
+
+def download_name(kind: str, original: str, output_key: str) -> str:
+    """The CLI's output name: <stem>-equalized<ext> for equalize, <stem>-<kind><ext> else."""
+    label = names.SHORTCUT_LABELS.get(kind, kind)
+    return names.output_path(Path("."), names.safe_name(original), label, output_key).name
 
 
 @dataclass
@@ -66,15 +81,15 @@ class WebJob:
             "cancel_requested": self.cancel_requested,
         }
         if self.kind == "stats" and result is not None and result.ok:
-            view["text"] = backend.stats_text(result.value or {})
+            view["text"] = "\n".join(numbers.value_lines(result.value or {}))
         if self.input_key is not None:
             view["input_url"] = f"/api/jobs/{self.job_id}/input"
             view["output_url"] = None
             view["histogram"] = self.histogram
             if self.output_key is not None:
                 view["output_url"] = f"/api/jobs/{self.job_id}/output"
-                view["download_name"] = backend.download_name(
-                    self.kind, self.name or "image", self.output_key)
+                view["download_name"] = download_name(self.kind, self.name or "image",
+                                                      self.output_key)
         return view
 
     @property
@@ -93,14 +108,13 @@ class WebSession:
         self._jobs: dict[str, WebJob] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._queue_url: str | None = None
         self._dispatcher: threading.Thread | None = None
         self._last_stored_check = time.monotonic()
         # Fallback histograms (Pillow) for workers that do not send them yet.
         self._histograms = ThreadPoolExecutor(max_workers=2, thread_name_prefix="histogram")
 
     def start(self) -> None:
-        self._queue_url = backend.reply_queue(self.client)
+        self.client.reply_queue()  # now: a first result may come at once
         self._dispatcher = threading.Thread(target=self._dispatch, name="reply-dispatcher",
                                             daemon=True)
         self._dispatcher.start()
@@ -109,56 +123,49 @@ class WebSession:
         """Stop the dispatcher, then delete the reply queue."""
         self._stopping.set()
         self._histograms.shutdown(wait=False, cancel_futures=True)
-        if self._dispatcher is not None and self._queue_url is not None:
+        queue_url = self.client.reply_queue_url
+        if self._dispatcher is not None and queue_url is not None:
             try:  # end the open long poll now rather than in up to 20 s
-                backend.wake(self.client, self._queue_url)
+                api.aws_call(self.client.sqs.send_message, QueueUrl=queue_url,
+                             MessageBody=WAKE_BODY)
             except api.ClientFailure:
                 pass
             self._dispatcher.join(timeout=5)
-        backend.close(self.client)
+        self.client.close()
 
     # ---- submitting ---------------------------------------------------------------
 
     def submit_stats(self, numbers: list[int]) -> str:
-        job = WebJob(backend.new_job_id(), "stats", time.time())
-        self._register(job)
-        self._send(job, {"numbers": numbers})
-        return job.job_id
+        job = jobs.prepare("stats", {"numbers": numbers})
+        return self._submit(WebJob(wire.new_job_id(), "stats", time.time()), job, {})
 
     def submit_image(self, kind_name: str, name: str, file: BinaryIO,
                      texts: dict[str, str], extra_files: dict[str, tuple[str, BinaryIO]]) -> str:
-        """Check the arguments, upload the file(s) to inputs/<job>/, submit the job."""
-        kinds = backend.image_kinds()
+        """Check the arguments (an empty field: the default), upload the file(s), submit."""
+        kinds = image_kinds()
         if kind_name not in kinds:
             raise bad_input(f"unknown image operation {kind_name!r}; known: "
                             f"{', '.join(sorted(kinds)) or 'none'}")
         kind = kinds[kind_name]
         files = {kind.main_input: (name, file), **extra_files}
-        unknown = sorted(set(files) - set(kind.file_args()))
-        if unknown:
-            raise bad_input(f"{kind.name} takes no file {unknown[0]!r}; its files: "
-                            f"{', '.join(kind.file_args())}")
-        args = backend.check_image_args(kind, texts, files)  # before any upload
-        job_id = backend.new_job_id()
-        for arg, (file_name, stream) in files.items():
-            upload_as = file_name if arg == kind.main_input else f"{arg}-{file_name}"
-            args[arg] = backend.upload(self.client, job_id, upload_as, stream)
-        job = WebJob(job_id, kind.name, time.time(), name=name, input_key=args[kind.main_input])
-        self._register(job)
-        self._send(job, args)
-        return job_id
+        values = jobs.parse_args(kind, {arg: text for arg, text in texts.items() if text != ""})
+        job = jobs.prepare(kind.name, values, {arg: given[0] for arg, given in files.items()})
+        job_id = wire.new_job_id()
+        input_key = contract.input_key(job_id, job.upload_names[kind.main_input])
+        web_job = WebJob(job_id, kind.name, time.time(), name=name, input_key=input_key)
+        return self._submit(web_job, job, {arg: given[1] for arg, given in files.items()})
 
-    def _register(self, job: WebJob) -> None:
+    def _submit(self, web_job: WebJob, job: jobs.PreparedJob,
+                files: dict[str, BinaryIO]) -> str:
         with self._lock:
-            self._jobs[job.job_id] = job  # before sending: a reply may come at once
-
-    def _send(self, job: WebJob, args: dict[str, Any]) -> None:
+            self._jobs[web_job.job_id] = web_job  # before sending: a reply may come at once
         try:
-            backend.submit(self.client, job.job_id, job.kind, args)
+            self.client.submit_prepared([job], [files], job_ids=[web_job.job_id])
         except BaseException:
             with self._lock:
-                self._jobs.pop(job.job_id, None)
+                self._jobs.pop(web_job.job_id, None)
             raise
+        return web_job.job_id
 
     # ---- reading ----------------------------------------------------------------------
 
@@ -178,7 +185,7 @@ class WebSession:
     def _dispatch(self) -> None:
         while not self._stopping.is_set():
             try:
-                results = backend.receive_results(self.client, self.receive_wait_seconds)
+                results = self.client.receive_results(self.receive_wait_seconds)
                 for result in results:
                     self.deliver(result)
                 self._take_running_words()
@@ -228,13 +235,16 @@ class WebSession:
 
     def _fallback_histogram(self, job: WebJob) -> None:
         try:
-            before = histogram.histogram(backend.read_object(self.client, job.input_key or ""))
-            after = histogram.histogram(backend.read_object(self.client, job.output_key or ""))
+            before = histogram.histogram(self._read(job.input_key or ""))
+            after = histogram.histogram(self._read(job.output_key or ""))
         except api.ClientFailure as exc:
             log.warning("web: no histogram for job %s: %s", job.job_id, exc)
             return
         if before is not None and after is not None:
             job.histogram = {"input": before, "output": after, "source": "web server (Pillow)"}
+
+    def _read(self, key: str) -> bytes:
+        return self.client.open_output(key).read()
 
     def _check_stored_results(self) -> None:
         """Jobs long without a reply: take a result stored in S3 (e.g. dead-lettered)."""
@@ -248,6 +258,7 @@ class WebSession:
         for job in sorted(late, key=lambda j: j.next_stored_check)[
                 :STORED_RESULT_CHECKS_PER_MINUTE]:
             job.next_stored_check = now + (now - job.submitted_at)
-            result = backend.stored_result(self.client, job.job_id)
-            if result is not None:
-                self.deliver(result)
+            try:
+                self.deliver(self.client.fetch_result(job.job_id))
+            except (api.ClientFailure, wire.WireError):
+                continue  # no result stored (yet)

@@ -138,7 +138,7 @@ TEMPLATE = {
         "RequestQueueUrl": {"Value": {"Ref": "Requests"}},
         "DeadLetterQueueUrl": {"Value": {"Ref": "Dlq"}},
         "BucketName": {"Value": {"Ref": "Bucket"}},
-        "ReplyQueuePrefix": {"Value": "doomed-reply-"},
+        "ReplyQueuePrefix": {"Value": "doomed_reply_"},
     },
 }
 
@@ -160,7 +160,7 @@ def test_the_emulator_dying_while_the_client_waits_exits_5(recorder, tmp_path):
         client = subprocess.Popen(
             [sys.executable, "-m", "client", "stats", "1", "--stack", "doomed"], cwd=ROOT,
             env=cli_env(endpoint), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert wait_until(lambda: sqs.list_queues(QueueNamePrefix="doomed-reply-").get(
+        assert wait_until(lambda: sqs.list_queues(QueueNamePrefix="doomed_reply_").get(
             "QueueUrls"), timeout=30)
         time.sleep(0.5)
         emulator.kill()

@@ -390,8 +390,7 @@ async function start() {
     const [info, catalogue] = await Promise.all([api("/api/info"), api("/api/kinds")]);
     $("stack-name").textContent = info.stack;
     $("upload-limit").textContent = `up to ${Math.round(info.max_upload_bytes / 1048576)} MiB per image`;
-    $("dlq").hidden = !info.dead_letters;
-    if (info.dead_letters) state.deadLetters = deadLetterPanel({ $, api, el });
+    state.deadLetters = deadLetterPanel({ $, api, el });
     for (const kind of catalogue.kinds) state.kinds.set(kind.name, kind);
     fillKinds(info.default_kind);
   } catch (error) {

@@ -43,7 +43,7 @@ export function deadLetterPanel({ $, api, el }) {
       action.append(button);
     } else {
       action.className = "note";
-      action.textContent = `unreadable: cannot be redriven without force (python -m client dlq redrive --force ${letter.message_id})`;
+      action.textContent = `unreadable (${letter.size} bytes: ${letter.preview}): cannot be redriven without force (python -m client dlq redrive --force ${letter.message_id})`;
     }
     tr.append(id, el("td", null, letter.kind ?? "–"), el("td", null, submitted),
       el("td", null, letter.receives ?? "–"), el("td", "why", letter.reason), action);
