@@ -9,9 +9,11 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-# How long a new worker takes to install and take jobs: the same estimate as the scale-out's
-# warm-up in worker_fleet.py.
-WORKER_WARMUP_SECONDS = 300
+from worker_src import contract
+
+# How long a replacement worker may take to install and take jobs: twice the cold launch
+# estimate, so that a slow launch alone never raises the alarm.
+WORKER_WARMUP_SECONDS = 2 * contract.LAUNCH_SECONDS
 
 
 def backlog_age_threshold(visibility_timeout: int, max_receive_count: int) -> int:

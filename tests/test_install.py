@@ -14,6 +14,7 @@ from client.local import LocalStack
 ROOT = Path(__file__).resolve().parent.parent
 INSTALL = ROOT / "worker_src" / "install.sh"
 UNIT = ROOT / "worker_src" / "systemd" / "wqw-worker.service"
+LAUNCH_UNIT = ROOT / "worker_src" / "systemd" / "wqw-launch.service"
 
 
 def test_script_parses() -> None:
@@ -21,7 +22,8 @@ def test_script_parses() -> None:
 
 
 def test_every_unit_placeholder_is_filled_by_the_script() -> None:
-    placeholders = set(re.findall(r"@([A-Z_]+)@", UNIT.read_text()))
+    placeholders = {name for unit in (UNIT, LAUNCH_UNIT)
+                    for name in re.findall(r"@([A-Z_]+)@", unit.read_text())}
     filled = set(re.findall(r's\|@([A-Z_]+)@\|', INSTALL.read_text()))
     assert placeholders and placeholders == filled
 
