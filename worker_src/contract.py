@@ -102,7 +102,7 @@ class Env:
     # The client's default stack name.
     STACK = "WQW_STACK"
 
-    # Stack output that sets each variable, for the worker's required settings.
+    # Stack output that sets each variable (the local stack's workers get them this way).
     FROM_OUTPUTS = {
         REQUEST_QUEUE_URL: Output.REQUEST_QUEUE_URL,
         DEAD_LETTER_QUEUE_URL: Output.DEAD_LETTER_QUEUE_URL,
@@ -111,6 +111,7 @@ class Env:
         MAX_RECEIVE_COUNT: Output.MAX_RECEIVE_COUNT,
         VISIBILITY_TIMEOUT: Output.VISIBILITY_TIMEOUT,
         METRIC_NAMESPACE: Output.METRIC_NAMESPACE,
+        WORKER_GROUP: Output.WORKER_GROUP_NAME,
     }
 
 
