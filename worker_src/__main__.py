@@ -29,7 +29,7 @@ def build_worker(config: WorkerConfig, *, worker_class: type[Worker] = Worker,
     if config.worker_group:
         autoscaling = aws.make_client(session, "autoscaling")
         protection = ScaleInProtection(autoscaling, config.worker_group,
-                                       instance_id_from_metadata())
+                                       config.instance_id or instance_id_from_metadata())
         backlog = BacklogSignal(autoscaling, aws.make_client(session, "sqs"),
                                 config.worker_group, config.request_queue_url)
     return worker_class(config, broker, store, executor, protection, backlog)

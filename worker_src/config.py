@@ -34,6 +34,7 @@ class WorkerConfig:
     memory_budget_mb: int = contract.MEMORY_BUDGET_MB
     metric_namespace: str | None = None
     ready_file: Path | None = None
+    instance_id: str | None = None
 
     @property
     def memory_budget_bytes(self) -> int:
@@ -62,7 +63,8 @@ class WorkerConfig:
             raise ConfigError(f"{Env.WAIT_SECONDS} must be between 1 and 20 "
                               f"(the SQS long-poll limit)")
         for field, name in (("worker_group", Env.WORKER_GROUP),
-                            ("metric_namespace", Env.METRIC_NAMESPACE)):
+                            ("metric_namespace", Env.METRIC_NAMESPACE),
+                            ("instance_id", Env.INSTANCE_ID)):
             if env.get(name):
                 values[field] = env[name]
         if env.get(Env.READY_FILE):

@@ -99,6 +99,9 @@ class Env:
     MEMORY_BUDGET_MB = "WQW_MEMORY_BUDGET_MB"
     METRIC_NAMESPACE = "WQW_METRIC_NAMESPACE"
     READY_FILE = "WQW_READY_FILE"
+    # The worker's EC2 instance id when it cannot be read from the instance metadata (the
+    # local stack runs one worker per instance of its emulated group).
+    INSTANCE_ID = "WQW_INSTANCE_ID"
     # The client's default stack name.
     STACK = "WQW_STACK"
 
