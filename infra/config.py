@@ -117,8 +117,9 @@ class StackConfig:
         "Most workers at once; above min_workers the group scales on the backlog.")
     warm_pool_size: int = option(
         1, whole_number("warm_pool_size", 0, MAX_WORKERS_LIMIT),
-        "Stopped, installed instances kept ready when max_workers > 1 or min_workers = 0 "
-        "(each costs its 10 GB volume, about 0.80 USD a month); 0: no warm pool.")
+        "Stopped, installed instances kept ready when the group can grow (max_workers > "
+        "min_workers, or min_workers = 0); each costs its 10 GB volume, about 0.80 USD a "
+        "month. 0: no warm pool.")
     instance_type: str = option(
         "t2.micro", parse_instance_type, "EC2 instance type of the workers.")
     retention_days: int = option(
@@ -142,7 +143,7 @@ class StackConfig:
     @property
     def warm_pool(self) -> int:
         """Stopped instances the warm pool keeps: 0 when the group cannot use one."""
-        elastic = self.max_workers > 1 or self.min_workers == 0
+        elastic = self.max_workers > self.min_workers or self.min_workers == 0
         return self.warm_pool_size if elastic else 0
 
 
@@ -167,11 +168,19 @@ def config_from_context(context: Mapping[str, Any]) -> StackConfig:
     return config
 
 
-def options_table() -> str:
-    """The options as a Markdown table (the README and docs/deploy.md carry this text)."""
+def options_table(sections: str = "") -> str:
+    """The options as a Markdown table, each name linking to `sections`#name (the README and
+    docs/deploy.md carry this text; print it with `python -m infra.config [PAGE]`)."""
     rows = ["| option | default | allowed | what it does |", "| --- | --- | --- | --- |"]
     for f in fields(StackConfig):
         allowed = f.metadata["parse"].__doc__.strip()
         default = "none" if f.default is None else f"`{f.default}`"
-        rows.append(f"| `{f.name}` | {default} | {allowed} | {f.metadata['doc']} |")
+        name = f"[`{f.name}`]({sections}#{f.name})"
+        rows.append(f"| {name} | {default} | {allowed} | {f.metadata['doc']} |")
     return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(options_table(*sys.argv[1:2]))
