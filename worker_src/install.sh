@@ -58,6 +58,7 @@ while [ $# -gt 0 ]; do
         --cfn-resource) CFN_RESOURCE="$2"; shift ;;
         --region) REGION="$2"; shift ;;
         --ready-timeout) READY_TIMEOUT="$2"; shift ;;
+        --ready-file) READY_FILE="$2"; shift ;;
         --group) GROUP="$2"; shift ;;
         --launch-hook) LAUNCH_HOOK="$2"; shift ;;
         --memory-max-mb) MEMORY_MAX_MB="$2"; shift ;;
