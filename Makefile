@@ -44,16 +44,16 @@ synth: setup
 	. $(VENV)/bin/activate && npx cdk synth --quiet
 
 bench: setup
-	$(PY) bench/image.py
-	$(PY) bench/requests.py
-	$(PY) bench/latency.py
-	$(PY) bench/throughput.py
-	$(PY) bench/stats.py
-	$(PY) bench/web.py
-	$(PY) bench/scaling.py
+	$(PY) -m bench.image
+	$(PY) -m bench.request_cost
+	$(PY) -m bench.latency
+	$(PY) -m bench.throughput
+	$(PY) -m bench.stats
+	$(PY) -m bench.web
+	$(PY) -m bench.scaling
 
 reliability: setup
-	$(PY) bench/reliability.py
+	$(PY) -m bench.reliability
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) node_modules cdk.out demo-output .pytest_cache .ruff_cache

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -215,6 +215,22 @@ def wait_until_acknowledged(stack: Any, timeout: float = 30.0) -> None:
 
 # ---- jobs and images ---------------------------------------------------------------------------
 
+class DiskFile:
+    """A registry.JobFile over a local file (the worker's S3File, without S3); counts opens."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.name, self.key = path, path.name, f"inputs/bench/{path.name}"
+        self.size = path.stat().st_size
+        self.opened = 0
+
+    def open(self) -> BinaryIO:
+        self.opened += 1
+        return open(self.path, "rb")  # noqa: SIM115 - the caller closes it
+
+    def read(self) -> bytes:
+        return self.path.read_bytes()
+
+
 def stats_args(rng: random.Random, count: int = 100) -> dict[str, Any]:
     return {"numbers": [rng.randint(-10**6, 10**6) for _ in range(count)]}
 
@@ -233,6 +249,17 @@ def make_photo(path: Path, width: int, height: int, seed: int) -> Path:
     image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
     image.save(path, "JPEG", quality=90)
     return path
+
+
+def peak_rss_kib(pid: int | str = "self") -> int | None:
+    """A process's peak resident memory (VmHWM, Linux /proc) in KiB; None where unreadable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
 
 
 # ---- numbers and tables --------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Image benchmark: each image kind beside scikit-image's own call path and the codec floor.
 
-    .venv/bin/python bench/image.py            # full run (about 10 minutes)
-    .venv/bin/python bench/image.py --quick    # smoke run (about a minute)
+    .venv/bin/python -m bench.image            # full run (about 10 minutes)
+    .venv/bin/python -m bench.image --quick    # smoke run (about a minute)
 
 Two tables, one run. The first is `equalize` over image sizes; the second has
 one row per image kind on a 12 MP RGB JPEG (1 MP with --quick). The images are
@@ -41,9 +41,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from bench._common import ROOT, DiskFile
+from bench._common import peak_rss_kib as own_peak_kib
 
 METHODS = ("a", "b", "c")
 # Each kind's arguments in the benchmark (the rest are the kinds' defaults).
@@ -129,39 +128,14 @@ def skimage_result(kind: str, pixels, reference_path: Path | None):
     raise ValueError(f"unknown kind {kind!r}")
 
 
-@dataclass
-class BenchFile:
-    """A JobFile over a local file (the worker's is an S3 object)."""
-
-    path: Path
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-    @property
-    def key(self) -> str:
-        return f"inputs/bench/{self.path.name}"
-
-    @property
-    def size(self) -> int:
-        return self.path.stat().st_size
-
-    def read(self) -> bytes:
-        return self.path.read_bytes()
-
-    def open(self) -> io.BytesIO:
-        return io.BytesIO(self.read())
-
-
 def run_kind(kind: str, path: Path, reference_path: Path | None):
     """The kind's function as the executor calls it; its Output."""
     from worker_src import registry
 
     spec = registry.get_kind(kind)
-    files = {spec.main_input: BenchFile(path)}
+    files = {spec.main_input: DiskFile(path)}
     if reference_path is not None:
-        files["reference"] = BenchFile(reference_path)
+        files["reference"] = DiskFile(reference_path)
     args = spec.check_args({**KIND_ARGS[kind], **{n: f.name for n, f in files.items()}})
     args = {name: value for name, value in args.items() if name not in files}
     limits = registry.Limits(max_input_bytes=spec.max_input_bytes, max_pixels=spec.max_pixels)
@@ -182,8 +156,10 @@ def run_method(method: str, path: Path, kind: str = "equalize",
         Image.fromarray(out).save(buffer, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
         return time.perf_counter() - start
     if method == "b":
-        # Imported before the clock starts, as (a)'s scikit-image is.
-        from worker_src.jobs import _clahe, _imaging, _tables  # noqa: F401
+        # What the kinds import, imported before the clock starts, as (a)'s scikit-image is.
+        import numpy  # noqa: F401
+        from PIL import Image, JpegImagePlugin, PngImagePlugin  # noqa: F401
+        from skimage import color, exposure, util  # noqa: F401
 
         start = time.perf_counter()
         run_kind(kind, path, reference_path)
@@ -211,27 +187,29 @@ def io_bytes(data: bytes = b"") -> io.BytesIO:
 
 def max_difference(path: Path, kind: str = "equalize",
                    reference_path: Path | None = None) -> int:
-    """max |a - b| between scikit-image's pixels and ours, before encoding."""
+    """max |a - b| between scikit-image's pixels and ours, before encoding.
+
+    Ours are the kind's output for a PNG copy of the input (the same pixels, encoded without
+    loss), decoded again.
+    """
     import numpy as np
+    from PIL import Image
     from skimage import io
 
-    from worker_src.jobs import _imaging
-
     expected = skimage_result(kind, io.imread(path), reference_path)
-    captured = []
-    encode = _imaging.encode
-    _imaging.encode = lambda out, source: captured.append(np.array(out)) or encode(out, source)
-    try:
-        run_kind(kind, path, reference_path)
-    finally:
-        _imaging.encode = encode
-    return int(np.abs(captured[0].astype(np.int16) - expected).max())
+    with tempfile.TemporaryDirectory(prefix="wqw-bench-diff-") as tmp:
+        lossless = Path(tmp) / f"{path.stem}.png"
+        with Image.open(path) as image:
+            image.save(lossless, "PNG")
+        output = run_kind(kind, lossless, reference_path)
+    ours = np.asarray(Image.open(io_bytes(output.data)))
+    return int(np.abs(ours.astype(np.int16) - expected).max())
 
 
 def child(*args: str) -> dict:
     """Run this file with --child ARGS in a fresh process; its last JSON line."""
     output = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--child", *args],
+        [sys.executable, "-m", "bench.image", "--child", *args],
         check=True, capture_output=True, text=True, cwd=ROOT,
     ).stdout
     return json.loads(output.strip().splitlines()[-1])
@@ -258,13 +236,7 @@ def peak_rss_kib() -> int:
     Linux's ru_maxrss survives exec: a child started by a big parent reports at
     least the parent's size. VmHWM is the peak of this process's own memory.
     """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return own_peak_kib() or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def measure(path: Path, runs: int, kind: str = "equalize",
@@ -336,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"\n(total {time.perf_counter() - started:.0f} s; command: "
-          f"python bench/image.py{' --quick' if args.quick else ''})")
+          f"python -m bench.image{' --quick' if args.quick else ''})")
     return 0
 
 

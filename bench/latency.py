@@ -1,7 +1,7 @@
 """Latency: one `stats` job's round trip on the local stack, beside the same SQS calls timed bare.
 
-    .venv/bin/python bench/latency.py            # full run: 200 jobs (about 40 s)
-    .venv/bin/python bench/latency.py --quick    # smoke run: 20 jobs
+    .venv/bin/python -m bench.latency            # full run: 200 jobs (about 40 s)
+    .venv/bin/python -m bench.latency --quick    # smoke run: 20 jobs
 
 The local stack (the CDK template deployed into moto on 127.0.0.1) and one real worker process
 (`python -m worker_src`, idle in its 20 s long poll between jobs). A round trip is
@@ -22,23 +22,17 @@ one message (shallow).
 
 from __future__ import annotations
 
+import argparse
+import random
+import subprocess
 import sys
-from pathlib import Path
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
 
-HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]  # see bench/requests.py
-if str(HERE.parent) not in sys.path:
-    sys.path.insert(0, str(HERE.parent))
-
-import argparse  # noqa: E402
-import random  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
-import uuid  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from typing import Any  # noqa: E402
-
-from bench._common import (  # noqa: E402
+from bench._common import (
+    ROOT,
     local_stack,
     machine_line,
     markdown_table,
@@ -47,7 +41,7 @@ from bench._common import (  # noqa: E402
     stats_args,
     workers,
 )
-from worker_src import wire  # noqa: E402
+from worker_src import wire
 
 TARGET_RATIO = 3.0
 ECHO_STOP = "stop"
@@ -78,9 +72,9 @@ class Floor:
         self.urls = {name: self.sqs.create_queue(QueueName=f"bench-floor-{name}-{suffix}")[
             "QueueUrl"] for name in ("requests", "replies", "echo-requests", "echo-replies")}
         self.echo = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--echo", self.endpoint_url,
+            [sys.executable, "-m", "bench.latency", "--echo", self.endpoint_url,
              self.urls["echo-requests"], self.urls["echo-replies"]],
-            env=self.environment, stdin=subprocess.DEVNULL)
+            cwd=ROOT, env=self.environment, stdin=subprocess.DEVNULL)
 
     def round(self, job_body: str, result_body: str) -> tuple[float, list[float]]:
         """The six calls one after another; the total and each call's time."""

@@ -1,6 +1,6 @@
 """Run the reliability suite and write its table into docs/reliability.md.
 
-    .venv/bin/python bench/reliability.py
+    .venv/bin/python -m bench.reliability
 
 The suite (tests/reliability) runs against the local stack and records, per scenario, the
 runs, jobs, lost, misrouted and duplicated results, worker crashes and injected faults. This
@@ -10,6 +10,7 @@ between the two markers with the table; the rest of the page is prose kept by ha
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import subprocess
@@ -18,12 +19,14 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench._common import ROOT
+
 PAGE = ROOT / "docs" / "reliability.md"
 START, END = "<!-- reliability-table:start -->", "<!-- reliability-table:end -->"
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="wqw-reliability-") as directory:
         report = Path(directory) / "table.md"
         started = time.monotonic()

@@ -1,8 +1,8 @@
 """Stats benchmark: the worker's compute beside statistics + sorted and numpy, and end to end.
 
-    .venv/bin/python bench/stats.py            # 1 k, 1 M, 10 M int64 and 10 k x 1,000 digits
-    .venv/bin/python bench/stats.py --quick    # smoke run (1 k and 100 k, seconds)
-    .venv/bin/python bench/stats.py --no-today # without today's CLI path (the slowest row)
+    .venv/bin/python -m bench.stats            # 1 k, 1 M, 10 M int64 and 10 k x 1,000 digits
+    .venv/bin/python -m bench.stats --quick    # smoke run (1 k and 100 k, seconds)
+    .venv/bin/python -m bench.stats --no-today # without today's CLI path (the slowest row)
 
 Data (generated here, never committed): integers drawn uniformly from the whole int64
 range (about 20 characters each) or of exactly 1,000 digits with random signs, one per
@@ -10,7 +10,7 @@ line. Each measurement is a fresh Python process; times exclude interpreter star
 imports; peak RSS is the process's own high-water mark (VmHWM; imports included).
 
 Compute (same file on disk, in one run):
-  worker      worker_src.jobs._stats_compute.from_file: streamed, checked, numpy for
+  worker      the stats kind as the executor runs it: streamed, checked, numpy for
               64-bit values, exact Python ints beyond, the default 400 MiB budget
               (and a 64 MiB one: out of core); result compared with the reference
   statistics  read, split, int(), sorted(), statistics.mean/median, min, max, sum:
@@ -37,13 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]  # see bench/requests.py
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from bench._common import ROOT, peak_rss_kib
 
-ME = str(Path(__file__).resolve())
 MiB = 1024 * 1024
 CASES = {"1 k int64": ("int64", 1_000), "1 M int64": ("int64", 1_000_000),
          "10 M int64": ("int64", 10_000_000), "10 k x 1,000 digits": ("digits", 10_000)}
@@ -75,38 +70,26 @@ def write_case(path: Path, shape: str, count: int, seed: int = 1) -> Path:
 
 # ---- children (one process per measurement) -------------------------------------------------
 
-class DiskFile:
-    """A registry.JobFile over a local file (the worker's S3File, without S3)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path, self.name, self.key = path, path.name, path.name
-        self.size = path.stat().st_size
-
-    def open(self):  # noqa: ANN201 - a binary stream
-        return open(self.path, "rb")  # noqa: SIM115 - the caller closes it
-
-    def read(self) -> bytes:
-        return self.path.read_bytes()
-
-
 def child_compute(method: str, path: Path, budget_mb: int) -> dict:
-    from worker_src import wire
-    from worker_src.jobs._stats_exact import summary
+    from bench._common import DiskFile
+    from worker_src import registry, wire
+    from worker_src.jobs.stats import summary
 
     if method == "worker":
-        import numpy  # noqa: F401 - imported before the clock starts, as in a warm worker
-
-        from worker_src.jobs._stats_compute import from_file
-        from worker_src.jobs.stats import WORKING_BYTES
-
+        kind = registry.get_kind("stats")
+        limits = registry.Limits(max_input_bytes=kind.max_input_bytes,
+                                 memory_budget_bytes=budget_mb * MiB)
+        kind.run({"numbers": [1]}, {}, limits)  # imports before the clock, as in a warm worker
+        file = DiskFile(path)
         started = time.perf_counter()
-        value, passes = from_file(DiskFile(path), budget_mb * MiB - WORKING_BYTES)
-        return {"seconds": time.perf_counter() - started, "passes": passes,
-                "value": wire.dumps(value)}
+        output = kind.run({}, {"file": file}, limits)
+        return {"seconds": time.perf_counter() - started, "passes": file.opened,
+                "value": wire.dumps(output.value)}
     if method == "statistics":
         import statistics
         from fractions import Fraction
 
+        summary(1, 1, 1, 1, (1, 1))  # its imports before the clock
         started = time.perf_counter()
         numbers = list(map(int, path.read_bytes().split()))
         ordered = sorted(numbers)
@@ -172,7 +155,7 @@ def child_cli(argv: list[str]) -> dict:
 
 def run_child(argv: list[str], env: dict[str, str] | None = None) -> dict:
     """Run this script as a child (--child, --client, --cli): its JSON line, with rss_mb."""
-    done = subprocess.run([sys.executable, ME, *argv], cwd=ROOT, env=env,
+    done = subprocess.run([sys.executable, "-m", "bench.stats", *argv], cwd=ROOT, env=env,
                           stdout=subprocess.PIPE, check=False)
     if done.returncode:
         raise RuntimeError(f"{argv} failed ({done.returncode}): {done.stdout[-2000:]!r}")
@@ -192,10 +175,10 @@ def reset_peak(pid: int) -> None:
 
 
 def peak_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024 / 1e6
-    raise RuntimeError("no VmHWM")
+    kib = peak_rss_kib(pid)
+    if kib is None:
+        raise RuntimeError("no VmHWM")
+    return kib * 1024 / 1e6
 
 
 # ---- the run -------------------------------------------------------------------------------
@@ -236,7 +219,7 @@ def end_to_end_table(files: dict[str, Path], values: dict[str, dict],
     quiet_emulator()
     rows = []
     with local_stack("wqw-bench-stats") as stack:
-        env = {**stack.worker_environment(), "PYTHONPATH": str(ROOT)}
+        env = stack.worker_environment()
         client = ["--client", stack.endpoint_url, stack.stack_name]
 
         def measure(label: str, path: Path, worker: WorkerProcess, note: str = "") -> None:

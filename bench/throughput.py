@@ -1,7 +1,7 @@
 """Throughput and scale-out: jobs per second with 1 and 2 workers, beside the emulator's own rate.
 
-    .venv/bin/python bench/throughput.py            # full run (about 2 minutes)
-    .venv/bin/python bench/throughput.py --quick    # smoke run (about 30 s)
+    .venv/bin/python -m bench.throughput            # full run (about 2 minutes)
+    .venv/bin/python -m bench.throughput --quick    # smoke run (about 30 s)
 
 The local stack (the CDK template deployed into moto on 127.0.0.1) and 1, then 2, real worker
 processes (`python -m worker_src`). For each worker count, in this order:
@@ -27,28 +27,22 @@ The emulator runs in this process: the client's own work competes with it for on
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import itertools
+import os
+import random
+import subprocess
 import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]  # see bench/requests.py
-if str(HERE.parent) not in sys.path:
-    sys.path.insert(0, str(HERE.parent))
-
-import argparse  # noqa: E402
-import dataclasses  # noqa: E402
-import itertools  # noqa: E402
-import os  # noqa: E402
-import random  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import uuid  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from typing import Any  # noqa: E402
-
-from bench._common import (  # noqa: E402
+from bench._common import (
     ROOT,
     WorkerProcess,
     local_stack,
@@ -58,7 +52,7 @@ from bench._common import (  # noqa: E402
     quiet_emulator,
     stats_args,
 )
-from worker_src import wire  # noqa: E402
+from worker_src import wire
 
 BATCH = 10  # jobs per send_message_batch
 STATS_DEPTH = 50
@@ -191,7 +185,7 @@ def drive(client: Any, submit: Callable[[Any, int], list[str]], total: int, dept
 
 
 def run_cli(stack: Any, images: list[Path], out_dir: Path) -> float:
-    env = {**stack.worker_environment(), "PYTHONPATH": str(ROOT)}
+    env = stack.worker_environment()
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "client", "equalize", *map(str, images), "-o", str(out_dir),

@@ -1,7 +1,7 @@
 """Web tier: 20 images dropped at once through the API, beside the CLI on the same 20.
 
-    .venv/bin/python bench/web.py            # full run: 20 images of 1 MP, 3 rounds
-    .venv/bin/python bench/web.py --quick    # smoke run: 20 images of 0.08 MP, 1 round
+    .venv/bin/python -m bench.web            # full run: 20 images of 1 MP, 3 rounds
+    .venv/bin/python -m bench.web --quick    # smoke run: 20 images of 0.08 MP, 1 round
 
 Everything runs as a user runs it, each in a process of its own: the local stack
 (`python -m client local`: moto on 127.0.0.1, the CDK template, real worker processes) and
@@ -18,35 +18,28 @@ bytes. The request queue holds at most 20 messages (shallow).
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
 import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-if str(HERE.parent) not in sys.path:
-    sys.path.insert(0, str(HERE.parent))
+import httpx2
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import re  # noqa: E402
-import signal  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from concurrent.futures import ThreadPoolExecutor  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
+from bench._common import ROOT, machine_line, make_photo, markdown_table, peak_rss_kib, percentile
+from client.local import LOCAL_CREDENTIALS
 
-import httpx2  # noqa: E402
-
-from bench._common import machine_line, make_photo, markdown_table, percentile  # noqa: E402
-from client.local import LOCAL_CREDENTIALS  # noqa: E402
-
-ROOT = HERE.parent
 STACK = "wqw-bench-web"
 IMAGES = 20
 READY_LINE = re.compile(r"web: (http://127\.0\.0\.1:\d+)/\?token=([A-Za-z0-9_-]+)")
@@ -60,11 +53,11 @@ class WebRound:
 
 
 class WebServer:
-    """`python -m client.web` as a process, and an HTTP client with its token."""
+    """`python -m client web` as a process, and an HTTP client with its token."""
 
     def __init__(self, env: dict[str, str]) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "client.web", "--port", "0", "--no-browser",
+            [sys.executable, "-m", "client", "web", "--port", "0", "--no-browser",
              "--stack", STACK], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
         line = self.process.stdout.readline() if self.process.stdout else ""
         match = READY_LINE.fullmatch(line.strip())
@@ -77,12 +70,8 @@ class WebServer:
 
     def peak_rss_mb(self) -> float | None:
         """The server process's high-water mark of resident memory (Linux /proc)."""
-        try:
-            status = Path(f"/proc/{self.process.pid}/status").read_text()
-        except OSError:
-            return None
-        match = re.search(r"VmHWM:\s+(\d+) kB", status)
-        return int(match.group(1)) / 1024 if match else None
+        kib = peak_rss_kib(self.process.pid)
+        return kib / 1024 if kib is not None else None
 
     def stop(self) -> None:
         self.http.close()
@@ -196,8 +185,7 @@ def main() -> int:
         folder = Path(tmp)
         images = [make_photo(folder / f"photo{i:02d}.jpg", width, height, seed=i)
                   for i in range(IMAGES)]
-        env = {**os.environ, **LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint_url,
-               "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, **LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint_url}
         web = WebServer(env)
         try:
             web_rounds, cli_times, identical = [], [], True

@@ -1,6 +1,6 @@
 """The worker fleet's scaling policy: capacity follows the request backlog (chosen in issue 12).
 
-bench/scaling.py simulates this policy from the synthesized template and compares it with the
+bench/scaling/ simulates this policy from the synthesized template and compares it with the
 AWS CDK QueueProcessingFargateService default and with fixed pools; docs/scaling.md has the
 tables, the figures and why each number below is what it is.
 """

@@ -3,6 +3,8 @@
     client commands -> worker_src.{wire, contract, registry, aws, integer_text, jobs.<kind>}
     infra           -> worker_src.contract only
     no import cycles among the project's modules (function-level imports included)
+    bench           -> no private module of worker_src.jobs (the kinds through the registry)
+    tests           -> bench only from the benchmarks' own tests
 """
 
 import ast
@@ -17,10 +19,12 @@ PACKAGES = ("infra", "worker_src", "client")
 CLIENT_MAY_LOAD = {"worker_src", "worker_src.wire", "worker_src.contract", "worker_src.registry",
                    "worker_src.aws", "worker_src.jobs", "worker_src.integer_text"}
 HEAVY = ("numpy", "PIL", "skimage", "scipy")
+# The benchmarks' own tests: the only test modules that may import bench.
+BENCH_TESTS = {"tests.test_bench_smoke", "tests.test_scaling"}
 
 
-def module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+def module_name(path: Path, root: Path = ROOT) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -50,6 +54,29 @@ def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
             if target and target != name:
                 found.add(target)
     return found
+
+
+def modules_in(*folders: str, root: Path = ROOT) -> dict[str, Path]:
+    return {module_name(p, root): p for folder in folders for p in (root / folder).rglob("*.py")}
+
+
+def private_kind_imports(folder: str, root: Path = ROOT) -> dict[str, set[str]]:
+    """The private modules of worker_src.jobs (`_name`) each module under `folder` imports."""
+    known = set(modules_in("worker_src", folder, root=root))
+    found = {}
+    for name, path in modules_in(folder, root=root).items():
+        private = {t for t in imports_of(name, path, known)
+                   if t.startswith("worker_src.jobs._")}
+        if private:
+            found[name] = private
+    return found
+
+
+def bench_importers(root: Path = ROOT) -> set[str]:
+    """The test modules that import anything of bench."""
+    known = set(modules_in("bench", "tests", root=root))
+    return {name for name, path in modules_in("tests", root=root).items()
+            if any(t == "bench" or t.startswith("bench.") for t in imports_of(name, path, known))}
 
 
 def graph() -> dict[str, set[str]]:
@@ -122,3 +149,27 @@ def test_client_run_help_loads_no_heavy_package_and_only_the_shared_worker_modul
     kind_modules = {m for m in worker_modules if m.startswith("worker_src.jobs.")}
     assert worker_modules - kind_modules <= CLIENT_MAY_LOAD
     assert not [m for m in kind_modules if m.rsplit(".", 1)[-1].startswith("_")]
+
+
+def test_bench_imports_no_private_module_of_the_kinds():
+    assert private_kind_imports("bench") == {}
+
+
+def test_no_product_test_imports_bench():
+    assert bench_importers() <= BENCH_TESTS
+
+
+def test_the_edge_checks_find_a_private_kind_import_and_a_test_importing_bench(tmp_path):
+    (tmp_path / "worker_src" / "jobs").mkdir(parents=True)
+    for name in ("__init__", "jobs/__init__", "jobs/_clahe", "jobs/clahe"):
+        (tmp_path / "worker_src" / f"{name}.py").write_text("")
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "__init__.py").write_text("")
+    (tmp_path / "bench" / "ok.py").write_text("from worker_src.jobs import clahe\n")
+    (tmp_path / "bench" / "bad.py").write_text(
+        "def f():\n    from worker_src.jobs import _clahe\n")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_x.py").write_text("import bench.ok\n")
+    (tmp_path / "tests" / "test_y.py").write_text("from worker_src.jobs import clahe\n")
+    assert private_kind_imports("bench", tmp_path) == {"bench.bad": {"worker_src.jobs._clahe"}}
+    assert bench_importers(tmp_path) == {"tests.test_x"}

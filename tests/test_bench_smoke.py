@@ -1,17 +1,19 @@
-"""The queue benchmarks (bench/requests.py, latency.py, throughput.py) keep working.
+"""The benchmarks (bench/request_cost.py, latency, throughput, image, stats) keep working.
 
 Fast tests check the arithmetic and the request hooks; the slow ones run each script's core on
 a tiny input against one local stack (moto on 127.0.0.1, real worker processes).
 """
 
 import random
+from pathlib import Path
 
 import boto3
 import pytest
 from moto import mock_aws
+from PIL import Image
 
 from bench import latency as bench_latency
-from bench import requests as bench_requests
+from bench import request_cost
 from bench import throughput as bench_throughput
 from bench._common import (
     Charges,
@@ -68,8 +70,8 @@ def test_markdown_table_aligns_columns():
 
 def test_idle_rate_comes_from_the_interval_between_polls():
     receives = [request("sqs", "ReceiveMessage", started=t) for t in (100.0, 120.0, 140.0)]
-    assert bench_requests.Idle(65, receives).per_minute() == pytest.approx(3.0)
-    assert bench_requests.Idle(10, receives[:1]).per_minute() is None
+    assert request_cost.Idle(65, receives).per_minute() == pytest.approx(3.0)
+    assert request_cost.Idle(10, receives[:1]).per_minute() is None
 
 
 def test_recorder_sees_every_request_and_the_messages_received():
@@ -90,11 +92,11 @@ def test_a_batch_above_the_target_is_reported_missed():
     jobs = 100
     client = [request("sqs", "SendMessageBatch") for _ in range(10)]
     worker = [request("sqs", "ReceiveMessage") for _ in range(140)]  # 1.5 SQS requests per job
-    runs = [bench_requests.Run("1 job", 1, client[:1], worker[:2]),
-            bench_requests.Run("100 jobs", jobs, client, worker)]
-    idle = bench_requests.Idle(65, [request("sqs", "ReceiveMessage", started=t)
+    runs = [request_cost.Run("1 job", 1, client[:1], worker[:2]),
+            request_cost.Run("100 jobs", jobs, client, worker)]
+    idle = request_cost.Idle(65, [request("sqs", "ReceiveMessage", started=t)
                                     for t in (0.0, 10.0, 20.0)])  # 6 per minute
-    lines = bench_requests.targets(bench_requests.Report(runs, idle, 100))
+    lines = request_cost.targets(request_cost.Report(runs, idle, 100))
     assert "1.50" in lines[0] and "MISSED" in lines[0]
     assert "MISSED" in lines[1]  # 1.5 x $0.40 = $0.60 per million: over $0.50
     assert "MISSED" in lines[2]
@@ -112,19 +114,19 @@ def stack():
 
 @pytest.mark.slow
 def test_requests_counts_the_client_and_the_worker(stack):
-    report = bench_requests.measure(stack, quick=True, idle_seconds=2)
+    report = request_cost.measure(stack, quick=True, idle_seconds=2)
     one, batch, images = report.runs
     assert (one.jobs, batch.jobs, images.jobs) == (1, 10, 2)
     client_sends = [r for r in batch.client if r.operation == "SendMessageBatch"]
     assert len(client_sends) == 1  # 10 jobs, one batch
     worker_receives = [r for r in batch.worker if r.operation == "ReceiveMessage"]
     assert sum(r.messages for r in worker_receives) >= batch.jobs  # seen across processes
-    assert batch.per_job()["sqs"] >= bench_requests.FLOOR_SQS_PER_JOB
+    assert batch.per_job()["sqs"] >= request_cost.FLOOR_SQS_PER_JOB
     image_charges = images.charges
     assert image_charges.s3_put == 2 * images.jobs  # upload + the worker's output
     assert image_charges.s3_get >= 2 * images.jobs  # the worker's read + the download
     assert len(report.idle.receives) <= 1  # an idle worker long-polls
-    table = bench_requests.render(report)
+    table = request_cost.render(report)
     assert "quoted" in table and "### Targets" in table
 
 
@@ -145,3 +147,46 @@ def test_throughput_runs_the_library_and_the_cli(stack):
     assert phase.raw.jobs > 0 and phase.stats.rate > 0
     table = bench_throughput.render([phase])
     assert "python -m client equalize" in table and "### Targets" in table
+
+
+# ---- the image and stats benchmarks (bench/image.py, bench/stats.py) ----------------
+
+
+@pytest.mark.filterwarnings("ignore:This might be a color image")
+def test_bench_image_measures_each_method_on_a_tiny_image(tmp_path: Path) -> None:
+    from bench.image import Case, make_image, max_difference, measure_once, run_method
+
+    path = make_image(tmp_path / "tiny.jpg", Case(0.01, "RGB", "JPEG"))
+    assert Image.open(path).size == (115, 86)
+    for method in ("a", "c"):
+        assert run_method(method, path) > 0
+    seconds, peak_bytes = measure_once("b", path)  # in a fresh process
+    assert 0 < seconds < 60 and peak_bytes > 10_000_000
+    assert max_difference(path) == 0
+
+
+def test_bench_image_rows_of_every_kind_on_a_tiny_image(tmp_path: Path) -> None:
+    from bench.image import KIND_ARGS, Case, make_image, max_difference, run_method
+
+    case = Case(0.01, "RGB", "JPEG")
+    path = make_image(tmp_path / "tiny.jpg", case)
+    reference = make_image(tmp_path / "reference.jpg", case, seed=1)
+    for kind in KIND_ARGS:
+        ref = reference if kind == "match" else None
+        assert max_difference(path, kind, ref) == 0, kind
+        for method in ("a", "b", "c"):
+            assert run_method(method, path, kind, ref) > 0
+
+
+def test_the_benchmark_measures_the_same_statistics(tmp_path) -> None:
+    from bench import stats as bench_stats
+    from tests.test_jobs_stats import assert_exact
+    from worker_src import wire
+
+    for shape in ("int64", "digits"):
+        path = bench_stats.write_case(tmp_path / f"{shape}.txt", shape, 300)
+        worker = bench_stats.child_compute("worker", path, 64)
+        reference = bench_stats.child_compute("statistics", path, 0)
+        assert worker["value"] == reference["value"] and worker["passes"] == 1
+        numbers = [int(line) for line in path.read_text().split()]
+        assert_exact(wire.loads(worker["value"]), numbers)

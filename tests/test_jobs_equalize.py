@@ -250,32 +250,3 @@ def test_mpo_camera_jpeg_gives_the_primary_image_as_plain_jpeg() -> None:
     assert getattr(out, "n_frames", 1) == 1
     expected = np.asarray(equalize_pixels(decode(data))).astype(int)
     assert np.abs(np.asarray(out).astype(int) - expected).mean() < 3
-
-
-# ------------------------------------------------------- the benchmark's smoke test
-
-
-@pytest.mark.filterwarnings("ignore:This might be a color image")
-def test_bench_image_measures_each_method_on_a_tiny_image(tmp_path: Path) -> None:
-    from bench.image import Case, make_image, max_difference, measure_once, run_method
-
-    path = make_image(tmp_path / "tiny.jpg", Case(0.01, "RGB", "JPEG"))
-    assert decode(path.read_bytes()).size == (115, 86)
-    for method in ("a", "c"):
-        assert run_method(method, path) > 0
-    seconds, peak_bytes = measure_once("b", path)  # in a fresh process
-    assert 0 < seconds < 60 and peak_bytes > 10_000_000
-    assert max_difference(path) == 0
-
-
-def test_bench_image_rows_of_every_kind_on_a_tiny_image(tmp_path: Path) -> None:
-    from bench.image import KIND_ARGS, Case, make_image, max_difference, run_method
-
-    case = Case(0.01, "RGB", "JPEG")
-    path = make_image(tmp_path / "tiny.jpg", case)
-    reference = make_image(tmp_path / "reference.jpg", case, seed=1)
-    for kind in KIND_ARGS:
-        ref = reference if kind == "match" else None
-        assert max_difference(path, kind, ref) == 0, kind
-        for method in ("a", "b", "c"):
-            assert run_method(method, path, kind, ref) > 0

@@ -380,15 +380,3 @@ def test_the_floor_log10_of_the_rounding_is_exact() -> None:
             value = Fraction(10) ** exponent * scale
             found = _floor_log10(value)
             assert Fraction(10) ** found <= value < Fraction(10) ** (found + 1)
-
-
-def test_the_benchmark_measures_the_same_statistics(tmp_path) -> None:
-    from bench import stats as bench_stats
-
-    for shape in ("int64", "digits"):
-        path = bench_stats.write_case(tmp_path / f"{shape}.txt", shape, 300)
-        worker = bench_stats.child_compute("worker", path, 64)
-        reference = bench_stats.child_compute("statistics", path, 0)
-        assert worker["value"] == reference["value"] and worker["passes"] == 1
-        numbers = [int(line) for line in path.read_text().split()]
-        assert_exact(wire.loads(worker["value"]), numbers)

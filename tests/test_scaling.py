@@ -1,5 +1,5 @@
 """The scaling policy (infra/scaling.py) in the synthesized template, and the simulator's parts
-(bench/_scaling_*.py) on cases small enough to check by hand; `bench/scaling.py --quick` runs."""
+(bench/scaling/*.py) on cases small enough to check by hand; `-m bench.scaling --quick` runs."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from aws_cdk import aws_sqs as sqs
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bench._scaling_policy import (
+from bench.scaling.policy import (
     Alarm,
     Fleet,
     PolicyError,
@@ -28,7 +28,7 @@ from bench._scaling_policy import (
     pick_step,
     read_fleet,
 )
-from bench._scaling_world import Job, Simulation, World
+from bench.scaling.world import Job, Simulation, World
 from infra.config import config_from_context
 from infra.scaling import LAUNCH_TIME, BacklogScaling
 from infra.stack import WebQueueWorkerStack
@@ -307,9 +307,9 @@ def test_reading_a_policy_on_a_metric_the_group_does_not_collect_fails(scaled: d
 
 @pytest.mark.slow
 def test_quick_run_prints_every_table_and_writes_small_figures(tmp_path, capsys) -> None:
-    from bench import scaling
+    from bench.scaling.__main__ import main
 
-    assert scaling.main(["--quick", "--figures", str(tmp_path)]) == 0
+    assert main(["--quick", "--figures", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     for title in ("burst of", "Poisson 2 jobs/s", "daily ramp", "jobs/s for", "### Targets"):
         assert title in out

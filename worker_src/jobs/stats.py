@@ -56,6 +56,15 @@ def compute_stats(numbers: object) -> dict[str, Any]:
     return from_numbers(numbers)
 
 
+def summary(count: int, minimum: int, maximum: int, total: int,
+            middle: tuple[int, int]) -> dict[str, Any]:
+    """The result value from its figures; `middle` holds the values at ranks (count-1)//2 and
+    count//2 (bench/stats.py builds its reference with it)."""
+    from ._stats_exact import summary as exact_summary
+
+    return exact_summary(count, minimum, maximum, total, middle)
+
+
 def file_stats(file: JobFile, limits: Limits) -> dict[str, Any]:
     """The statistics of a text file of integers, within the worker's memory budget."""
     from ._stats_compute import from_file

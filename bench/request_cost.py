@@ -1,7 +1,7 @@
 """Requests and dollars per job: every SQS and S3 request of the client and the worker.
 
-    .venv/bin/python bench/requests.py            # full run (about 2 minutes)
-    .venv/bin/python bench/requests.py --quick    # smoke run (about 30 s)
+    .venv/bin/python -m bench.request_cost            # full run (about 2 minutes)
+    .venv/bin/python -m bench.request_cost --quick    # smoke run (about 30 s)
 
 The local stack (the CDK template deployed into moto on 127.0.0.1) with one real worker process:
 `python -m bench._counted_worker` is `worker_src.__main__.main()` with botocore event hooks that
@@ -18,25 +18,17 @@ S3 PUT/COPY/POST/LIST $5 and GET/HEAD $0.40 per million; storage and transfer no
 
 from __future__ import annotations
 
+import argparse
+import random
 import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-HERE = Path(__file__).resolve().parent
-# Run as a script, this file's folder comes first on sys.path and this module would shadow the
-# `requests` package that moto imports.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-if str(HERE.parent) not in sys.path:
-    sys.path.insert(0, str(HERE.parent))
-
-import argparse  # noqa: E402
-import random  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections import Counter  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from typing import Any  # noqa: E402
-
-from bench._common import (  # noqa: E402
+from bench._common import (
     SQS_BILLING_CHUNK,
     Charges,
     Request,

@@ -17,9 +17,9 @@ import statistics
 from typing import Any
 
 from bench._common import markdown_table
-from bench._scaling_policy import read_fleet
-from bench._scaling_report import Row
-from bench._scaling_world import Simulation
+from bench.scaling.policy import read_fleet
+from bench.scaling.report import Row
+from bench.scaling.world import Simulation
 
 SEEDS = 3
 TIE = 0.01
@@ -36,7 +36,7 @@ def defaults() -> dict[str, Any]:
 
 def search_table(policies: Any, services: dict[str, Any], world: Any, loads: list[Any],
                  seed: int) -> str:
-    from bench._scaling_search import construct_templates
+    from bench.scaling.search import construct_templates
 
     loads = [load for load in loads if load.name != "daily"]
     templates = construct_templates(policies.ours.max_size, GRID)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench._scaling_world import Job, World
+from bench.scaling.world import Job, World
 
 # ---- the world's figures (estimates; see docs/scaling.md, "Assumptions") --------------------
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench._common import markdown_table, percentile
-from bench._scaling_loads import T2_MICRO_DOLLARS_PER_HOUR, Load
-from bench._scaling_world import Outcome
+from bench.scaling.loads import T2_MICRO_DOLLARS_PER_HOUR, Load
+from bench.scaling.world import Outcome
 
 HEADERS = ["policy", "p50 s", "p95 s", "p99 s", "largest backlog", "time to drain s",
            "instance-hours", "dollars", "busy instances terminated", "scaling actions",

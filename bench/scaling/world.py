@@ -6,7 +6,7 @@
                   +-- messages of a terminated busy worker come back after the visibility timeout
 
 The policy (alarms, steps, target tracking, warm-up, cooldown, limits, protection) comes from a
-template (bench._scaling_policy.Fleet); the world's figures come from World. AWS's own rules are
+template (bench.scaling.policy.Fleet); the world's figures come from World. AWS's own rules are
 written out where they apply, with their source in docs/scaling.md.
 """
 
@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 import simpy
 
-from bench._scaling_cloudwatch import MINUTE, SAMPLE_PHASE, CloudWatch, breach_test
-from bench._scaling_policy import Alarm, Fleet, Step, StepPolicy, TargetTracking, pick_step
+from bench.scaling.cloudwatch import MINUTE, SAMPLE_PHASE, CloudWatch, breach_test
+from bench.scaling.policy import Alarm, Fleet, Step, StepPolicy, TargetTracking, pick_step
 
 # AWS: the alarms target tracking creates for a 1-minute metric (3 of 3 above the target to scale
 # out, 15 of 15 below 90 % of it to scale in) and the default cooldown of an ECS service.
@@ -34,7 +34,7 @@ MINIMUM_BILLED = 60.0
 
 @dataclass(frozen=True)
 class World:
-    """The figures of the world around the policy (bench._scaling_loads.measured_world)."""
+    """The figures of the world around the policy (bench.scaling.loads.measured_world)."""
 
     launch_seconds: float  # launch to the worker's first receive
     wait_seconds: float  # the worker's long poll

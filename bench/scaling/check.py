@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench._common import local_stack, markdown_table, quiet_emulator, workers
-from bench._scaling_policy import Fleet
-from bench._scaling_world import Job, Simulation, World
+from bench.scaling.policy import Fleet
+from bench.scaling.world import Job, Simulation, World
 
 KIND = "equalize"
 MEGAPIXELS = 12

@@ -1,43 +1,36 @@
 """Scaling: the stack's own policy, simulated at loads no test machine can reach, against anchors.
 
-    .venv/bin/python bench/scaling.py             # tables + docs/figures/scaling-*.png (~2 min)
-    .venv/bin/python bench/scaling.py --quick     # smoke run: small loads, no figures
-    .venv/bin/python bench/scaling.py --search    # also: BacklogScaling's props compared
-    .venv/bin/python bench/scaling.py --check     # the simulator against real worker processes
+    .venv/bin/python -m bench.scaling             # tables + docs/figures/scaling-*.png (~2 min)
+    .venv/bin/python -m bench.scaling --quick     # smoke run: small loads, no figures
+    .venv/bin/python -m bench.scaling --search    # also: BacklogScaling's props compared
+    .venv/bin/python -m bench.scaling --check     # the simulator against real worker processes
     options: -c max_workers=10 (any app.py context), --figures DIR, --seed N
 
 The policies come from synthesized templates: the stack's (app.py with the given context), the
 default stack's (max_workers=1: one worker, no scaling), the AWS CDK QueueProcessingFargateService
-default and AWS's target tracking on backlog per instance (bench/_scaling_search.py). The
-world's figures (launch time, S3, CPU credits, prices) are in bench/_scaling_loads.py; service
+default and AWS's target tracking on backlog per instance (bench/scaling/search.py). The
+world's figures (launch time, S3, CPU credits, prices) are in bench/scaling/loads.py; service
 times per job kind are measured here first. docs/scaling.md explains every assumption.
 """
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import os
 import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
-HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]  # see bench/requests.py
-if str(HERE.parent) not in sys.path:
-    sys.path.insert(0, str(HERE.parent))
+from bench._common import ROOT, machine_line, markdown_table
+from bench.scaling import loads as world_figures
+from bench.scaling.policy import Fleet, fixed_pool, read_fleet
+from bench.scaling.report import Row, figure, load_table
+from bench.scaling.world import Simulation, World
 
-import argparse  # noqa: E402
-import dataclasses  # noqa: E402
-import os  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from concurrent.futures import ThreadPoolExecutor  # noqa: E402
-from typing import Any  # noqa: E402
-
-from bench import _scaling_loads as world_figures  # noqa: E402
-from bench._common import machine_line, markdown_table  # noqa: E402
-from bench._scaling_policy import Fleet, fixed_pool, read_fleet  # noqa: E402
-from bench._scaling_report import Row, figure, load_table  # noqa: E402
-from bench._scaling_world import Simulation, World  # noqa: E402
-
-ROOT = HERE.parent
 FIGURES = ROOT / "docs" / "figures"
 OURS = "ours (this stack)"
 
@@ -68,8 +61,8 @@ def parse_context(items: list[str]) -> dict[str, str]:
 
 def synthesize_policies(context: dict[str, str]) -> Policies:
     """app.py for the context and for max_workers=1 (subprocesses), the anchors in-process."""
-    from bench import _scaling_search as search
-    from bench._scaling_choice import defaults
+    from bench.scaling import search as search
+    from bench.scaling.choice import defaults
     from client.emulator_template import synthesize
 
     max_workers = int(context["max_workers"])
@@ -156,7 +149,8 @@ def sensitivity(policies: Policies, services: dict[str, world_figures.Service],
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.scaling",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small loads, no figures")
     parser.add_argument("--search", action="store_true", help="compare BacklogScaling props")
     parser.add_argument("--check", action="store_true",
@@ -169,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     if args.check:
-        from bench._scaling_check import run_check
+        from bench.scaling.check import run_check
 
         print(run_check(quick=args.quick))
         return 0
@@ -205,10 +199,10 @@ def main(argv: list[str] | None = None) -> int:
         print("### Sensitivity: the burst under other launch times and metric delays\n")
         print(sensitivity(policies, services, loads[0], args.seed) + "\n")
     if args.search:
-        from bench._scaling_choice import search_table
+        from bench.scaling.choice import search_table
 
         print(search_table(policies, services, world, loads, args.seed) + "\n")
-    print(f"(total {time.monotonic() - started:.0f} s; command: python bench/scaling.py"
+    print(f"(total {time.monotonic() - started:.0f} s; command: python -m bench.scaling"
           f"{' --quick' if args.quick else ''}{' --search' if args.search else ''})")
     return 0
 

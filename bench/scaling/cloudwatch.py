@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 
-from bench._scaling_policy import Alarm, Query, evaluate
+from bench.scaling.policy import Alarm, Query, evaluate
 
 MINUTE = 60.0
 # Samples are taken at 60k + SAMPLE_PHASE s, alarms evaluated one second after a sample: the
