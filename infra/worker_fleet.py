@@ -215,6 +215,11 @@ class WorkerFleet(Construct):
                 max_batch_size=1,
                 min_instances_in_service=min(min_workers, max_workers - 1),
             ),
+            # Launched protected: the idle alarm, still seeing minutes-old data, may lower the
+            # capacity the client or a worker has just raised; an instance on its way to the
+            # backlog must not be the one it ends. The worker lifts it at its first idle
+            # receive (worker_src/protection.py).
+            new_instances_protected_from_scale_in=max_workers > min_workers,
             # GroupInServiceInstances for the dashboard (group metrics are free).
             group_metrics=[autoscaling.GroupMetrics(autoscaling.GroupMetric.IN_SERVICE_INSTANCES)],
             notifications=[

@@ -98,3 +98,19 @@ def test_the_elastic_template_reads_as_a_pool_with_the_raise(tmp_path) -> None:
     fleet = read_fleet(app.synth().get_stack_by_name(stack.stack_name).template, "ours")
     assert (fleet.min_size, fleet.max_size, fleet.desired) == (0, 10, 0)
     assert fleet.warm_pool == 3 and fleet.raises_capacity and fleet.protects_busy
+
+
+def test_a_stale_idle_alarm_cannot_end_instances_launched_for_a_raise() -> None:
+    """The idle alarm, still on pre-burst data, sets the group to 0 at 31 s: instances launched
+    for the client's raise are protected until their first idle receive, so none is lost."""
+    from bench.scaling.policy import Alarm, Step, StepPolicy
+
+    visible = Query("m", series="visible", metric_name="ApproximateNumberOfMessagesVisible")
+    to_min = StepPolicy("in", "ExactCapacity", (Step(None, 0.0, 0),), None, None, None)
+    idle = Alarm("idle", (visible,), "LessThanThreshold", 1.0, 1, 1, "notBreaching", ("in",))
+    jobs = [Job(0.0, "k", 1.0, 0.0) for _ in range(1000)]
+    for protected, launches in ((True, 10), (False, 19)):
+        fleet = elastic(alarms=(idle,), steps={"in": to_min}, launch_protected=protected)
+        outcome = run(fleet, jobs)
+        assert outcome.warm_starts + outcome.cold_launches == launches
+        assert len(outcome.times) == 1000 and outcome.busy_terminated == 0

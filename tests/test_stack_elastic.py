@@ -141,3 +141,10 @@ def test_scale_out_from_zero_starts_at_one_waiting_job(elastic) -> None:
 def test_min_above_max_is_refused_naming_both() -> None:
     with pytest.raises(ConfigError, match="min_workers 3 is above max_workers 2"):
         config_from_context({"min_workers": "3", "max_workers": "2"})
+
+
+def test_a_scaling_group_launches_its_instances_protected(elastic, default) -> None:
+    _, group = one(elastic, "AWS::AutoScaling::AutoScalingGroup")
+    assert group["Properties"]["NewInstancesProtectedFromScaleIn"] is True
+    _, fixed = one(default, "AWS::AutoScaling::AutoScalingGroup")
+    assert fixed["Properties"].get("NewInstancesProtectedFromScaleIn", False) is False

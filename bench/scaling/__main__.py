@@ -87,9 +87,10 @@ def synthesize_policies(context: dict[str, str]) -> Policies:
                               f"AWS target tracking {target:g}/instance, 60 s")
         return Policies(
             ours=read_fleet(found["ours"].result(), OURS),
-            # The stack before issue 17 had no capacity raise: its role could not call it.
+            # The stack before issue 17: no capacity raise (its role could not call it), and
+            # instances launched unprotected.
             before=dataclasses.replace(read_fleet(found["before"].result(), BEFORE),
-                                       raises_capacity=False),
+                                       raises_capacity=False, launch_protected=False),
             default_stack=read_fleet(found["single"].result(), "default stack"),
             qpfs=read_fleet(qpfs, "QPFS default"),
             tracking=tracking,

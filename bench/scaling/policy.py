@@ -108,13 +108,16 @@ class Fleet:
     # workers' role may call autoscaling:SetDesiredCapacity.
     raises_capacity: bool = False
     metric_delay: float | None = None  # None: the world's (SQS's 1-minute metrics)
+    # NewInstancesProtectedFromScaleIn: launched protected, lifted at the first idle receive.
+    launch_protected: bool = False
 
     @property
     def resolution(self) -> float:
-        """The shortest metric period of its alarms and policies (CloudWatch's sampling)."""
+        """CloudWatch's sampling for this fleet: a minute (SQS's own metrics), or a shorter
+        period that one of its alarms or policies uses (a high-resolution metric)."""
         queries = [q for a in self.alarms for q in a.queries]
         queries += [q for t in self.tracking for q in t.queries]
-        return float(min((q.period for q in queries), default=60))
+        return float(min([60, *(q.period for q in queries)]))
 
     @property
     def scales(self) -> bool:
@@ -332,7 +335,8 @@ def _read_ec2(reader: _Reader, label: str, queue_id: str, visibility: float) -> 
         alarms=reader.alarms(set(steps), owners), steps=steps, tracking=tuple(tracking),
         warm_pool=sum(int(p.get("MinSize", 0))
                       for p in reader.of_type("AWS::AutoScaling::WarmPool").values()),
-        raises_capacity=reader.grants("autoscaling:SetDesiredCapacity"))
+        raises_capacity=reader.grants("autoscaling:SetDesiredCapacity"),
+        launch_protected=bool(group.get("NewInstancesProtectedFromScaleIn", False)))
     _check_group_metrics(fleet)
     return fleet
 

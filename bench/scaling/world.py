@@ -232,7 +232,8 @@ class Simulation(AlarmActions):
             self.cold_launches += 1
         # t2 standard instances get launch credits at each launch and start.
         balance = self.world.credit_cap if ready_now else self.world.launch_credits
-        instance = Instance(len(self.instances), now, balance, now, initial=ready_now)
+        instance = Instance(len(self.instances), now, balance, now, initial=ready_now,
+                            protected=self.fleet.launch_protected and not ready_now)
         self.instances.append(instance)
         instance.process = self.env.process(self._worker(instance, start))
 
