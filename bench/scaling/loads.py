@@ -48,9 +48,12 @@ T2_MICRO_DOLLARS_PER_HOUR = 0.0116
 # Each instance's 10 GiB gp3 root volume, billed while it exists, running or stopped (the warm
 # pool's instances pay only this): us-east-1 gp3 $0.08 per GB-month (AWS EBS pricing page).
 VOLUME_DOLLARS_PER_HOUR = 10 * 0.08 / 730
+# A running instance's public IPv4 address: $0.005 per hour (AWS VPC pricing, since February
+# 2024); a stopped instance has none.
+IPV4_DOLLARS_PER_HOUR = 0.005
 HOURS_PER_MONTH = 730.0
-PRICE_NOTE = ("t2.micro on-demand $0.0116/h and its 10 GiB gp3 volume $0.80/month, us-east-1 "
-              "(AWS list prices, 2025)")
+PRICE_NOTE = ("t2.micro on-demand $0.0116/h, its public IPv4 address $0.005/h and its 10 GiB "
+              "gp3 volume $0.80/month, us-east-1 (AWS list prices, 2025)")
 
 KINDS = ("stats", "equalize 1 MP", "equalize 12 MP")
 MIX = {"stats": 0.5, "equalize 1 MP": 0.4, "equalize 12 MP": 0.1}

@@ -8,6 +8,7 @@ from pathlib import Path
 from bench._common import markdown_table, percentile
 from bench.scaling.loads import (
     HOURS_PER_MONTH,
+    IPV4_DOLLARS_PER_HOUR,
     T2_MICRO_DOLLARS_PER_HOUR,
     VOLUME_DOLLARS_PER_HOUR,
     Load,
@@ -18,7 +19,8 @@ from bench.scaling.world import Outcome
 HEADERS = ["policy", "first answer s", "p50 s", "p95 s", "time to drain s", "instance-hours",
            "dollars", "month's dollars", "warm / cold starts", "busy instances terminated",
            "most instances"]
-RUNNING_DOLLARS_PER_HOUR = T2_MICRO_DOLLARS_PER_HOUR + VOLUME_DOLLARS_PER_HOUR
+RUNNING_DOLLARS_PER_HOUR = (T2_MICRO_DOLLARS_PER_HOUR + IPV4_DOLLARS_PER_HOUR
+                            + VOLUME_DOLLARS_PER_HOUR)
 
 
 def idle_dollars_per_hour(fleet: Fleet) -> float:
