@@ -2,13 +2,13 @@
 
 The local stack follows its Auto Scaling group (client/local_group.py): min_workers=0, and
 max_workers 1, 2 or 4. A backlog of `equalize` jobs is uploaded, then sent as one run; the
-client raises the group's desired capacity at once, the workers' full batches raise it too,
-and each new instance's worker starts `START_DELAY` seconds after it appears (the warm start's
+client raises the group's desired capacity at once, the workers' full batches raise it too, and
+each new instance's worker starts `START_DELAY` seconds after it appears (the warm start's
 stand-in). Measured: the first answer and the drain, from the moment the run is sent and the
 capacity raised (sending 400 jobs to the emulator takes seconds the simulation leaves out).
 Simulated: the same fleet (no instance at rest, every start a warm start of START_DELAY plus
-the worker's measured start-up, the same raise rule), with the service time of the one-worker run (the simulation
-proper) and of each run itself (this shared machine's contention taken as measured).
+the worker's measured start-up, the same raise rule), with the service time of the one-worker
+run (the simulation proper) and of each run itself (this machine's contention as measured).
 """
 
 from __future__ import annotations
