@@ -154,16 +154,18 @@ class LocalStack:
 
     def _follow_group(self) -> None:
         session = self.session()
-        spec = (list(self.worker_command), {})
+        group = self.outputs[Output.WORKER_GROUP_NAME]
 
         def start_worker(instance_id: str) -> subprocess.Popen:
-            command, env = spec
-            return self._start_worker((command, {**env, Env.INSTANCE_ID: instance_id}))
+            # As on an instance: the worker knows its group (to protect itself and raise the
+            # capacity) and, here, its emulated instance.
+            env = {Env.WORKER_GROUP: group, Env.INSTANCE_ID: instance_id}
+            return self._start_worker((list(self.worker_command), env))
 
         self.follower = GroupFollower(
             session.client("autoscaling", endpoint_url=self.endpoint_url),
             session.client("sqs", endpoint_url=self.endpoint_url),
-            self.outputs[Output.WORKER_GROUP_NAME], self.outputs[Output.REQUEST_QUEUE_URL],
+            group, self.outputs[Output.REQUEST_QUEUE_URL],
             start_worker, start_delay=self.start_delay, idle_seconds=self.idle_seconds)
         self.follower.start()
 

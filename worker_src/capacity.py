@@ -110,4 +110,7 @@ class BacklogSignal:
             return
         self.last_raise = self.clock()
         self.raises += 1
-        raise_capacity(self.autoscaling, self.sqs, self.group, self.queue_url)
+        try:
+            raise_capacity(self.autoscaling, self.sqs, self.group, self.queue_url)
+        except Exception as exc:  # a raise is a courtesy: the worker loop goes on
+            log.warning("capacity of %s not raised: %s", self.group, exc)
