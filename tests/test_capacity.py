@@ -166,3 +166,17 @@ def test_the_client_raises_capacity_after_sending(aws: Any) -> None:
     client = api.Client(boto3.Session(), stack)
     client.submit([("stats", {"numbers": [1, 2]})], wait=False)
     assert aws.desired() == 1
+
+
+def test_a_worker_raise_that_breaks_never_reaches_the_loop(
+        caplog: pytest.LogCaptureFixture) -> None:
+    class Broken:
+        def get_queue_attributes(self, **_kwargs: Any) -> None:
+            raise RuntimeError("connection pool is closed")
+
+    signal = BacklogSignal(object(), Broken(), GROUP, "url")
+    with caplog.at_level(logging.WARNING, logger="capacity"):
+        for _ in range(capacity.FULL_BATCHES_IN_A_ROW):
+            signal.observe(10, 10)
+    assert signal.raises == 1
+    assert "connection pool is closed" in caplog.records[0].getMessage()
