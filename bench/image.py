@@ -14,8 +14,10 @@ imports included; ru_maxrss where there is no /proc):
 
   (a) scikit-image's path: skimage.io.imread -> the exposure function
       (img_as_ubyte where it returns floats) -> save with Pillow, same format;
-  (b) ours: the kind's function, KIND.run(args, files, limits), as the worker
-      calls it (decode, the work, the histograms and encode included);
+  (b) ours: the kind's function as the worker calls it, Executor.perform: in a
+      work horse (a child forked per job, with its time and memory limits), decode,
+      the work, the histograms, encode and the output's way back to the parent
+      included; its peak RSS is the larger of the process's and the work horse's;
   (c) the floor: Pillow decode + encode of the same file, no processing (for
       `match` the reference is decoded too: the job cannot avoid it).
 
@@ -40,6 +42,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench._common import ROOT, DiskFile
 from bench._common import peak_rss_kib as own_peak_kib
@@ -128,18 +131,23 @@ def skimage_result(kind: str, pixels, reference_path: Path | None):
     raise ValueError(f"unknown kind {kind!r}")
 
 
-def run_kind(kind: str, path: Path, reference_path: Path | None):
-    """The kind's function as the executor calls it; its Output."""
-    from worker_src import registry
+def bench_executor() -> Any:
+    """The worker's executor (it loads every kind's modules: before any clock starts)."""
+    from worker_src.executor import Executor
 
-    spec = registry.get_kind(kind)
+    return Executor(store=None, identity="bench")
+
+
+def run_kind(kind: str, path: Path, reference_path: Path | None, executor: Any = None):
+    """The kind's function as the executor calls it (in a work horse); its Output."""
+    executor = executor or bench_executor()
+    spec = executor.find_kind(kind)
     files = {spec.main_input: DiskFile(path)}
     if reference_path is not None:
         files["reference"] = DiskFile(reference_path)
     args = spec.check_args({**KIND_ARGS[kind], **{n: f.name for n, f in files.items()}})
     args = {name: value for name, value in args.items() if name not in files}
-    limits = registry.Limits(max_input_bytes=spec.max_input_bytes, max_pixels=spec.max_pixels)
-    return spec.run(args, files, limits)
+    return executor.perform(spec, args, files, executor.limits(spec))
 
 
 def run_method(method: str, path: Path, kind: str = "equalize",
@@ -157,12 +165,10 @@ def run_method(method: str, path: Path, kind: str = "equalize",
         return time.perf_counter() - start
     if method == "b":
         # What the kinds import, imported before the clock starts, as (a)'s scikit-image is.
-        import numpy  # noqa: F401
-        from PIL import Image, JpegImagePlugin, PngImagePlugin  # noqa: F401
-        from skimage import color, exposure, util  # noqa: F401
+        executor = bench_executor()
 
         start = time.perf_counter()
-        run_kind(kind, path, reference_path)
+        run_kind(kind, path, reference_path, executor)
         return time.perf_counter() - start
     if method == "c":
         from PIL import Image, JpegImagePlugin
@@ -231,12 +237,14 @@ def child_main(method: str, kind: str, path: Path, reference_path: Path | None) 
 
 
 def peak_rss_kib() -> int:
-    """This process's peak RSS in KiB.
+    """The peak RSS in KiB of this process and of its work horses, whichever is larger.
 
     Linux's ru_maxrss survives exec: a child started by a big parent reports at
-    least the parent's size. VmHWM is the peak of this process's own memory.
+    least the parent's size. VmHWM is the peak of this process's own memory; a work
+    horse, forked, counts the pages it shares with this process too.
     """
-    return own_peak_kib() or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    own = own_peak_kib() or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return max(own, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 
 
 def measure(path: Path, runs: int, kind: str = "equalize",

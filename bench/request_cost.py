@@ -12,6 +12,12 @@ came back between the run's first request and the moment the worker had deleted 
 the long poll that was waiting when the run began is therefore counted (it delivered the first
 jobs), the next idle one is not.
 
+A second batch of `stats` jobs has a cancel in flight: right after submitting, the client
+cancels the batch's last job (client.lifecycle.request_cancel: a marker PUT and a cancel
+message); its per-job figures next to the batch without one show what a cancel costs, and the
+batch without one shows that the lifecycle (running words, cancel checks) costs a short job
+nothing (docs/cancel.md).
+
 Charges: SQS $0.40 per million requests (each started 64 KiB of payload is one request);
 S3 PUT/COPY/POST/LIST $5 and GET/HEAD $0.40 per million; storage and transfer not included.
 """
@@ -44,6 +50,7 @@ from bench._common import (
     stats_args,
     wait_until_acknowledged,
 )
+from client import lifecycle
 
 TARGET_SQS_PER_JOB = 1.0
 TARGET_DOLLARS_PER_MILLION = 0.50
@@ -51,6 +58,9 @@ TARGET_IDLE_RECEIVES_PER_MINUTE = 3.0
 # Each job: 1/10 of a send batch, a receive, a reply batch, a delete batch (worker), a reply
 # receive and a delete batch (client).
 FLOOR_SQS_PER_JOB = 0.6
+# What the lifecycle (running words, cancels) may add per job that is not cancelled (issue 18),
+# over the 0.6-0.65 SQS requests per job measured before it.
+TARGET_REQUESTS_PER_JOB = 0.65 + 0.1
 
 
 @dataclass(frozen=True)
@@ -90,6 +100,7 @@ class Report:
     runs: list[Run]
     idle: Idle
     largest_sqs_payload: int
+    cancelled: Run | None = None  # the batch with a cancel in flight (one of `runs`)
 
 
 def idle_window(seconds: float) -> tuple[float, float]:
@@ -108,7 +119,8 @@ def idle_receives(worker_log: Path, window: tuple[float, float]) -> Idle:
 
 
 def measure_run(stack: Any, worker_log: Path, label: str, jobs: int,
-                submit: Any, after_wait: Any = None, timeout: float = 120.0) -> Run:
+                submit: Any, after_wait: Any = None, timeout: float = 120.0,
+                cancelled_ok: bool = False) -> Run:
     """Submit with a fresh Client, wait for every result, close; collect both sides' requests."""
     recorder = RequestRecorder()
     start = time.time()
@@ -118,7 +130,8 @@ def measure_run(stack: Any, worker_log: Path, label: str, jobs: int,
     try:
         job_ids = submit(client)
         results = list(client.wait(job_ids, timeout=timeout))
-        failed = [r for r in results if not r.ok]
+        failed = [r for r in results if not r.ok
+                  and not (cancelled_ok and r.error_code == "cancelled")]
         if failed:
             raise RuntimeError(f"{label}: {len(failed)} job(s) failed, e.g. "
                                f"{failed[0].error_code}: {failed[0].error_message}")
@@ -137,6 +150,18 @@ def stats_run(stack: Any, worker_log: Path, jobs: int, rng: random.Random) -> Ru
     batch = [("stats", stats_args(rng)) for _ in range(jobs)]
     label = f"{jobs} `stats` job" + ("s" if jobs > 1 else "")
     return measure_run(stack, worker_log, label, jobs, lambda client: client.submit(batch))
+
+
+def cancel_run(stack: Any, worker_log: Path, jobs: int, rng: random.Random) -> Run:
+    batch = [("stats", stats_args(rng)) for _ in range(jobs)]
+
+    def submit(client: Any) -> list[str]:
+        job_ids = client.submit(batch)
+        lifecycle.request_cancel(client, job_ids[-1:])
+        return job_ids
+
+    return measure_run(stack, worker_log, f"{jobs} `stats` jobs, a cancel of one in flight",
+                       jobs, submit, cancelled_ok=True)
 
 
 def equalize_run(stack: Any, worker_log: Path, images: list[Path], out_dir: Path) -> Run:
@@ -162,13 +187,14 @@ def measure(stack: Any, *, quick: bool, idle_seconds: float) -> Report:
             window = idle_window(idle_seconds)
             runs = [stats_run(stack, worker_log, 1, rng),
                     stats_run(stack, worker_log, 10 if quick else 100, rng),
+                    cancel_run(stack, worker_log, 10 if quick else 100, rng),
                     equalize_run(stack, worker_log, images, tmp_dir)]
             # The last poll of the window was answered by the first run's job at the latest.
             idle = idle_receives(worker_log, window)
         finally:
             worker.stop()
     sqs = [r for run in runs for r in run.client + run.worker if r.service == "sqs"]
-    return Report(runs, idle, max(r.payload_bytes for r in sqs))
+    return Report(runs, idle, max(r.payload_bytes for r in sqs), cancelled=runs[2])
 
 
 # ---- the tables --------------------------------------------------------------------------
@@ -243,7 +269,26 @@ def targets(report: Report) -> list[str]:
     else:
         lines.append(_verdict("idle receive requests per minute", rate,
                               TARGET_IDLE_RECEIVES_PER_MINUTE))
+    return lines + lifecycle_targets(report, batch)
+
+
+def lifecycle_targets(report: Report, batch: Run) -> list[str]:
+    """What running words and cancels add: nothing to a job nobody cancels (issue 18)."""
+    per_job = batch.per_job()
+    requests = per_job["sqs"] + per_job["s3_put"] + per_job["s3_get"]
+    lines = [_verdict(f"SQS + S3 requests per job that is not cancelled, {batch.label}",
+                      requests, TARGET_REQUESTS_PER_JOB) if batch.jobs >= 100 else
+             "- SQS + S3 requests per job that is not cancelled: judged on a batch of 100 only"]
+    if report.cancelled is not None:
+        extra = _requests(report.cancelled) - _requests(batch)
+        lines.append(f"- a cancel in flight: {extra:+d} requests for the whole batch "
+                     f"({extra / report.cancelled.jobs:+.2f} per job of it)")
     return lines
+
+
+def _requests(run: Run) -> int:
+    charges = run.charges
+    return charges.sqs_requests + charges.s3_put + charges.s3_get
 
 
 def _verdict(what: str, value: float, limit: float) -> str:

@@ -32,6 +32,7 @@ from worker_src import aws, contract, registry, wire
 from worker_src.capacity import raise_capacity
 from worker_src.contract import Output
 
+from . import lifecycle
 from .errors import (  # noqa: F401 - the library's errors, importable from here
     AwsUnavailable,
     ClientFailure,
@@ -126,6 +127,14 @@ class Client:
         self._lock = threading.Lock()
         self._pending: set[str] = set()  # submitted, no result yet
         self._arrived: dict[str, wire.Result] = {}  # received, not yet handed out
+        # Lifecycle words (client/lifecycle.py): the latest `running` word of each pending
+        # job, the answers to this client's cancels; `on_word` hears that one came.
+        self.running: dict[str, Any] = {}
+        self.cancel_answers: dict[str, Any] = {}
+        self.on_word: Callable[[], None] | None = None
+        # Called with the pending job ids when Ctrl-C interrupts a `with` block (the CLI's
+        # --cancel-on-interrupt / question).
+        self.on_interrupt: Callable[[list[str]], None] | None = None
 
     @classmethod
     def connect(cls, stack_name: str = DEFAULT_STACK, *, profile: str | None = None,
@@ -142,8 +151,12 @@ class Client:
     def __enter__(self) -> Client:
         return self
 
-    def __exit__(self, *_exc: Any) -> None:
-        self.close()
+    def __exit__(self, exc_type: Any, *_exc: Any) -> None:
+        try:
+            if exc_type is KeyboardInterrupt and self.on_interrupt is not None and self._pending:
+                self.on_interrupt(sorted(self._pending))
+        finally:
+            self.close()
 
     def close(self) -> None:
         """Delete this run's reply queue (results not yet received are in S3 if undeliverable)."""
@@ -335,16 +348,23 @@ class Client:
                  Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
                           for i, m in enumerate(messages)])
         results = []
+        words = 0
         for message in messages:
             try:
                 result = wire.decode_result(message["Body"])
             except wire.WireError:
-                continue  # not a result: nothing waits on it
+                lifecycle.take_word(self, message["Body"])  # running, cancel answers
+                words += 1
+                continue
             with self._lock:
                 if result.job_id not in self._pending:
                     continue  # a duplicate delivery
                 self._pending.discard(result.job_id)
             results.append(result)
+        for result in results:
+            self.running.pop(result.job_id, None)
+        if words and self.on_word is not None:
+            self.on_word()
         return results
 
     def fetch_result(self, job_id: str) -> wire.Result:

@@ -13,7 +13,7 @@ from botocore.exceptions import BotoCoreError, NoRegionError
 
 from worker_src.contract import Env
 
-from . import api, cli_dlq
+from . import api, cli_dlq, cli_lifecycle
 from .cli_jobs import connect, run_equalize, run_kind, run_kinds, run_result, run_stats
 from .cli_ops import run_cleanup, run_logs, run_status
 from .web import options as web_options
@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="give up waiting after this long (default: %(default)g)")
     waiting.add_argument("--no-wait", action="store_true",
                          help="submit only and print the job ids; read results with 'result'")
+    cli_lifecycle.add_interrupt_option(waiting)
 
     parser = argparse.ArgumentParser(
         prog="python -m client",
@@ -92,9 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     kinds.add_argument("--json", action="store_true", help="print one JSON document")
 
     result = commands.add_parser("result", parents=[common],
-                                 help="print a finished job's stored result",
+                                 help="a job's stored result, or whether it is queued or running",
                                  description="Print the result that a job stored in S3 "
-                                             "(jobs sent with --no-wait, or undeliverable).")
+                                             "(jobs sent with --no-wait, or undeliverable); "
+                                             "for an unfinished job, whether it is queued or "
+                                             "running (since when, on which worker, how far).")
     result.add_argument("job_id", metavar="JOB_ID")
     result.add_argument("-o", "--output-dir", type=Path, metavar="DIR",
                         help="for an image job, download its output here")
@@ -109,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --watch: seconds between refreshes (default: %(default)g)")
 
     cli_dlq.add_parser(commands, common)
+    cli_lifecycle.add_parser(commands, common)
 
     logs = commands.add_parser(
         "logs", parents=[common], help="recent lines of the workers' logs",
@@ -234,6 +238,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "result": run_result,
     "status": run_status,
     "dlq": cli_dlq.run_dlq,
+    "cancel": cli_lifecycle.run_cancel,
     "logs": run_logs,
     "cleanup": run_cleanup,
     "local": run_local,

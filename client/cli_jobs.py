@@ -12,7 +12,7 @@ from typing import Any
 
 from worker_src import registry, wire
 
-from . import api, names, numbers
+from . import api, cli_lifecycle, lifecycle, names, numbers
 from .cli_output import (
     Progress,
     emit_json,
@@ -26,8 +26,10 @@ INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 def connect(args: argparse.Namespace) -> api.Client:
-    return api.Client.connect(args.stack, profile=args.profile, region=args.region,
-                              endpoint_url=args.endpoint_url)
+    client = api.Client.connect(args.stack, profile=args.profile, region=args.region,
+                                endpoint_url=args.endpoint_url)
+    client.on_interrupt = lambda job_ids: cli_lifecycle.on_interrupt(client, args, job_ids)
+    return client
 
 
 # ---- kinds ---------------------------------------------------------------------------
@@ -121,7 +123,7 @@ def run_single(args: argparse.Namespace, kind: str, values: dict[str, Any],
     if not result.ok:
         return report_failure(args, result)
     if args.json:
-        emit_json({"job_id": job_id, **result.value})
+        emit_json({"job_id": job_id, "state": lifecycle.DONE, **result.value})
     else:
         print_value(result.value)
     return 0
@@ -150,12 +152,15 @@ def run_on_files(args: argparse.Namespace, kind: registry.Kind, inputs: list[Pat
             progress.done()
             return print_job_ids(args, job_ids)
         progress.stage("running")
+        client.on_word = lambda: progress.show_running(len(client.running))
+        progress.show_running(0)
         by_id = dict(zip(job_ids, inputs, strict=True))
         downloads = []
         for result in client.wait(job_ids, args.timeout):
             source = by_id[result.job_id]
             row: dict[str, Any] = {"input": str(source), "job_id": result.job_id,
-                                   "ok": result.ok}
+                                   "ok": result.ok, "state": lifecycle.result_state(result)}
+            progress.running = len(client.running)
             if result.ok and "output_key" in result.value:
                 key = result.value["output_key"]
                 row["output"] = str(names.output_path(args.output_dir, source.name, label, key))
@@ -237,7 +242,10 @@ def run_stats(args: argparse.Namespace) -> int:
 
 def run_result(args: argparse.Namespace) -> int:
     with connect(args) as client:
-        result = client.fetch_result(args.job_id)
+        try:
+            result = client.fetch_result(args.job_id)
+        except api.ClientFailure:
+            return cli_lifecycle.report_unfinished(args, client, args.job_id)
         if result.ok and args.output_dir and "output_key" in result.value:
             key = result.value["output_key"]
             client.download_output(key, args.output_dir / key.rsplit("/", 1)[-1])

@@ -39,7 +39,8 @@ def run_status(args: argparse.Namespace) -> int:
 def status_lines(status: dict[str, Any]) -> list[str]:
     """The `status` screen."""
     lines = [f"stack         {status['stack']}",
-             f"requests      {status['waiting']} waiting, {status['in_flight']} in flight"]
+             f"requests      {status['waiting']} waiting, {status['in_flight']} in flight"
+             + (f", {status['running']} running" if "running" in status else "")]
     if status["waiting"]:
         if status["oldest_waiting_age_s"] is not None:
             as_of = status["oldest_waiting_as_of"]

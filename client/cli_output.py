@@ -17,7 +17,7 @@ def emit_json(document: Any) -> None:
 
 def print_job_ids(args: argparse.Namespace, job_ids: list[str]) -> int:
     if args.json:
-        emit_json({"job_ids": job_ids})
+        emit_json({"job_ids": job_ids, "state": "queued"})
     else:
         print("\n".join(job_ids))
     return 0
@@ -29,7 +29,9 @@ def error_document(result: wire.Result) -> dict[str, str | None]:
 
 def report_failure(args: argparse.Namespace, result: wire.Result) -> int:
     if args.json:
-        emit_json({"job_id": result.job_id, "ok": False, "error": error_document(result)})
+        state = "cancelled" if result.error_code == wire.CANCELLED else "failed"
+        emit_json({"job_id": result.job_id, "ok": False, "error": error_document(result),
+                   "state": state})
     print(f"error: job {result.job_id} failed: {result.error_code}: {result.error_message}",
           file=sys.stderr)
     return 1
@@ -51,9 +53,14 @@ class Progress:
         self.label = ""
         self.stream = stream
         self.enabled = enabled and stream.isatty()
+        self.running: int | None = None  # jobs running now, once the run waits
 
     def stage(self, label: str) -> None:
         self.label, self.count = label, 0
+        self._draw()
+
+    def show_running(self, running: int) -> None:
+        self.running = running
         self._draw()
 
     def tick(self, value: Any) -> Any:
@@ -73,6 +80,9 @@ class Progress:
     def _draw(self) -> None:
         if self.enabled:
             filled = 30 * self.count // max(1, self.total)
-            self.stream.write(f"\r{self.label:<11} [{'#' * filled:<30}] "
-                              f"{self.count}/{self.total}")
+            counts = f"{self.count}/{self.total}"
+            if self.running is not None:
+                queued = max(0, self.total - self.count - self.running)
+                counts = f"{queued} queued · {self.running} running · {self.count} done"
+            self.stream.write(f"\r{self.label:<11} [{'#' * filled:<30}] {counts}\033[K")
             self.stream.flush()

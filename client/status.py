@@ -12,7 +12,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from . import dlq
+from . import dlq, lifecycle
 from .api import Client
 from .errors import AwsUnavailable, aws_call
 
@@ -46,6 +46,7 @@ class StatusReader:
             "stack": client.stack.name,
             "waiting": requests[0],
             "in_flight": requests[1],
+            "running": lifecycle.running_now(client, now),
             "oldest_waiting_age_s": waiting["age_s"],
             "oldest_waiting_as_of": waiting["as_of"],
             "oldest_waiting_note": waiting["note"],

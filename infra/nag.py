@@ -74,7 +74,19 @@ def acknowledge_findings(stack: Any) -> None:
         role,
         f"IAM5[Resource::{bucket_arn}/inputs/*]",
         "Job ids are created per job by the client; the worker may only s3:GetObject under "
-        "inputs/ of this stack's bucket.",
+        "inputs/ of this stack's bucket, and s3:DeleteObject there (a cancelled job's inputs).",
+    )
+    acknowledge(
+        role,
+        f"IAM5[Resource::{bucket_arn}/cancels/*]",
+        "A cancel puts cancels/<job id>; the worker may only s3:GetObject (a HEAD) there, to "
+        "learn whether a job it holds was cancelled.",
+    )
+    acknowledge(
+        role,
+        f"IAM5[Resource::{bucket_arn}/running/*]",
+        "The worker keeps running/<job id>.json while a long job runs and deletes it at the "
+        "end; s3:PutObject and s3:DeleteObject under running/ only.",
     )
     for prefix in ("outputs", "results"):
         acknowledge(

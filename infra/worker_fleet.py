@@ -73,6 +73,97 @@ def user_data_commands(
     ]
 
 
+<<<<<<< HEAD
+=======
+def worker_policy(
+    *,
+    requests: sqs.IQueue,
+    dead_letters: sqs.IQueue,
+    reply_queue_prefix: str,
+    bucket: s3.IBucket,
+    log_group: logs.ILogGroup,
+    group_name: str,
+    asset: s3_assets.Asset,
+) -> iam.PolicyDocument:
+    """Everything the worker and its install script may do, and nothing else.
+
+    (The Auto Scaling group adds cloudformation:SignalResource on this stack for cfn-signal.)
+    """
+    arn = f"arn:{Aws.PARTITION}"
+    where = f"{Aws.REGION}:{Aws.ACCOUNT_ID}"
+    return iam.PolicyDocument(
+        statements=[
+            iam.PolicyStatement(
+                sid="ConsumeRequests",
+                actions=[
+                    "sqs:ReceiveMessage",
+                    "sqs:DeleteMessage",
+                    "sqs:ChangeMessageVisibility",
+                    "sqs:GetQueueAttributes",
+                ],
+                resources=[requests.queue_arn],
+            ),
+            iam.PolicyStatement(
+                sid="DeadLetterUnparseable",
+                actions=["sqs:SendMessage"],
+                resources=[dead_letters.queue_arn],
+            ),
+            iam.PolicyStatement(
+                sid="SendReplies",
+                actions=["sqs:SendMessage"],
+                resources=[f"{arn}:sqs:{where}:{reply_queue_prefix}*"],
+            ),
+            iam.PolicyStatement(
+                sid="ReadInputs",
+                actions=["s3:GetObject"],
+                resources=[bucket.arn_for_objects(f"{contract.INPUTS}*")],
+            ),
+            iam.PolicyStatement(
+                sid="WriteOutputsAndResults",
+                actions=["s3:PutObject"],
+                resources=[
+                    bucket.arn_for_objects(f"{contract.OUTPUTS}*"),
+                    bucket.arn_for_objects(f"{contract.RESULTS}*"),
+                ],
+            ),
+            iam.PolicyStatement(
+                sid="ReadCancelMarkers",  # a HEAD of cancels/<job_id> (docs/cancel.md)
+                actions=["s3:GetObject"],
+                resources=[bucket.arn_for_objects(f"{contract.CANCELS}*")],
+            ),
+            iam.PolicyStatement(
+                sid="KeepRunningStates",  # running/<job_id>.json while a long job runs
+                actions=["s3:PutObject", "s3:DeleteObject"],
+                resources=[bucket.arn_for_objects(f"{contract.RUNNING}*")],
+            ),
+            iam.PolicyStatement(
+                sid="DeleteCancelledInputs",
+                actions=["s3:DeleteObject"],
+                resources=[bucket.arn_for_objects(f"{contract.INPUTS}*")],
+            ),
+            iam.PolicyStatement(
+                sid="ShipLogs",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                resources=[log_group.log_group_arn],
+            ),
+            iam.PolicyStatement(
+                sid="ProtectWhileBusy",
+                actions=["autoscaling:SetInstanceProtection"],
+                resources=[
+                    f"{arn}:autoscaling:{where}:autoScalingGroup:*"
+                    f":autoScalingGroupName/{group_name}"
+                ],
+            ),
+            iam.PolicyStatement(
+                sid="DownloadWorkerAsset",
+                actions=["s3:GetObject"],
+                resources=[asset.bucket.arn_for_objects(asset.s3_object_key)],
+            ),
+        ]
+    )
+
+
+>>>>>>> main
 class WorkerFleet(Construct):
     """Auto Scaling group of workers: min_workers..max_workers, a warm pool of stopped
     installed instances when it can grow from idle, backlog scaling when max > min."""

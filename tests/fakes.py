@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,14 @@ from botocore.exceptions import ClientError
 
 from worker_src import contract, wire
 from worker_src.broker import Message, QueueGone
+
+# The characters SQS accepts in a message body or attribute (anything else: InvalidMessageContents).
+NOT_SQS_TEXT = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def check_sqs_text(text: str) -> None:
+    if NOT_SQS_TEXT.search(text):
+        raise client_error("InvalidMessageContents")
 
 
 @dataclass
@@ -59,11 +68,14 @@ class MemoryBroker:
             raise ConnectionError("injected: reply queue unreachable")
         if queue_url not in self.replies:
             raise QueueGone(queue_url)
+        for body in bodies:
+            check_sqs_text(body)
         self.replies[queue_url] += bodies
         return set()
 
     def dead_letter(self, body: str, reason: str) -> None:
-        self.dead.append((body, reason))
+        check_sqs_text(body)
+        self.dead.append((body, wire.printable(reason)))  # as SqsBroker writes it
 
     def reply_allowed(self, queue_url: str | None) -> bool:
         return bool(queue_url) and queue_url.startswith(self.reply_prefix)
@@ -113,6 +125,13 @@ class MemoryStore:
     def put_result(self, result: wire.Result) -> None:
         self.put(contract.result_key(result.job_id), wire.encode_result(result).encode(),
                  "application/json")
+
+    def exists(self, key: str) -> bool:
+        return key in self.objects
+
+    def delete(self, keys: list[str]) -> None:
+        for key in keys:
+            self.objects.pop(key, None)
 
     def result(self, job_id: str) -> wire.Result:
         return wire.decode_result(self.objects[contract.result_key(job_id)])

@@ -47,15 +47,21 @@ def deploy(stack: str, *, visibility_timeout: int | None = None,
 
 
 @contextmanager
-def serving_worker(stack: api.StackInfo) -> Iterator[Worker]:
-    """A real Worker on the stack's queues, in a thread, stopped on exit."""
+def serving_worker(stack: api.StackInfo, *, executor: Any = None) -> Iterator[Worker]:
+    """A real Worker on the stack's queues, in a thread, stopped on exit.
+
+    `executor(store, identity)`, if given, makes the worker's executor (e.g. test kinds).
+    """
     config = WorkerConfig(request_queue_url=stack.request_queue_url,
                           dead_letter_queue_url=stack.dead_letter_queue_url,
                           bucket=stack.bucket, reply_queue_prefix=stack.reply_queue_prefix,
                           wait_seconds=1)
     broker = SqsBroker(boto3.client("sqs"), config.request_queue_url,
                        config.dead_letter_queue_url, config.reply_queue_prefix)
-    worker = Worker(config, broker, S3Store(boto3.client("s3"), config.bucket))
+    store = S3Store(boto3.client("s3"), config.bucket)
+    worker = Worker(config, broker, store)
+    if executor is not None:
+        worker.executor = executor(store, worker.identity)
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     try:

@@ -102,6 +102,23 @@ def test_a_batch_above_the_target_is_reported_missed():
     assert "MISSED" in lines[2]
 
 
+def test_the_lifecycle_targets_price_a_cancel_in_flight():
+    client = [request("sqs", "SendMessageBatch") for _ in range(10)]
+    worker = [request("sqs", "ReceiveMessage") for _ in range(60)]
+    cancel = [request("s3", "PutObject"), request("sqs", "SendMessage")]
+    plain = request_cost.Run("100 jobs", 100, client, worker)
+    cancelled = request_cost.Run("100 jobs, a cancel", 100, client + cancel,
+                                 worker + [request("sqs", "SendMessageBatch")] * 3)
+    idle = request_cost.Idle(65, [])
+    lines = request_cost.lifecycle_targets(
+        request_cost.Report([plain, plain, cancelled], idle, 100, cancelled=cancelled), plain)
+    assert "0.70" in lines[0] and "met" in lines[0]
+    assert "+5 requests" in lines[1] and "+0.05 per job" in lines[1]
+    heavy = request_cost.Run("100 jobs", 100, client, worker + [request("s3", "HeadObject")] * 10)
+    assert "MISSED" in request_cost.lifecycle_targets(
+        request_cost.Report([heavy], idle, 100), heavy)[0]
+
+
 # ---- slow: each script's core on a tiny input ---------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -115,8 +132,10 @@ def stack():
 @pytest.mark.slow
 def test_requests_counts_the_client_and_the_worker(stack):
     report = request_cost.measure(stack, quick=True, idle_seconds=2)
-    one, batch, images = report.runs
-    assert (one.jobs, batch.jobs, images.jobs) == (1, 10, 2)
+    one, batch, cancelled, images = report.runs
+    assert (one.jobs, batch.jobs, cancelled.jobs, images.jobs) == (1, 10, 10, 2)
+    assert [r.operation for r in cancelled.client if r.service == "s3"] == ["PutObject"]
+    assert report.cancelled is cancelled
     client_sends = [r for r in batch.client if r.operation == "SendMessageBatch"]
     assert len(client_sends) == 1  # 10 jobs, one batch
     worker_receives = [r for r in batch.worker if r.operation == "ReceiveMessage"]

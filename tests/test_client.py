@@ -153,8 +153,8 @@ def test_cli_no_wait_then_result(stack, worker, capsys):
 
 def test_cli_result_of_an_unknown_job_exits_1(stack, capsys):
     job_id = wire.new_job_id()
-    code, _, err = run_cli(capsys, "result", job_id)
-    assert code == 1 and "no stored result" in err
+    code, out, _ = run_cli(capsys, "result", job_id)
+    assert code == 1 and f"job {job_id}: queued" in out and "never submitted" in out
 
 
 def test_cli_status_reports_queue_depths(stack, capsys):

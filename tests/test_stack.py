@@ -196,7 +196,8 @@ def test_bucket(which: str, request: pytest.FixtureRequest) -> None:
         {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
     rules = props["LifecycleConfiguration"]["Rules"]
     expiring = {r["Prefix"]: r["ExpirationInDays"] for r in rules if "ExpirationInDays" in r}
-    assert expiring == {p: synth.config.retention_days for p in ("inputs/", "outputs/", "results/")}
+    assert expiring == {p: synth.config.retention_days for p in (
+        "inputs/", "outputs/", "results/", "cancels/", "running/")}
     aborts = [r for r in rules if "AbortIncompleteMultipartUpload" in r]
     assert len(aborts) == 1 and "Prefix" not in aborts[0]
     assert aborts[0]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
@@ -387,6 +388,10 @@ def test_worker_role_is_least_privilege(which: str, request: pytest.FixtureReque
         ("s3:GetObject", "${" + bucket + ".Arn}/inputs/*"),
         ("s3:PutObject", "${" + bucket + ".Arn}/outputs/*"),
         ("s3:PutObject", "${" + bucket + ".Arn}/results/*"),
+        ("s3:GetObject", "${" + bucket + ".Arn}/cancels/*"),
+        ("s3:PutObject", "${" + bucket + ".Arn}/running/*"),
+        ("s3:DeleteObject", "${" + bucket + ".Arn}/running/*"),
+        ("s3:DeleteObject", "${" + bucket + ".Arn}/inputs/*"),
         *{(a, "${" + log_group + ".Arn}") for a in (
             "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams")},
         *{(a, f"arn:${{AWS::Partition}}:autoscaling:{account}:autoScalingGroup:*"

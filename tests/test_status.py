@@ -161,7 +161,7 @@ def test_watch_redraws_until_ctrl_c_and_exits_0(client, capsys, monkeypatch):
     code, out, _ = run_cli(capsys, "status", "--watch", "--interval", "0.5")
     assert code == 0 and sleeps == [0.5, 0.5, 0.5]
     screens = [line for line in out.splitlines() if line.startswith("requests")]
-    assert screens == [f"requests      {n} waiting, 0 in flight" for n in range(3)]
+    assert screens == [f"requests      {n} waiting, 0 in flight, 0 running" for n in range(3)]
     assert out.count("every 0.5 s, ") == 3
 
 

@@ -39,7 +39,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:This might be a color image")
 ENDPOINTS = [("GET", "/"), ("GET", "/favicon.ico"), ("GET", "/static/app.js"),
              ("GET", "/api/info"), ("GET", "/api/kinds"), ("GET", "/api/status"),
              ("GET", "/api/jobs"), ("GET", "/api/jobs/x"), ("GET", "/api/jobs/x/output"),
-             ("GET", "/api/jobs/x/input"), ("POST", "/api/stats"), ("POST", "/api/images")]
+             ("GET", "/api/jobs/x/input"), ("POST", "/api/stats"), ("POST", "/api/images"),
+             ("POST", "/api/jobs/cancel"), ("POST", "/api/jobs/x/cancel")]
 
 
 def test_every_request_without_the_token_gets_401_and_sends_nothing(stack, web):
@@ -119,7 +120,7 @@ def test_the_page_runs_no_inline_script_and_inserts_no_html():
         '<script type="module" src="/static/app.js">']
     assert not re.search(r"\son[a-z]+=", page) and "style=" not in page
     scripts = sorted(STATIC.glob("*.js"))
-    assert [p.name for p in scripts] == ["app.js", "dlq.js", "histogram.js"]
+    assert [p.name for p in scripts] == ["app.js", "dlq.js", "histogram.js", "lifecycle.js"]
     for script in (p.read_text() for p in scripts):
         for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write",
                      "eval(", "new Function"):

@@ -101,10 +101,10 @@ def test_a_slow_jobs_result_is_sent_before_the_next_job_starts(loop):
     broker, store, worker = loop
     events = []
 
-    def slow(args, files, limits):
-        events.append("run")
+    def slow(args, files, limits):  # runs in the work horse: it reports its start in its value
+        started = time.monotonic()
         time.sleep(0.25)
-        return registry.Output({})
+        return registry.Output({"started": started})
 
     worker.executor = Executor(store, identity="t", kinds={
         "slow": registry.Kind(name="slow", summary="sleeps", run=slow)})
@@ -113,6 +113,10 @@ def test_a_slow_jobs_result_is_sent_before_the_next_job_starts(loop):
     for _ in range(2):
         send(broker, "slow", {}, reply)
     send_results = broker.send_results
-    broker.send_results = lambda q, b: events.append(f"send {len(b)}") or send_results(q, b)
+    broker.send_results = lambda q, b: events.append((time.monotonic(), len(b))) or (
+        send_results(q, b))
     worker.process_batch(broker.receive(10, 0))
-    assert events == ["run", "send 1", "run", "send 1"]
+    starts = sorted(float(r.value["started"]) for r in broker.results(reply))
+    sends = [t for t, _ in events]
+    assert [n for _, n in events] == [1, 1]
+    assert starts[0] < sends[0] < starts[1] < sends[1]

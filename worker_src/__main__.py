@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from . import aws
+from . import aws, logs
 from .broker import SqsBroker
 from .capacity import BacklogSignal
 from .config import ConfigError, WorkerConfig
@@ -23,7 +23,8 @@ def build_worker(config: WorkerConfig, *, worker_class: type[Worker] = Worker,
     broker = SqsBroker(aws.make_client(session, "sqs"), config.request_queue_url,
                        config.dead_letter_queue_url, config.reply_queue_prefix)
     executor = executor_class(store, identity=worker_identity(), max_pixels=config.max_pixels,
-                              memory_budget_bytes=config.memory_budget_bytes)
+                              memory_budget_bytes=config.memory_budget_bytes,
+                              time_limit_s=config.time_limit_s)
     protection = ScaleInProtection(None, None, None)
     backlog = BacklogSignal(None, None, None, "")
     if config.worker_group:
@@ -36,8 +37,7 @@ def build_worker(config: WorkerConfig, *, worker_class: type[Worker] = Worker,
 
 
 def main(**classes: type) -> int:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure()
     logging.getLogger("botocore").setLevel(logging.WARNING)
     try:
         config = WorkerConfig.from_env()

@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 from botocore.exceptions import ClientError
 
 from .contract import MessageAttribute, string_attributes
+from .wire import printable
 
 log = logging.getLogger("worker")
 
@@ -28,6 +29,8 @@ class Message:
     receipt: str
     receive_count: int
     attributes: Mapping[str, str] = field(default_factory=dict)
+    # When SQS accepted the message (its own clock), seconds since the epoch.
+    sent_at: float | None = None
 
 
 class QueueGone(Exception):
@@ -61,11 +64,11 @@ class SqsBroker:
         response = self.sqs.receive_message(
             QueueUrl=self.request_queue_url, MaxNumberOfMessages=max_messages,
             WaitTimeSeconds=wait_seconds,
-            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
             MessageAttributeNames=[MessageAttribute.REDRIVEN])
         return [Message(m["MessageId"], m["Body"], m["ReceiptHandle"],
                         int(m.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
-                        string_attributes(m))
+                        string_attributes(m), _sent_at(m))
                 for m in response.get("Messages", [])]
 
     def delete(self, messages: list[Message]) -> None:
@@ -114,16 +117,26 @@ class SqsBroker:
         self.sqs.send_message(
             QueueUrl=self.dead_letter_queue_url, MessageBody=body,
             MessageAttributes={MessageAttribute.REASON: {"DataType": "String",
-                                                  "StringValue": reason[:1000]}})
+                                                  "StringValue": printable(reason)[:1000]}})
 
     def reply_allowed(self, queue_url: str | None) -> bool:
         """Only this stack's reply queues, in the request queue's account."""
         if not queue_url:
             return False
         own = urlparse(self.request_queue_url).path.strip("/").split("/")
-        theirs = urlparse(queue_url).path.strip("/").split("/")
+        try:
+            theirs = urlparse(queue_url).path.strip("/").split("/")
+        except ValueError:  # e.g. "https://[" : not a URL at all
+            return False
         return (len(theirs) == 2 and theirs[0] == own[0]
                 and theirs[1].startswith(self.reply_queue_prefix))
+
+
+def _sent_at(message: Mapping[str, Any]) -> float | None:
+    try:
+        return int(message["Attributes"]["SentTimestamp"]) / 1000
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _chunks(messages: list[Message]) -> list[list[Message]]:

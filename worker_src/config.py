@@ -31,7 +31,12 @@ class WorkerConfig:
     wait_seconds: int = 20
     worker_group: str | None = None
     max_pixels: int | None = None
+<<<<<<< HEAD
     memory_budget_mb: int = contract.MEMORY_BUDGET_MB
+=======
+    memory_budget_mb: int = DEFAULT_MEMORY_BUDGET_MB
+    time_limit_s: int | None = None
+>>>>>>> main
     metric_namespace: str | None = None
     ready_file: Path | None = None
     instance_id: str | None = None
@@ -56,7 +61,8 @@ class WorkerConfig:
                             ("visibility_timeout", Env.VISIBILITY_TIMEOUT),
                             ("wait_seconds", Env.WAIT_SECONDS),
                             ("max_pixels", Env.MAX_PIXELS),
-                            ("memory_budget_mb", Env.MEMORY_BUDGET_MB)):
+                            ("memory_budget_mb", Env.MEMORY_BUDGET_MB),
+                            ("time_limit_s", Env.TIME_LIMIT_S)):
             if env.get(name):
                 values[field] = _positive_int(name, env[name])
         if not 0 < values.get("wait_seconds", 20) <= 20:

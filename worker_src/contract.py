@@ -97,6 +97,8 @@ class Env:
     WORKER_GROUP = "WQW_WORKER_GROUP"
     MAX_PIXELS = "WQW_MAX_PIXELS"
     MEMORY_BUDGET_MB = "WQW_MEMORY_BUDGET_MB"
+    # Seconds: lowers every kind's time limit (registry.Kind.time_limit_s) on this worker.
+    TIME_LIMIT_S = "WQW_TIME_LIMIT_S"
     METRIC_NAMESPACE = "WQW_METRIC_NAMESPACE"
     READY_FILE = "WQW_READY_FILE"
     # The worker's EC2 instance id when it cannot be read from the instance metadata (the
@@ -139,7 +141,9 @@ def string_attributes(message: Mapping[str, Any]) -> dict[str, str]:
 INPUTS = "inputs/"  # client -> worker: inputs/<job_id>/<name>
 OUTPUTS = "outputs/"  # worker -> client: outputs/<job_id>/<name>
 RESULTS = "results/"  # worker -> client: results/<job_id>.json
-JOB_PREFIXES = (INPUTS, OUTPUTS, RESULTS)
+CANCELS = "cancels/"  # client -> worker: cancels/<job_id>, a job's cancel marker
+RUNNING = "running/"  # worker -> client: running/<job_id>.json, a --no-wait job's running state
+JOB_PREFIXES = (INPUTS, OUTPUTS, RESULTS, CANCELS, RUNNING)
 
 
 def input_prefix(job_id: str) -> str:
@@ -165,6 +169,21 @@ def output_key(job_id: str, name: str) -> str:
 
 def result_key(job_id: str) -> str:
     return f"{RESULTS}{job_id}.json"
+
+
+def cancel_key(job_id: str) -> str:
+    """The marker a cancel puts before it tells the workers (docs/cancel.md)."""
+    return f"{CANCELS}{job_id}"
+
+
+# A worker rewrites a running job's running/ record at most this often; a record older than
+# twice this belongs to a worker that died.
+RUNNING_REWRITE_SECONDS = 30.0
+
+
+def running_key(job_id: str) -> str:
+    """A running job's last word, for jobs nobody waits for (`result JOB_ID`)."""
+    return f"{RUNNING}{job_id}.json"
 
 
 # ---- per-job metrics (CloudWatch Embedded Metric Format) ---------------------------

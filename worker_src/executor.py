@@ -2,24 +2,38 @@
 
 The executor never touches SQS (the loop in worker.py does): given a decoded job it
 returns the job's result, or raises for a failure that may pass (the loop retries).
-Override points, as in rq: `find_kind`, `load_args`, `open_files`, `perform`,
+Override points, as in rq: `find_kind`, `load_args`, `open_files`, `perform`, `compute`,
 `store_output`; the fault-injection harness and tests override them.
+
+In this process: finding the kind, reading args.json (bounded: its size by the memory
+budget, its integers by their digits, its depth), checking the arguments, opening the
+input objects (their sizes checked before a byte is read), storing the output. In the
+work horse (workhorse.py, a child process with the kind's time limit and a memory
+limit from the budget): `compute`, the kind's function, which reads the inputs' bytes.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from . import contract, registry, wire
+from . import contract, lifecycle, registry, wire, workhorse
 from .store import Store
 
-# Arguments travel through S3 when they do not fit in one message; they are read whole.
-MAX_ARGS_BYTES = 256 * 1024 * 1024
 DEFAULT_MEMORY_BUDGET = 400 * 1024 * 1024
+# args.json is read whole: its values take up to ~25 times its bytes in memory (an
+# empty list, 3 bytes of text, is a 56-byte object and a pointer).
+ARGS_MEMORY_FACTOR = 25
+# The work horse may grow its address space by the budget and this much: thread stacks
+# and malloc arenas reserve address space that the budget (resident bytes) does not count.
+ADDRESS_SPACE_HEADROOM = 128 * 1024 * 1024
+
+
+def max_args_bytes(memory_budget_bytes: int) -> int:
+    """The largest args.json this worker reads: the wire's limit, less on a small budget."""
+    return min(wire.MAX_ARGS_BYTES, memory_budget_bytes // ARGS_MEMORY_FACTOR)
 
 
 @dataclass(frozen=True)
@@ -35,12 +49,20 @@ class Executor:
     def __init__(self, store: Store, *, identity: str,
                  kinds: dict[str, registry.Kind] | None = None,
                  max_pixels: int | None = None,
-                 memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET) -> None:
+                 memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET,
+                 time_limit_s: float | None = None) -> None:
         self.store = store
         self.identity = identity
+        if kinds is None:
+            registry.load_implementations()  # once, before any work horse is forked
         self.kinds = kinds if kinds is not None else registry.kinds()
         self.max_pixels = max_pixels
         self.memory_budget_bytes = memory_budget_bytes
+        self.time_limit_s = time_limit_s  # lowers every kind's own (WQW_TIME_LIMIT_S)
+        # The running job's watch (progress and cancel), set by the worker around execute().
+        self.watch: lifecycle.Watch | None = None
+        # In a work horse child: the kind's progress callback (reports go to the parent).
+        self.progress: registry.Progress | None = None
 
     def execute(self, job: wire.Job, attempt: int) -> Execution:
         """Run `job`; a JobError becomes an error result, anything else propagates."""
@@ -85,11 +107,13 @@ class Executor:
         if job.args_key is None:
             return dict(job.args or {})
         key = own_key(job.args_key, contract.input_prefix(job.job_id), "args_key")
-        file = self.store.open(key, MAX_ARGS_BYTES)
+        file = self.store.open(key, max_args_bytes(self.memory_budget_bytes))
         try:
-            args = json.loads(file.read())
+            args = wire.parse_json(file.read())
         except ValueError as exc:
             raise wire.JobError(wire.BAD_INPUT, f"{key} is not valid JSON: {exc}") from None
+        finally:
+            file.close()
         if not isinstance(args, dict):
             raise wire.JobError(wire.BAD_INPUT, f"{key} must hold a JSON object")
         return args
@@ -113,11 +137,41 @@ class Executor:
         return registry.Limits(max_input_bytes=kind.max_input_bytes,
                                # WQW_MAX_PIXELS replaces every kind's own cap (larger instances)
                                max_pixels=self.max_pixels or kind.max_pixels,
-                               memory_budget_bytes=self.memory_budget_bytes)
+                               memory_budget_bytes=self.memory_budget_bytes,
+                               time_limit_s=min(kind.time_limit_s,
+                                                self.time_limit_s or kind.time_limit_s))
 
     def perform(self, kind: registry.Kind, args: dict[str, Any], files: dict[str, Any],
                 limits: registry.Limits) -> registry.Output:
-        return kind.run(args, files, limits)
+        """`compute` in a work horse: its time and memory limited, its crash not ours.
+
+        Over its time: time_limit; over its memory: too_large; a crash of the work horse
+        or an unexpected error in it: workhorse.Failed (the loop retries the job). The
+        kind's progress reaches the watch; the watch's cancel kills the work horse: cancelled.
+        """
+        watch = self.watch
+        if watch is not None and watch.cancel.is_set():
+            raise wire.JobError(wire.CANCELLED, watch.cancelled_message())
+
+        def in_child(progress: workhorse.Progress) -> registry.Output:
+            self.progress = lifecycle.throttled(progress)  # the child's copy of self
+            return self.compute(kind, args, files, limits)
+
+        try:
+            return workhorse.run(
+                in_child,
+                time_limit_s=limits.time_limit_s,
+                memory_limit_bytes=limits.memory_budget_bytes + ADDRESS_SPACE_HEADROOM,
+                on_progress=watch.reported if watch is not None else None,
+                cancel=watch.cancel if watch is not None else None)
+        except workhorse.Cancelled:
+            assert watch is not None
+            raise wire.JobError(wire.CANCELLED, watch.cancelled_message()) from None
+
+    def compute(self, kind: registry.Kind, args: dict[str, Any], files: dict[str, Any],
+                limits: registry.Limits) -> registry.Output:
+        """The kind's function (runs in the work horse), with its progress callback."""
+        return kind.call(args, files, limits, self.progress)
 
     def store_output(self, job: wire.Job, kind: registry.Kind, output: registry.Output,
                      files: dict[str, Any]) -> dict[str, Any]:

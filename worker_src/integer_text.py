@@ -24,11 +24,11 @@ import re
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from .wire import MAX_INTEGER_DIGITS
+
 SEPARATORS = b" \t\n\r\v\f,"
-# One integer: a sign and 100,000 digits (reading or writing an integer takes time
-# quadratic in its digits in CPython: 0.04 s and 0.13 s at 100,000 digits, 5 s and 13 s
-# at a million).
-MAX_DIGITS = 100_000
+# One integer: a sign and wire.MAX_INTEGER_DIGITS digits, as in a job's JSON.
+MAX_DIGITS = MAX_INTEGER_DIGITS
 MAX_TOKEN_CHARS = MAX_DIGITS + 1
 # A piece holds at most this much new text, less than one token may hold: so a token
 # longer than the limit always starts in one piece and ends in a later one, where the

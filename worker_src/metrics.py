@@ -71,15 +71,6 @@ def kind_dimension(kind: str | None, known: Collection[str]) -> str:
     return kind if kind in known else UNKNOWN_KIND
 
 
-def kind_of(body: str) -> str | None:
-    """The kind a job message names, if it can be read at all."""
-    try:
-        kind = json.loads(body).get("kind")
-    except (ValueError, AttributeError):
-        return None
-    return kind if isinstance(kind, str) else None
-
-
 class _StdoutHandler(logging.StreamHandler):
     """Bare messages on whatever sys.stdout is when a line is written."""
 

@@ -13,7 +13,10 @@ imports what it needs when it runs.
 The function is called as `run(args, files, limits)`: `args` are the checked
 arguments with defaults filled in (file arguments left out), `files` the file
 arguments as `JobFile`s by name, `limits` the worker's `Limits`. It returns an
-`Output`, or raises `wire.JobError` for input that can never succeed.
+`Output`, or raises `wire.JobError` for input that can never succeed. A kind that
+declares `progress=True` is called with one more keyword, `progress`: a callable
+taking the fraction done (0 to 1), to call as often as it likes (the worker sends
+at most one word every few seconds, and only for jobs that run longer than one).
 """
 
 from __future__ import annotations
@@ -25,11 +28,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
+from .wire import shown
+
 # Argument types, as written in `kinds --json` and the wire format's args.
 INT, FLOAT, BOOL, STR, FILE, INTEGERS = "int", "float", "bool", "str", "file", "integers"
 ARG_TYPES = (INT, FLOAT, BOOL, STR, FILE, INTEGERS)
 # Outputs.
 JSON, IMAGE = "json", "image"
+
+# A job runs at most this long (wall clock) unless its kind says otherwise.
+DEFAULT_TIME_LIMIT_S = 300.0
+# The heartbeat can hold a message for at most SQS's 12 hours from its receipt; a job
+# must end well within that, its result delivered.
+MAX_TIME_LIMIT_S = 11 * 3600.0
 
 
 class _Required:
@@ -86,31 +97,35 @@ class Arg:
 
     def check(self, value: Any) -> Any:
         """The value if it is allowed (ints widened to float for FLOAT), else ArgError."""
-        wrong = ArgError(self.name, f"{self.name} must be {self.range_text()}, got {value!r}")
+        # Written only when raised: the value may be a list of a million long integers.
+        def wrong() -> ArgError:
+            return ArgError(self.name, f"{self.name} must be {self.range_text()}, "
+                                       f"got {shown(value)}")
+
         if self.type == BOOL:
             if not isinstance(value, bool):
-                raise wrong
+                raise wrong()
             return value
         if isinstance(value, bool):
-            raise wrong
+            raise wrong()
         if self.type == INT and not isinstance(value, int):
-            raise wrong
+            raise wrong()
         if self.type == FLOAT:
             if not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise wrong
+                raise wrong()
             value = float(value)
         if self.type in (STR, FILE) and not isinstance(value, str):
-            raise wrong
+            raise wrong()
         if self.type == INTEGERS and not isinstance(value, list):
-            raise wrong
+            raise wrong()
         if self.type in (INT, FLOAT):
             low, high = self.minimum, self.maximum
             if low is not None and (value < low or (self.exclusive and value == low)):
-                raise wrong
+                raise wrong()
             if high is not None and (value > high or (self.exclusive and value == high)):
-                raise wrong
+                raise wrong()
         if self.choices is not None and value not in self.choices:
-            raise wrong
+            raise wrong()
         return value
 
     def parse(self, text: str) -> Any:
@@ -160,6 +175,8 @@ class Limits:
     max_input_bytes: int
     max_pixels: int | None = None
     memory_budget_bytes: int = 400 * 1024 * 1024
+    # Wall-clock seconds the job may run (the work horse stops it then: time_limit).
+    time_limit_s: float = DEFAULT_TIME_LIMIT_S
 
 
 class JobFile(Protocol):
@@ -174,6 +191,14 @@ class JobFile(Protocol):
 
     def read(self) -> bytes:
         """The whole object (its size is within the kind's max_input_bytes)."""
+
+
+# A kind's progress callback: the fraction of the job done, from 0 to 1.
+Progress = Callable[[float], None]
+
+
+def no_progress(_fraction: float) -> None:
+    """The progress callback of a job run without a worker (tests, benchmarks)."""
 
 
 @dataclass(frozen=True)
@@ -201,8 +226,15 @@ class Kind:
     max_pixels: int | None = None
     # A check across arguments (e.g. low < high): raise ArgError naming one of them.
     check: Callable[[dict[str, Any]], None] | None = None
+    # True: `run` takes a `progress` keyword, a Progress (the fraction done, 0 to 1).
+    progress: bool = False
+    # Wall-clock seconds a job of this kind may run before it is stopped (time_limit).
+    time_limit_s: float = DEFAULT_TIME_LIMIT_S
 
     def __post_init__(self) -> None:
+        if not 0 < self.time_limit_s <= MAX_TIME_LIMIT_S:
+            raise ValueError(f"kind {self.name}: time_limit_s must be > 0 and <= "
+                             f"{MAX_TIME_LIMIT_S:g}, got {self.time_limit_s!r}")
         names = [arg.name for arg in self.args]
         if len(set(names)) != len(names):
             raise ValueError(f"kind {self.name}: an argument name is used twice")
@@ -211,6 +243,13 @@ class Kind:
                              f"file argument")
         if self.output not in (JSON, IMAGE):
             raise ValueError(f"kind {self.name}: output must be {JSON!r} or {IMAGE!r}")
+
+    def call(self, args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits,
+             progress: Progress | None = None) -> Output:
+        """Run the kind's function; `progress` reaches it only if the kind declares it."""
+        if self.progress and progress is not None:
+            return self.run(args, files, limits, progress=progress)  # type: ignore[call-arg]
+        return self.run(args, files, limits)
 
     def arg(self, name: str) -> Arg:
         for arg in self.args:
@@ -245,7 +284,8 @@ class Kind:
         """This kind as `kinds --json` and the web page show it."""
         return {"name": self.name, "summary": self.summary, "main_input": self.main_input,
                 "output": self.output, "max_input_bytes": self.max_input_bytes,
-                "max_pixels": self.max_pixels, "args": [a.describe() for a in self.args]}
+                "max_pixels": self.max_pixels, "time_limit_s": self.time_limit_s,
+                "args": [a.describe() for a in self.args]}
 
 
 def load_kinds(package: str = "worker_src.jobs") -> dict[str, Kind]:
@@ -263,6 +303,18 @@ def load_kinds(package: str = "worker_src.jobs") -> dict[str, Kind]:
             raise ValueError(f"two modules define the kind {kind.name!r}")
         kinds[kind.name] = kind
     return kinds
+
+
+def load_implementations(package: str = "worker_src.jobs") -> None:
+    """Import every module of `package`, the kinds' helpers and what they import included.
+
+    A kind's function imports numpy, Pillow or scikit-image when it runs; the worker calls
+    this once at start so that each work horse, forked per job, has them loaded already
+    (importing them in every job would cost about 0.1 s).
+    """
+    root = importlib.import_module(package)
+    for module_info in pkgutil.iter_modules(root.__path__):
+        importlib.import_module(f"{package}.{module_info.name}")
 
 
 _KINDS: dict[str, Kind] | None = None

@@ -1,28 +1,39 @@
 """The worker's side of S3: job inputs, outputs and stored results, under the job's own keys.
 
 `S3Store` is the real one; tests use an in-memory store of the same shape (tests/fakes.py).
+
+Fork safety (the work horse is a forked child, workhorse.py): a child must never send a
+request over a connection of its parent's pools (both would read the same socket). The
+first read of an input uses the response the parent's GET opened for it, whose
+connection that response alone holds; any later request of a child goes through a new
+session and client, made in the child on first use.
 """
 
 from __future__ import annotations
 
+import os
+import weakref
+from collections.abc import Callable
 from typing import Any, BinaryIO, Protocol
 
 from botocore.exceptions import ClientError
 
-from . import contract, wire
+from . import aws, contract, wire
 
 
 class Store(Protocol):
     def open(self, key: str, max_bytes: int) -> Any: ...
     def put(self, key: str, data: bytes, content_type: str) -> None: ...
     def put_result(self, result: wire.Result) -> None: ...
+    def exists(self, key: str) -> bool: ...
+    def delete(self, keys: list[str]) -> None: ...
 
 
 class S3File:
     """An input object (a registry.JobFile): its size is known before a byte is read."""
 
-    def __init__(self, s3: Any, bucket: str, key: str, max_bytes: int) -> None:
-        self._s3, self._bucket = s3, bucket
+    def __init__(self, store: S3Store, key: str, max_bytes: int) -> None:
+        self._store, self._bucket = store, store.bucket
         self.key = key
         self.name = key.rsplit("/", 1)[-1]
         response = self._get()
@@ -35,7 +46,7 @@ class S3File:
 
     def _get(self) -> dict[str, Any]:
         try:
-            return self._s3.get_object(Bucket=self._bucket, Key=self.key)
+            return self._store.s3.get_object(Bucket=self._bucket, Key=self.key)
         except ClientError as exc:
             if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
                 raise wire.JobError(wire.NOT_FOUND,
@@ -59,13 +70,33 @@ class S3File:
             self._first = None
 
 
+def fresh_client_like(s3: Any) -> Any:
+    """A new S3 client (new session, new connections) for the region of `s3`."""
+    return aws.make_client(aws.make_session(region=s3.meta.region_name), "s3")
+
+
 class S3Store:
-    def __init__(self, s3: Any, bucket: str) -> None:
-        self.s3 = s3
+    def __init__(self, s3: Any, bucket: str,
+                 connect: Callable[[Any], Any] = fresh_client_like) -> None:
+        self._s3: Any = s3
+        self._connect = connect
+        self._forked_from: Any = None  # the parent's client, in a forked child
         self.bucket = bucket
+        forget = weakref.WeakMethod(self._after_fork)
+        os.register_at_fork(after_in_child=lambda: (forget() or (lambda: None))())
+
+    @property
+    def s3(self) -> Any:
+        if self._s3 is None:  # first use in a forked child
+            self._s3 = self._connect(self._forked_from)
+        return self._s3
+
+    def _after_fork(self) -> None:
+        if self._s3 is not None:
+            self._forked_from, self._s3 = self._s3, None
 
     def open(self, key: str, max_bytes: int) -> S3File:
-        return S3File(self.s3, self.bucket, key, max_bytes)
+        return S3File(self, key, max_bytes)
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
@@ -73,3 +104,19 @@ class S3Store:
     def put_result(self, result: wire.Result) -> None:
         self.put(contract.result_key(result.job_id), wire.encode_result(result).encode(),
                  "application/json")
+
+    def exists(self, key: str) -> bool:
+        """One HEAD request (billed as a GET)."""
+        try:
+            self.s3.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("NoSuchKey", "404", "NotFound"):
+                return False
+            raise
+        return True
+
+    def delete(self, keys: list[str]) -> None:
+        """Delete objects (DELETE requests are not billed); a missing one is no error."""
+        for start in range(0, len(keys), 1000):
+            self.s3.delete_objects(Bucket=self.bucket, Delete={
+                "Objects": [{"Key": key} for key in keys[start:start + 1000]], "Quiet": True})

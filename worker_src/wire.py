@@ -29,17 +29,27 @@ Numbers in a result's value travel with every digit: the worker may put a
 exponent), and `decode_result` reads numbers with a fraction or exponent back as
 `decimal.Decimal` (`json.loads(text, parse_float=Decimal)`), so nothing is rounded
 to a float on either side. Integers are exact in JSON and in Python anyway.
+
+Reading is bounded before anything is converted (docs/wire-format.md, "Limits"): an
+integer of more than MAX_INTEGER_DIGITS digits is refused when its token is met, before
+it becomes an int (CPython converts decimal text to int in time quadratic in its
+digits); JSON nested deeper than MAX_JSON_DEPTH, NaN and Infinity are refused too. The
+interpreter's own limit on int/str conversions (4300 digits) stays on for the process:
+`int_from_text` and `int_text` convert longer integers here, locally.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
-import sys
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
+
+from . import json_text
+from .json_text import int_from_text, int_text  # noqa: F401  (the wire's number helpers)
 
 WIRE_VERSION = 1
 
@@ -52,15 +62,24 @@ NOT_FOUND = "not_found"  # an S3 object the job names does not exist
 TOO_LARGE = "too_large"  # the input exceeds what a worker may hold
 FORBIDDEN = "forbidden"  # e.g. a reply queue outside the stack
 INTERNAL = "internal"  # the worker failed on every allowed attempt
-ERROR_CODES = (BAD_INPUT, NOT_FOUND, TOO_LARGE, FORBIDDEN, INTERNAL)
+TIME_LIMIT = "time_limit"  # the job ran past its kind's time limit and was stopped
+CANCELLED = "cancelled"  # a cancel stopped the job before it ran, or while it ran
+ERROR_CODES = (BAD_INPUT, NOT_FOUND, TOO_LARGE, FORBIDDEN, INTERNAL, TIME_LIMIT, CANCELLED)
 
 # SQS accepts message bodies up to 1 MiB; beyond this, args travel through S3.
 MAX_MESSAGE_BYTES = 1024 * 1024
-
-# The contract allows integers of any size. CPython 3.11 refuses to convert
-# integers of more than 4300 digits to or from text unless this is lifted.
-if sys.get_int_max_str_digits() != 0:
-    sys.set_int_max_str_digits(0)
+# Arguments through S3 (args.json): at most this many bytes (a worker with a small memory
+# budget takes less: executor.max_args_bytes).
+MAX_ARGS_BYTES = 16 * 1024 * 1024
+# Digits of one integer (a sign besides), in a job, in args.json and in a stats file.
+# CPython reads 100,000 digits in 0.04 s, a million in 5 s: the limit keeps one token cheap.
+MAX_INTEGER_DIGITS = 100_000
+# A result's integers may be longer: a sum of up to 10**20 such integers.
+MAX_RESULT_INTEGER_DIGITS = MAX_INTEGER_DIGITS + 20
+# Nesting of JSON arrays and objects (a job needs 3; a result 4).
+MAX_JSON_DEPTH = 32
+# An error result's message is cut to this many characters.
+MAX_ERROR_CHARS = 2000
 
 
 class JobError(Exception):
@@ -112,30 +131,24 @@ class Result:
 
 
 def dumps(value: Any, **options: Any) -> str:
-    """JSON text as json.dumps writes it, with each finite Decimal as a JSON number in full.
+    """JSON text as json.dumps writes it, with every digit of each Decimal and long int."""
+    return json_text.dumps(value, **options)
 
-    The standard library cannot write a number it does not know as a number, so each
-    Decimal goes out as a placeholder string unique to this call, then replaced.
+
+def loads(text: str | bytes, max_digits: int = MAX_RESULT_INTEGER_DIGITS) -> Any:
+    """JSON text read without loss (numbers with a fraction or exponent as Decimal).
+
+    Within the limits (module docstring); ValueError names what is over one.
     """
-    numbers: list[str] = []
-    mark = f"\x00{uuid.uuid4().hex}:"
-
-    def number(item: Any) -> str:
-        if isinstance(item, Decimal) and item.is_finite():
-            numbers.append(format(item, "f"))
-            return f"{mark}{len(numbers) - 1}"
-        raise TypeError(f"Object of type {type(item).__name__} is not JSON serializable")
-
-    text = json.dumps(value, default=number, **options)
-    if not numbers:
-        return text
-    placeholder = re.compile(re.escape(json.dumps(mark)[:-1]) + r'(\d+)"')
-    return placeholder.sub(lambda match: numbers[int(match.group(1))], text)
+    return json_text.loads(text, exact=True, max_digits=max_digits, max_depth=MAX_JSON_DEPTH)
 
 
-def loads(text: str | bytes) -> Any:
-    """JSON text read without loss: numbers with a fraction or exponent as Decimal."""
-    return json.loads(text, parse_float=Decimal)
+def parse_json(text: str | bytes, *, max_digits: int = MAX_INTEGER_DIGITS) -> Any:
+    """JSON text within the limits, numbers with a fraction or exponent as float.
+
+    Whatever the text holds, this ends in a value or a ValueError saying what is wrong.
+    """
+    return json_text.loads(text, exact=False, max_digits=max_digits, max_depth=MAX_JSON_DEPTH)
 
 
 def new_job_id() -> str:
@@ -154,12 +167,19 @@ def encode_job(job: Job) -> str:
         body["args_key"] = job.args_key
     else:
         body["args"] = job.args
-    return json.dumps(body, separators=(",", ":"))
+    return dumps(body, separators=(",", ":"))
 
 
 def decode_job(text: str | bytes) -> Job:
-    """Parse and validate a job message; raise WireError saying what is wrong."""
-    body = _load_object(text, "job")
+    """Parse and validate a job message; raise WireError saying what is wrong.
+
+    Total: whatever the text holds, this returns a Job or raises WireError.
+    """
+    try:
+        body = _load_object(text, "job", parse_json)
+    except WireError as exc:  # the envelope may still say whom to tell
+        exc.job_id, exc.reply_to = _salvaged(text)
+        raise
     job_id = body.get("job_id") if _is_uuid(body.get("job_id")) else None
     reply_to = body.get("reply_to") if isinstance(body.get("reply_to"), str) else None
 
@@ -170,15 +190,15 @@ def decode_job(text: str | bytes) -> Job:
     _check_fields(body, {"version", "job_id", "kind", "reply_to", "submitted_at"},
                   {"args", "args_key"}, fail)
     if job_id is None:
-        raise fail(f"job_id must be a UUID string, got {body['job_id']!r}")
+        raise fail(f"job_id must be a UUID string, got {shown(body['job_id'])}")
     kind = body["kind"]
     if not isinstance(kind, str) or not KIND_NAME.fullmatch(kind):
         raise fail(f"kind must be a job kind's name (lower-case letters, digits, _), "
-                   f"got {kind!r}")
+                   f"got {shown(kind)}")
     if body["reply_to"] is not None and not isinstance(body["reply_to"], str):
         raise fail("reply_to must be a queue URL or null")
     submitted_at = body["submitted_at"]
-    if isinstance(submitted_at, bool) or not isinstance(submitted_at, (int, float)):
+    if not _finite_number(submitted_at):
         raise fail("submitted_at must be a number of seconds since the epoch")
     has_args, has_key = "args" in body, "args_key" in body
     if has_args == has_key:
@@ -195,6 +215,60 @@ def decode_job(text: str | bytes) -> Job:
         submitted_at=float(submitted_at),
         args_key=body.get("args_key"),
     )
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """A value a sender wrote, for a message: its repr (escaped, one line), cut to `limit`."""
+    items = list(value.values()) if isinstance(value, dict) else value
+    if isinstance(value, (dict, list)) and not (len(items) <= 8 and all(
+            _shown_whole(item, limit) for item in (*items, *value))):
+        text = f"a JSON {'object' if isinstance(value, dict) else 'array'}"
+        return f"{text} of {len(value)} item{'s' * (len(value) != 1)}"
+    if type(value) is int and value.bit_length() > 3 * limit:
+        return f"an integer of {len(int_text(value)):,} digits"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+_FIELD_TEXT = {name: re.compile(rf'"{name}"\s*:\s*("(?:[^"\\]|\\.){{0,2048}}")')
+               for name in ("job_id", "reply_to")}
+
+
+def _salvaged(text: Any) -> tuple[str | None, str | None]:
+    """The job id and reply queue of a body that does not parse, if each appears once."""
+    if isinstance(text, (bytes, bytearray)):
+        text = bytes(text).decode("utf-8", errors="replace")
+    if not isinstance(text, str):
+        return None, None
+    found: list[str | None] = []
+    for pattern in _FIELD_TEXT.values():
+        matches = pattern.findall(text)
+        try:
+            value = json_text.loads(matches[0], exact=False, max_digits=0, max_depth=0) \
+                if len(matches) == 1 else None
+        except ValueError:
+            value = None
+        found.append(value if isinstance(value, str) else None)
+    job_id, reply_to = found
+    return (job_id if _is_uuid(job_id) else None), (reply_to if job_id else None)
+
+
+def _shown_whole(item: Any, limit: int) -> bool:
+    """A scalar short enough to show as it is (containers are summarised instead)."""
+    if isinstance(item, (dict, list)):
+        return False
+    if isinstance(item, str):
+        return len(item) <= limit
+    return not (type(item) is int and item.bit_length() > 3 * limit)
+
+
+def _finite_number(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 def encode_result(result: Result) -> str:
@@ -217,7 +291,7 @@ def encode_result(result: Result) -> str:
 
 def decode_result(text: str | bytes) -> Result:
     """Parse and validate a result message; raise WireError saying what is wrong."""
-    body = _load_object(text, "result", exact=True)
+    body = _load_object(text, "result", loads)
     if isinstance(body.get("timing"), dict):
         body["timing"] = {key: float(value) if isinstance(value, Decimal) else value
                           for key, value in body["timing"].items()}
@@ -253,14 +327,39 @@ def ok_result(job_id: str, value: dict[str, Any], **extra: Any) -> Result:
 
 
 def error_result(job_id: str, code: str, message: str, **extra: Any) -> Result:
-    return Result(job_id=job_id, ok=False, error_code=code, error_message=message, **extra)
+    """An error result; its message printable and at most MAX_ERROR_CHARS long."""
+    if len(message) > MAX_ERROR_CHARS:
+        message = message[:MAX_ERROR_CHARS - 3] + "..."
+    return Result(job_id=job_id, ok=False, error_code=code, error_message=printable(message),
+                  **extra)
 
 
-def _load_object(text: str | bytes, what: str, exact: bool = False) -> dict[str, Any]:
+def printable(text: str) -> str:
+    """`text` on one line: each non-printable character as a Python-style escape.
+
+    What a sender wrote can hold anything (newlines, escape sequences, lone surrogates
+    that SQS refuses); logs (logs.py), error messages and dead-letter reasons carry it so.
+    """
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else _escaped(char) for char in text)
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    if char in "\n\r\t":
+        return repr(char)[1:-1]
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 \
+        else f"\\U{code:08x}"
+
+
+def _load_object(text: str | bytes, what: str, parse: Any) -> dict[str, Any]:
     try:
-        body = loads(text) if exact else json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
+        body = parse(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise WireError(f"the {what} message is not valid JSON: {exc}") from None
+    except ValueError as exc:  # over a limit (json_text says which)
+        raise WireError(f"the {what} message is refused: {exc}") from None
     if not isinstance(body, dict):
         raise WireError(f"the {what} message must be a JSON object")
     return body
@@ -268,8 +367,9 @@ def _load_object(text: str | bytes, what: str, exact: bool = False) -> dict[str,
 
 def _check_version(body: dict[str, Any], fail: Any) -> None:
     version = body.get("version")
-    if version != WIRE_VERSION:
-        raise fail(f"unsupported wire version {version!r}; this side speaks {WIRE_VERSION}")
+    if type(version) is not int or version != WIRE_VERSION:
+        raise fail(f"unsupported wire version {shown(version)}; this side speaks "
+                   f"{WIRE_VERSION}")
 
 
 def _check_fields(body: dict[str, Any], required: set[str], optional: set[str],
@@ -279,7 +379,10 @@ def _check_fields(body: dict[str, Any], required: set[str], optional: set[str],
         raise fail(f"missing field(s): {', '.join(missing)}")
     unknown = sorted(body.keys() - required - optional)
     if unknown:
-        raise fail(f"unknown field(s): {', '.join(unknown)}")
+        names = [name if name.isprintable() and len(name) <= 40 else shown(name, 40)
+                 for name in unknown[:5]]
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        raise fail(f"unknown field(s): {', '.join(names)}{more}")
 
 
 def _is_uuid(value: Any) -> bool:

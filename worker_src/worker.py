@@ -4,11 +4,16 @@
         -> flush: results to reply queues (batched) or S3, then broker.delete
 
 All SQS I/O goes through the broker (broker.py), all job work through the executor
-(executor.py); this loop only decides. A message is deleted only after its result is
-delivered. A job that can never succeed (bad input) gets an error result at once. Any
-other failure leaves the message to come back after a backoff; on its last allowed
-receive the client gets an `internal` error result and the message is moved to the
-dead-letter queue. While a message is held, a heartbeat keeps it invisible to others.
+(executor.py, whose job functions run in a work horse); this loop only decides. A message
+is deleted only after its result is delivered. A job that can never succeed (bad input)
+gets an error result at once. Any other failure leaves the message to come back after a
+backoff; on its last allowed receive the client gets an `internal` error result and the
+message is moved to the dead-letter queue. While a message is held, a heartbeat keeps it
+invisible to others.
+
+Each message is on its own: decoding is total (a job or wire.WireError), and every step
+that concerns one message is guarded so that whatever it raises concerns that message
+alone (it is retried or dead-lettered); no step holds or releases a batch because of one.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from .capacity import BacklogSignal
 from .config import WorkerConfig
 from .contract import MessageAttribute
 from .executor import Execution, Executor
+from .lifecycle import Lifecycle
 from .protection import ScaleInProtection
 from .store import Store
 
@@ -47,10 +53,13 @@ class _Held:
 
     message: Message
     state: str = "pending"  # pending -> done -> acked, or pending -> retry
+    job: wire.Job | None = None  # decoded, once
+    unreadable: wire.WireError | None = None  # or why it could not be
     result: wire.Result | None = None
     execution: Execution | None = None
     reply_to: str | None = None
     dead_letter_reason: str | None = None
+    received_at: float = field(default_factory=time.time)
 
 
 @dataclass
@@ -76,10 +85,15 @@ class Worker:
         self.identity = worker_identity()
         self.executor = executor or Executor(store, identity=self.identity,
                                              max_pixels=config.max_pixels,
-                                             memory_budget_bytes=config.memory_budget_bytes)
+                                             memory_budget_bytes=config.memory_budget_bytes,
+                                             time_limit_s=config.time_limit_s)
         self.protection = protection or ScaleInProtection(None, None, None)
+<<<<<<< HEAD
         # Full batches in a row raise the group's capacity (capacity.py).
         self.backlog = backlog or BacklogSignal(None, None, None, "")
+=======
+        self.lifecycle = Lifecycle(broker, store, self.identity)
+>>>>>>> main
         self.stats = _Stats()
         self._stopping = threading.Event()
         self._finished = threading.Event()
@@ -175,20 +189,28 @@ class Worker:
     def process_batch(self, messages: list[Message]) -> None:
         # Jobs on their last allowed receive go first, each with a stand-in result in S3.
         batch = sorted((_Held(m) for m in messages), key=lambda h: -h.message.receive_count)
+        self.lifecycle.batch_started()
         with self._held_lock:
             self._held.extend(batch)
-        for held in batch:
-            if self._last_chance(held):
-                self._store_stand_in(held)
         oldest_unflushed: float | None = None
         try:
+            controls = [h for h in batch if self.lifecycle.is_control(h.message)]
+            for held in batch:
+                if held in controls:
+                    continue
+                self._decode(held)
+                if self._last_chance(held):
+                    self._store_stand_in(held)
+            self._take_cancels(controls, batch)
             for held in batch:
                 # After a stop signal only jobs on their last receive still run: handed
                 # back, SQS would dead-letter them unseen on the next receive.
                 if self._stopping.is_set() and not self._last_chance(held):
                     break
+                if held.state != "pending":
+                    continue
                 started = time.monotonic()
-                self.handle(held)
+                self._handle_alone(held)
                 self._job_seconds += 0.3 * (time.monotonic() - started - self._job_seconds)
                 if held.state == "done" and oldest_unflushed is None:
                     oldest_unflushed = time.monotonic()
@@ -200,12 +222,26 @@ class Worker:
                     oldest_unflushed = None
             self._flush(batch)
         finally:
+            self.lifecycle.batch_ended()
             self._release([h for h in batch if h.state == "pending"])
             with self._held_lock:
                 self._held = [h for h in self._held if h not in batch]
 
+    def _take_cancels(self, controls: list[_Held], batch: list[_Held]) -> None:
+        """Cancel messages first: a job of this batch that one names never starts."""
+        in_hand = {h.job.job_id for h in batch if h.job is not None}
+        for held in controls:
+            held.dead_letter_reason = self.lifecycle.take_cancel(held.message, in_hand)
+            held.state = "done"  # deleted with the batch's next acknowledgement
+
     def _last_chance(self, held: _Held) -> bool:
         return held.message.receive_count >= self.config.max_receive_count
+
+    def _decode(self, held: _Held) -> None:
+        try:
+            held.job = wire.decode_job(held.message.body)
+        except wire.WireError as exc:
+            held.unreadable = exc
 
     def _store_stand_in(self, held: _Held) -> None:
         """Leave an error result in S3 that the real one overwrites.
@@ -214,10 +250,9 @@ class Worker:
         its next receive without any worker seeing it; the client then finds this
         result instead of waiting in silence.
         """
-        try:
-            job_id = wire.decode_job(held.message.body).job_id
-        except wire.WireError:
+        if held.job is None:
             return  # unreadable: answered (if at all) when handled
+        job_id = held.job.job_id
         count = held.message.receive_count
         message = (f"the job was received {count} times and every worker that held it "
                    f"stopped before finishing (it may crash or exhaust the worker); it is "
@@ -229,20 +264,56 @@ class Worker:
             log.warning("could not store the stand-in result of job %s (%s)", job_id,
                         describe(exc))
 
+    def _handle_alone(self, held: _Held) -> None:
+        """`handle`, whatever it raises concerning this message alone."""
+        try:
+            self.handle(held)
+        except Exception as exc:
+            held.result = None
+            self._failed(held, describe(exc))
+
+    def _failed(self, held: _Held, reason: str) -> None:
+        """A failure that may pass: retried after a backoff; on the last receive, answered
+        `internal` (if the job can be named) and dead-lettered with the reason."""
+        self.stats.failed_attempts += 1
+        attempt = held.message.receive_count
+        job_id = held.job.job_id if held.job else None
+        if not self._last_chance(held):
+            log.warning("job %s (message %s) attempt %d failed (%s); it will be retried",
+                        job_id, held.message.message_id, attempt, reason)
+            self._backoff(held)
+            return
+        log.error("job %s (message %s) failed on its last attempt (%d): %s", job_id,
+                  held.message.message_id, attempt, reason)
+        if job_id is not None:
+            held.result = self._error(job_id, wire.INTERNAL, f"the job failed on all {attempt} "
+                                      f"attempts; last error: {reason}", attempt)
+            held.reply_to = held.job.reply_to if self._allowed(held.job.reply_to) else None
+        held.dead_letter_reason = f"{wire.INTERNAL}: {reason}"
+        held.state = "done"
+
+    def _allowed(self, queue_url: str | None) -> bool:
+        try:
+            return self.broker.reply_allowed(queue_url)
+        except Exception:  # a broker that cannot tell: the result goes to S3
+            return False
+
     def handle(self, held: _Held) -> None:
         """Run one job; leave `held` done (result ready) or not done (retry later)."""
         attempt = held.message.receive_count
-        try:
-            job = wire.decode_job(held.message.body)
-        except wire.WireError as exc:
+        if held.job is None and held.unreadable is None:
+            self._decode(held)
+        if held.unreadable is not None:
+            exc = held.unreadable
             log.warning("unreadable job message %s: %s", held.message.message_id, exc.message)
             held.dead_letter_reason = f"{wire.BAD_INPUT}: {exc.message}"
             if exc.job_id:
                 held.result = self._error(exc.job_id, exc.code, exc.message, attempt)
-                held.reply_to = exc.reply_to if self.broker.reply_allowed(exc.reply_to) else None
+                held.reply_to = exc.reply_to if self._allowed(exc.reply_to) else None
             held.state = "done"
             return
-        if job.reply_to is not None and not self.broker.reply_allowed(job.reply_to):
+        job = held.job
+        if job.reply_to is not None and not self._allowed(job.reply_to):
             held.result = self._error(
                 job.job_id, wire.FORBIDDEN,
                 f"reply queue {job.reply_to} is outside this stack: results go only to "
@@ -251,24 +322,27 @@ class Worker:
             held.state = "done"
             return
         held.reply_to = job.reply_to
+        cancelled = self.lifecycle.cancelled_before_start(job, held.message, held.received_at)
+        if cancelled is not None:
+            held.result = self._error(job.job_id, wire.CANCELLED, cancelled, attempt)
+            self.lifecycle.clean_up(job)
+            held.state = "done"
+            return
         try:
-            held.execution = self.executor.execute(job, attempt)
-            held.result = held.execution.result
-            if not held.result.ok:
-                self.stats.by_code[held.result.error_code] += 1
+            with self.lifecycle.watch(job) as watch:
+                self.executor.watch = watch
+                try:
+                    held.execution = self.executor.execute(job, attempt)
+                finally:
+                    self.executor.watch = None
         except Exception as exc:
-            self.stats.failed_attempts += 1
-            reason = describe(exc)
-            if attempt < self.config.max_receive_count:
-                log.warning("job %s attempt %d failed (%s); it will be retried",
-                            job.job_id, attempt, reason)
-                self._backoff(held)
-                return
-            log.error("job %s failed on its last attempt (%d): %s", job.job_id, attempt, reason)
-            held.result = self._error(
-                job.job_id, wire.INTERNAL,
-                f"the job failed on all {attempt} attempts; last error: {reason}", attempt)
-            held.dead_letter_reason = f"{wire.INTERNAL}: {reason}"
+            self._failed(held, describe(exc))
+            return
+        held.result = held.execution.result
+        if not held.result.ok:
+            self.stats.by_code[held.result.error_code] += 1
+        if held.result.error_code == wire.CANCELLED:
+            self.lifecycle.clean_up(job)
         held.state = "done"
 
     def _error(self, job_id: str, code: str, message: str, attempt: int) -> wire.Result:
@@ -310,7 +384,10 @@ class Worker:
             held.state = "acked"
             if held.result is not None:
                 self.stats.processed += 1
-                self.finished(held)
+                try:
+                    self.finished(held)
+                except Exception as exc:  # a log line lost is no reason to stop the batch
+                    log.warning("could not log job %s (%s)", held.result.job_id, describe(exc))
 
     def _also_store(self, held: _Held) -> bool:
         """Whether a result sent to a reply queue goes to S3 too: where a stale one may be.
@@ -318,24 +395,26 @@ class Worker:
         On a job's last receive the stand-in is there; a redriven job's old result was
         removed by the redrive, and `result JOB_ID` must find the new one.
         """
-        return self._last_chance(held) or MessageAttribute.REDRIVEN in held.message.attributes
+        return (self._last_chance(held) or MessageAttribute.REDRIVEN in held.message.attributes
+                # whoever cancelled it reads it there (docs/cancel.md)
+                or (held.result is not None and held.result.error_code == wire.CANCELLED))
 
     def finished(self, held: _Held) -> None:
         """A job's result is delivered and its message deleted: log it, and its metric line."""
         result = held.result
+        self.lifecycle.finished(result.job_id, "ok" if result.ok else str(result.error_code))
         log.info("job %s %s (attempt %d)", result.job_id,
                  "ok" if result.ok else result.error_code, held.message.receive_count)
         if self.config.metric_namespace:
             execution = held.execution
-            kind = execution.kind if execution else metrics.kind_of(held.message.body)
+            kind = execution.kind if execution else held.job.kind if held.job else None
             metrics.write(metrics.job_metrics(
                 self.config.metric_namespace, metrics.kind_dimension(kind, self.executor.kinds),
                 result, execution.input_bytes if execution else None))
 
     def _send_results(self, queue_url: str, group: list[_Held]) -> None:
         try:
-            failed = self.broker.send_results(queue_url,
-                                              [wire.encode_result(h.result) for h in group])
+            failed = self.broker.send_results(queue_url, [self._encoded(h) for h in group])
         except QueueGone:
             log.info("reply queue %s is gone; storing results in S3", queue_url)
             failed = set(range(len(group)))
@@ -345,7 +424,20 @@ class Worker:
         for index in sorted(failed):
             self._store_or_retry(group[index])
 
+    def _encoded(self, held: _Held) -> str:
+        """The result's message; one that cannot be written becomes an `internal` error."""
+        try:
+            return wire.encode_result(held.result)
+        except Exception as exc:
+            log.error("job %s: its result cannot be written (%s)", held.result.job_id,
+                      describe(exc))
+            held.result = self._error(held.result.job_id, wire.INTERNAL,
+                                      f"the job's result could not be written: {describe(exc)}",
+                                      held.message.receive_count)
+            return wire.encode_result(held.result)
+
     def _store_or_retry(self, held: _Held) -> None:
+        self._encoded(held)  # one that cannot be written is replaced first
         try:
             self.store.put_result(held.result)
         except Exception as exc:

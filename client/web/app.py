@@ -24,6 +24,7 @@ from worker_src import wire
 
 from .. import api
 from . import backend
+from . import lifecycle as web_lifecycle
 from .errors import ApiError, bad_input, not_found
 from .security import Guard, host_names
 from .session import DONE, WebSession
@@ -61,6 +62,8 @@ def create_app(session: WebSession, *, token: str, host: str, port: int,
         Route("/api/dlq/redrive", api_routes.redrive, methods=["POST"]),
         Route("/api/stats", api_routes.stats, methods=["POST"]),
         Route("/api/images", api_routes.images, methods=["POST"]),
+        *web_lifecycle.routes(session, lambda document, status: JSONResponse(
+            document, status_code=status)),
         Route("/api/jobs", api_routes.jobs),
         Route("/api/jobs/{job_id}", api_routes.job),
         Route("/api/jobs/{job_id}/output", api_routes.output),

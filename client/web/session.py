@@ -16,8 +16,9 @@ from typing import Any, BinaryIO
 
 from worker_src import wire
 
-from .. import api
+from .. import api, lifecycle
 from . import backend, histogram
+from . import lifecycle as web_lifecycle
 from .errors import bad_input, not_found
 
 log = logging.getLogger(__name__)
@@ -26,8 +27,10 @@ log = logging.getLogger(__name__)
 # it is looked for then, and again each time the job's age has doubled.
 STORED_RESULT_AFTER_SECONDS = 60.0
 STORED_RESULT_CHECKS_PER_MINUTE = 50
-# A job is queued until its result comes: the worker sends no word when it starts one.
-QUEUED, DONE, FAILED = "queued", "done", "failed"
+# queued -> running (the worker's word after a second) -> done / failed / cancelled
+QUEUED, RUNNING, DONE = lifecycle.QUEUED, lifecycle.RUNNING, lifecycle.DONE
+FAILED, CANCELLED = lifecycle.FAILED, lifecycle.CANCELLED
+FINISHED_STATES = (DONE, FAILED, CANCELLED)
 
 
 @dataclass
@@ -42,6 +45,8 @@ class WebJob:
     finished_at: float | None = None
     histogram: dict[str, Any] | None = None
     next_stored_check: float = 0.0
+    running: Any = None  # the worker's latest running word (wire_lifecycle.Running)
+    cancel_requested: bool = False
 
     def __post_init__(self) -> None:
         self.next_stored_check = self.submitted_at + STORED_RESULT_AFTER_SECONDS
@@ -57,6 +62,8 @@ class WebJob:
             "error": ({"code": result.error_code, "message": result.error_message}
                       if result is not None and not result.ok else None),
             "timing": result.timing if result is not None else None,
+            "running": web_lifecycle.running_view(self.running),
+            "cancel_requested": self.cancel_requested,
         }
         if self.kind == "stats" and result is not None and result.ok:
             view["text"] = backend.stats_text(result.value or {})
@@ -174,6 +181,7 @@ class WebSession:
                 results = backend.receive_results(self.client, self.receive_wait_seconds)
                 for result in results:
                     self.deliver(result)
+                self._take_running_words()
                 self._check_stored_results()
             except api.ClientFailure as exc:
                 if self._stopping.is_set():
@@ -189,7 +197,7 @@ class WebSession:
                 return
             job.result = result
             job.finished_at = time.time()
-            job.state = DONE if result.ok else FAILED
+            job.state = web_lifecycle.result_state(result)
             needs_histogram = job.output_key is not None
         if needs_histogram:
             given = (result.value or {}).get("histogram")
@@ -197,6 +205,26 @@ class WebSession:
                 job.histogram = {**given, "source": "worker"}
             else:
                 self._histograms.submit(self._fallback_histogram, job)
+
+    def _take_running_words(self) -> None:
+        with self._lock:
+            for job_id, word in list(self.client.running.items()):
+                job = self._jobs.get(job_id)
+                if job is not None and job.result is None:
+                    job.running, job.state = word, RUNNING
+
+    def cancel(self, job_ids: list[str] | None) -> dict[str, Any]:
+        """Cancel jobs of this session (None: every unfinished one); their results follow."""
+        with self._lock:
+            jobs = list(self._jobs.values()) if job_ids is None else \
+                [self._jobs[job_id] for job_id in job_ids if job_id in self._jobs]
+            finished = [job.job_id for job in jobs if job.state in FINISHED_STATES]
+            asked = [job for job in jobs if job.state not in FINISHED_STATES]
+            for job in asked:
+                job.cancel_requested = True
+        if asked:
+            lifecycle.request_cancel(self.client, [job.job_id for job in asked])
+        return {"requested": [job.job_id for job in asked], "finished": finished}
 
     def _fallback_histogram(self, job: WebJob) -> None:
         try:

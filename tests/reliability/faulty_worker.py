@@ -5,19 +5,22 @@
 Nothing here is imported by the worker itself. Faults are injected from outside: botocore
 event hooks on every client the worker creates (HTTP-level errors, throttling, dropped
 connections, delays, before the SDK's own retries see them), and subclasses of the worker's
-override points (Executor.open_files/perform, Worker.heartbeat) for points no AWS call marks.
+override points (Executor.open_files/perform/compute, Worker.heartbeat) for points no AWS call
+marks. `in_compute` fires inside the work horse (the job's child process): a kill there kills
+the work horse, not the worker; "hog" allocates memory there.
 
 Environment:
   WQW_FAULT_PLAN    JSON file {"rules": [rule, ...]}, re-read whenever it changes. A rule:
       {"id": "k1",                  unique; its budget is claimed across processes
        "point": "before_read",      where (POINTS below)
-       "action": "kill",            kill | delay | error | throttle | drop | raise
+       "action": "kill",            kill | delay | error | throttle | drop | raise | hog
        "jobs": ["<job id>", ...],   optional: only these jobs (default: any job)
        "attempt": 1,                optional: only on this receive count of the job
        "times": 1,                  optional: how often in all (default: unlimited)
        "max_batch_receive_count": 2,  optional: only while every message this worker holds
                                       has been received at most this often
        "seconds": 2.0,              delay
+       "megabytes": 500,            hog (in_compute only)
        "status": 500, "code": "InternalError"}   error (throttle picks the service's own)
   WQW_FAULT_STATE   directory where rule budgets are claimed (one file per use)
   WQW_FAULT_EVENTS  JSON-lines file: every fault and every step of every job, for the tests
@@ -45,6 +48,7 @@ POINTS = (
     "before_read",     # before-send of the S3 GetObject of the job's input
     "after_read",      # the input's bytes are read
     "before_compute",  # the job function starts
+    "in_compute",      # inside the work horse, before the kind's function runs
     "after_compute",   # the job function returned
     "before_write",    # before-send of the S3 PutObject of the output
     "after_write",     # the output is in S3
@@ -308,6 +312,16 @@ class Injector:
                                                  ("kill", "delay", "raise")))
                 return output
 
+            def compute(self, kind: Any, args: Any, files: Any, limits: Any) -> Any:
+                rule = injector.fire("in_compute", [getattr(injector.job, "current", "")],
+                                     ("kill", "delay", "raise", "hog"))
+                if rule is not None and rule["action"] == "hog":
+                    hoard = bytearray(int(rule["megabytes"]) * 1024 * 1024)
+                    hoard[::4096] = b"x" * len(hoard[::4096])  # touched: resident
+                injector._raise_if(rule if rule is not None and rule["action"] == "raise"
+                                   else None)
+                return super().compute(kind, args, files, limits)
+
         class FaultyWorker(Worker):
             def heartbeat(self) -> None:
                 if os.environ.get("WQW_FAULT_NO_HEARTBEAT") != "1":
@@ -332,8 +346,10 @@ class Injector:
 
 
 def _job_of(body: str) -> str:
+    from worker_src import wire  # bounded: a hostile body must not break the harness either
+
     try:
-        job = json.loads(body).get("job_id")
+        job = wire.parse_json(body).get("job_id")
     except (ValueError, AttributeError):
         return ""
     return job if isinstance(job, str) else ""

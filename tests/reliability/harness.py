@@ -20,7 +20,7 @@ from skimage import exposure, util
 
 from client import api
 from client.local import LocalStack, terminate
-from worker_src import wire
+from worker_src import wire, wire_lifecycle
 
 ROOT = Path(__file__).resolve().parents[2]
 FAULTY_WORKER = [sys.executable, "-m", "tests.reliability.faulty_worker"]
@@ -39,6 +39,10 @@ SCENARIOS = (
     "client-side faults",
 )
 COLUMNS = ("runs", "jobs", "lost", "misrouted", "duplicated", "worker crashes", "faults injected")
+# The hostile-input table (docs/reliability.md): its rows and columns.
+HOSTILE_ROWS = ("fuzzer: generated and mutated messages (in-memory loop)",
+                "hostile messages, one batch with good jobs", "over a limit in the work horse")
+HOSTILE_COLUMNS = ("inputs tried", "answered", "dead-lettered", "lost", "workers stalled")
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.1) -> Any:
@@ -56,7 +60,16 @@ class Recorder:
 
     def __init__(self) -> None:
         self.rows: dict[str, Counter] = {}
+        self.hostile_rows: dict[str, Counter] = {}
         self.notes: list[str] = []
+
+    def add_hostile(self, row: str, counts: dict[str, int]) -> None:
+        """Figures of the hostile-input table, by HOSTILE_COLUMNS name."""
+        if row not in HOSTILE_ROWS:
+            raise ValueError(f"unknown hostile-input row {row!r}")
+        if not set(counts) <= set(HOSTILE_COLUMNS):
+            raise ValueError(f"unknown column(s) {sorted(set(counts) - set(HOSTILE_COLUMNS))}")
+        self.hostile_rows.setdefault(row, Counter()).update(counts)
 
     def add(self, scenario: str, *, runs: int = 1, jobs: int = 0, lost: int = 0,
             misrouted: int = 0, duplicated: int = 0, crashes: int = 0, faults: int = 0) -> None:
@@ -82,12 +95,28 @@ class Recorder:
                              + " |")
         lines.append("| **all** | " + " | ".join(f"**{total[c]}**" for c in COLUMNS) + " |")
         text = "\n".join(lines) + "\n"
+        if self.hostile_rows:
+            text += "\nHostile input:\n\n" + markdown_rows(
+                self.hostile_rows, HOSTILE_ROWS, HOSTILE_COLUMNS, "hostile input")
         if self.notes:
             text += "\nMeasured in this run:\n\n" + "".join(f"- {n}\n" for n in self.notes)
         return text
 
     def write(self, path: Path) -> None:
         Path(path).write_text(self.markdown(), encoding="utf-8")
+
+
+def markdown_rows(rows: dict[str, Counter], order: tuple[str, ...], columns: tuple[str, ...],
+                  first: str) -> str:
+    """A markdown table of counters: one row per name in `order` present, and a total."""
+    lines = [f"| {first} | " + " | ".join(columns) + " |", "| --- |" + " ---: |" * len(columns)]
+    total: Counter = Counter()
+    for name in order:
+        if name in rows:
+            total.update(rows[name])
+            lines.append(f"| {name} | " + " | ".join(str(rows[name][c]) for c in columns) + " |")
+    lines.append("| **all** | " + " | ".join(f"**{total[c]}**" for c in columns) + " |")
+    return "\n".join(lines) + "\n"
 
 
 class Faults:
@@ -186,6 +215,8 @@ class TrackedClient:
 
     def _seen(self, parsed: dict[str, Any], **_kwargs: Any) -> None:
         for message in parsed.get("Messages", []):
+            if wire_lifecycle.message_type(message["Body"]) is not None:
+                continue  # a long job's running word, not a result (docs/cancel.md)
             try:
                 job = json.loads(message["Body"]).get("job_id")
             except (ValueError, AttributeError):

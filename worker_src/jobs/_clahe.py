@@ -30,6 +30,8 @@ from PIL import Image
 from skimage import color, exposure, util
 from skimage.exposure._adapthist import NR_OF_GRAY, clip_histogram, map_histogram
 
+from ..registry import Progress
+
 # Pixels per strip: the working set is about 100 bytes a pixel of the strip (colour).
 STRIP_PIXELS = 65_536
 
@@ -51,8 +53,11 @@ def region_count(size: tuple[int, int], kernel: tuple[int, int]) -> int:
 
 
 def clahe_in_place(im: Image.Image, kernel: tuple[int, int], clip_limit: float,
-                   nbins: int) -> Image.Image:
-    """equalize_adapthist of a decoded L, LA, RGB or RGBA image, into `im`; alpha unchanged."""
+                   nbins: int, progress: Progress | None = None) -> Image.Image:
+    """equalize_adapthist of a decoded L, LA, RGB or RGBA image, into `im`; alpha unchanged.
+
+    `progress` hears the share of the final strips written (the maps before take little).
+    """
     if im.mode not in ("L", "LA", "RGB", "RGBA"):
         raise ValueError(f"mode {im.mode} cannot go through CLAHE")
     colour = im.mode in ("RGB", "RGBA")
@@ -64,7 +69,7 @@ def clahe_in_place(im: Image.Image, kernel: tuple[int, int], clip_limit: float,
     low, high = int(result.min()), int(result.max())
     value = exposure.rescale_intensity(np.arange(high + 1, dtype=np.float64),
                                        in_range=(float(low), float(high)))
-    _write(im, result, value, colour)
+    _write(im, result, value, colour, progress)
     return im
 
 
@@ -163,7 +168,8 @@ def _interpolate(intensity: np.ndarray, bins: np.ndarray, maps: np.ndarray, rows
     return result
 
 
-def _write(im: Image.Image, result: np.ndarray, value: np.ndarray, colour: bool) -> None:
+def _write(im: Image.Image, result: np.ndarray, value: np.ndarray, colour: bool,
+           progress: Progress | None = None) -> None:
     """The final rescale (and for colour, back from HSV) written into `im`, strip by strip."""
     grey = util.img_as_ubyte(value)
     step = max(1, STRIP_PIXELS // max(1, im.width))
@@ -178,6 +184,8 @@ def _write(im: Image.Image, result: np.ndarray, value: np.ndarray, colour: bool)
         else:
             strip = grey[result[top:top + step]]
         im.paste(Image.fromarray(strip, im.mode), box)
+        if progress is not None:
+            progress(box[3] / im.height)
 
 
 # img_as_float of each 8-bit value, as rgb2hsv reads uint8 input.

@@ -13,7 +13,7 @@ group, however large the others, stays vectorised.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,14 +79,45 @@ def from_numbers(numbers: list[int]) -> dict:
     return tally.result(_in_memory(small, big, tally.middle_ranks()))
 
 
-def from_file(file: JobFile, budget: int) -> tuple[dict, int]:
+class Reading:
+    """Progress by passes and bytes read: (passes done + this pass's share) / passes expected.
+
+    One pass is expected; once the values outgrow the budget, three (_stats_select), and one
+    more each time a pass begins beyond that. What is reported never goes back.
+    """
+
+    def __init__(self, size: int, report: Callable[[float], None] | None) -> None:
+        self.size = max(1, size)
+        self.report = report
+        self.passes = 0  # started
+        self.expected = 1
+        self.read = 0
+        self.reported = 0.0
+
+    def start_pass(self) -> None:
+        self.passes += 1
+        if self.passes > self.expected:
+            self.expected = self.passes + 1
+        self.read = 0
+
+    def add(self, count: int) -> None:
+        self.read += count
+        if self.report is not None:
+            done = self.passes - 1 + min(1.0, self.read / self.size)
+            self.reported = max(self.reported, min(1.0, done / self.expected))
+            self.report(self.reported)
+
+
+def from_file(file: JobFile, budget: int,
+              progress: Callable[[float], None] | None = None) -> tuple[dict, int]:
     """The stats of a text file of integers, and how many passes over it they took.
 
-    Holds at most about `budget` bytes of values.
+    Holds at most about `budget` bytes of values; `progress` hears how far it is.
     """
+    reading = Reading(file.size, progress)
     keeper = Keeper(budget, most=file.size // 2 + 1)
     tally = Tally()
-    for small, big in _values(file):
+    for small, big in _values(file, reading):
         tally.add(small, big)
         keeper.add(small)
         keeper.add(big)
@@ -98,6 +129,7 @@ def from_file(file: JobFile, budget: int) -> tuple[dict, int]:
         return tally.result(_in_memory(keeper.int64(), keeper.objects(), ranks)), 1
     found: dict[int, int] = {}
     passes = 1
+    reading.expected = 3
     small = tally.count - tally.low - tally.high
     groups = (("low", tally.low, tally.low_bytes), ("small", small, 8 * small),
               ("high", tally.high, tally.high_bytes))
@@ -105,7 +137,7 @@ def from_file(file: JobFile, budget: int) -> tuple[dict, int]:
     for name, count, size in groups:
         inside = [rank - offset for rank in ranks if offset <= rank < offset + count]
         if inside:
-            values, more = select(_group(file, name), count, inside, budget,
+            values, more = select(_group(file, name, reading), count, inside, budget,
                                   value_bytes=size / count)
             passes += more
             found.update({rank + offset: value for rank, value in values.items()})
@@ -126,13 +158,18 @@ def _in_memory(small: np.ndarray, big: np.ndarray, ranks: tuple[int, ...]) -> di
     return found
 
 
-def _values(file: JobFile) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(int64 values, Python-int values) of each read of the file, streamed."""
+def _values(file: JobFile, reading: Reading | None = None
+            ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(int64 values, Python-int values) of each read of the file, streamed: one pass."""
     splitter = text.Splitter(lines=False)  # lines are counted only to name a bad token
+    if reading is not None:
+        reading.start_pass()
     stream = file.open()
     try:
         while True:
             data = stream.read(READ_BYTES)
+            if reading is not None:
+                reading.add(len(data))
             pieces = splitter.feed(data) if data else splitter.end()
             if pieces:
                 yield parse(text.joined(pieces))
@@ -148,10 +185,10 @@ def _values(file: JobFile) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         stream.close()
 
 
-def _group(file: JobFile, name: str) -> Stream:
+def _group(file: JobFile, name: str, reading: Reading | None = None) -> Stream:
     """A stream of one group's values: 'low' and 'high' Python ints, or 'small' int64."""
     def stream() -> Iterator[np.ndarray]:
-        for small, big in _values(file):
+        for small, big in _values(file, reading):
             if name == "small":
                 yield small
             elif len(big):

@@ -13,6 +13,8 @@ from __future__ import annotations
 from decimal import Decimal
 from fractions import Fraction
 
+from ..wire import int_text
+
 # Significant digits of a rounded average: more than a float's 17, whatever its size.
 AVERAGE_DIGITS = 17
 
@@ -26,7 +28,7 @@ def summary(count: int, minimum: int, maximum: int, total: int,
     value["average"] = decimal_of(average)
     if value["average"] is None:
         value["average"] = rounded(average)
-        value["average_exact"] = f"{average.numerator}/{average.denominator}"
+        value["average_exact"] = f"{int_text(average.numerator)}/{int_text(average.denominator)}"
     value["median"] = decimal_of(Fraction(middle[0] + middle[1], 2))
     return value
 
@@ -56,7 +58,7 @@ def rounded(value: Fraction) -> Decimal:
 
 def _scaled(digits: int, places: int) -> Decimal:
     """digits * 10**-places, exactly (the Decimal constructor never rounds)."""
-    return Decimal(f"{digits}E-{places}")
+    return Decimal(f"{int_text(digits)}E-{places}")
 
 
 def _multiplicity(number: int, prime: int) -> int:
@@ -70,7 +72,7 @@ def _multiplicity(number: int, prime: int) -> int:
 def _floor_log10(value: Fraction) -> int:
     """floor(log10(value)) for value > 0, exactly."""
     p, q = value.numerator, value.denominator
-    exponent = len(str(p)) - len(str(q))  # the answer or one more
+    exponent = len(int_text(p)) - len(int_text(q))  # the answer or one more
     if exponent >= 0:
         return exponent if p >= q * 10**exponent else exponent - 1
     return exponent if p * 10**-exponent >= q else exponent - 1

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 
-from ..registry import JobFile, Limits, Output
+from ..registry import JobFile, Limits, Output, Progress
 from ._imaging import MODES, colour_band_count, image_output, load_pixels, open_input
 
 # Pixels per strip when applying the tables: the extra memory is about one strip.
@@ -26,19 +26,24 @@ STRIP_PIXELS = 1_048_576
 MakeTables = Callable[[np.ndarray], np.ndarray]
 
 
-def run_tables(file: JobFile, limits: Limits, make_tables: MakeTables) -> Output:
+def run_tables(file: JobFile, limits: Limits, make_tables: MakeTables,
+               progress: Progress | None = None) -> Output:
     """A table kind's whole job: open and check, decode, apply, encode."""
     im = open_input(file, limits)
     with im:
-        return tables_output(im, file.name, make_tables)
+        return tables_output(im, file.name, make_tables, progress)
 
 
-def tables_output(im: Image.Image, input_name: str, make_tables: MakeTables) -> Output:
-    """Decode the opened `im`, apply its tables in place, encode; value holds the histograms."""
+def tables_output(im: Image.Image, input_name: str, make_tables: MakeTables,
+                  progress: Progress | None = None) -> Output:
+    """Decode the opened `im`, apply its tables in place, encode; value holds the histograms.
+
+    `progress` hears the share of strips done.
+    """
     load_pixels(im)
     histograms = colour_histograms(im)
     tables = full_tables(make_tables(histograms), len(histograms))
-    out = apply_tables(im, tables, in_place=True)
+    out = apply_tables(im, tables, in_place=True, progress=progress)
     return image_output(out, im, input_name, {"histogram": histogram_value(histograms, tables)})
 
 
@@ -70,7 +75,8 @@ def full_tables(tables: np.ndarray, channels: int) -> np.ndarray:
     return tables
 
 
-def apply_tables(im: Image.Image, tables: np.ndarray, *, in_place: bool = False) -> Image.Image:
+def apply_tables(im: Image.Image, tables: np.ndarray, *, in_place: bool = False,
+                 progress: Progress | None = None) -> Image.Image:
     """The image with table c applied to colour channel c; alpha unchanged; same mode.
 
     With in_place, the pixels of `im` are overwritten (saves one image of memory).
@@ -96,6 +102,8 @@ def apply_tables(im: Image.Image, tables: np.ndarray, *, in_place: bool = False)
         for top in range(0, im.height, rows):
             box = (0, top, im.width, min(im.height, top + rows))
             out.paste(im.crop(box).point(table), box)
+            if progress is not None:
+                progress(box[3] / im.height)
     finally:
         Image.core.set_blocks_max(blocks_max)
     return out

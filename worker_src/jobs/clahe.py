@@ -18,6 +18,8 @@ from ..registry import (
     Kind,
     Limits,
     Output,
+    Progress,
+    no_progress,
 )
 
 # Regions x bins the clipping may work through (scikit-image's clip_histogram runs
@@ -30,7 +32,8 @@ _EXTRA_BYTES_PER_PIXEL = 3
 _FIXED_BYTES = 120 * 1024 * 1024
 
 
-def clahe(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits) -> Output:
+def clahe(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits,
+          progress: Progress = no_progress) -> Output:
     from ._clahe import clahe_in_place, kernel_shape
     from ._imaging import image_output, load_pixels, open_input
     from ._tables import colour_histograms, histogram_value_of
@@ -46,7 +49,7 @@ def clahe(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits) ->
         _check_size(im, file, kernel, args["nbins"], limits)
         load_pixels(im)
         before = colour_histograms(im)
-        out = clahe_in_place(im, kernel, args["clip_limit"], args["nbins"])
+        out = clahe_in_place(im, kernel, args["clip_limit"], args["nbins"], progress)
         value = {"histogram": histogram_value_of(before, colour_histograms(out))}
         return image_output(out, im, file.name, value)
 
@@ -104,4 +107,5 @@ KIND = Kind(
     output=IMAGE,
     max_pixels=50_000_000,
     check=check,
+    progress=True,
 )

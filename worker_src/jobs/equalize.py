@@ -11,13 +11,25 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, BinaryIO
 
-from ..registry import FILE, IMAGE, Arg, JobFile, Kind, Limits, Output
+from ..registry import (
+    FILE,
+    IMAGE,
+    Arg,
+    JobFile,
+    Kind,
+    Limits,
+    Output,
+    Progress,
+    no_progress,
+)
 
 
-def equalize(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits) -> Output:
+def equalize(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits,
+             progress: Progress = no_progress) -> Output:
     from ._tables import run_tables
 
-    return run_tables(files["image"], limits, lambda hist: equalization_lut(hist.sum(axis=0)))
+    return run_tables(files["image"], limits, progress=progress,
+                      make_tables=lambda hist: equalization_lut(hist.sum(axis=0)))
 
 
 def equalization_lut(histogram: Any) -> Any:
@@ -72,4 +84,5 @@ KIND = Kind(
     main_input="image",
     output=IMAGE,
     max_pixels=120_000_000,
+    progress=True,
 )

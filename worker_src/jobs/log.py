@@ -5,13 +5,27 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..registry import BOOL, FILE, FLOAT, IMAGE, Arg, JobFile, Kind, Limits, Output
+from ..registry import (
+    BOOL,
+    FILE,
+    FLOAT,
+    IMAGE,
+    Arg,
+    JobFile,
+    Kind,
+    Limits,
+    Output,
+    Progress,
+    no_progress,
+)
 
 
-def log(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits) -> Output:
+def log(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits,
+        progress: Progress = no_progress) -> Output:
     from ._tables import run_tables
 
-    return run_tables(files["image"], limits, lambda _: log_table(args["gain"], args["inv"]))
+    return run_tables(files["image"], limits, progress=progress,
+                      make_tables=lambda _: log_table(args["gain"], args["inv"]))
 
 
 def log_table(gain: float, inv: bool) -> Any:
@@ -36,4 +50,5 @@ KIND = Kind(
     main_input="image",
     output=IMAGE,
     max_pixels=120_000_000,
+    progress=True,
 )

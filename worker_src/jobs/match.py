@@ -6,12 +6,23 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import wire
-from ..registry import FILE, IMAGE, Arg, JobFile, Kind, Limits, Output
+from ..registry import (
+    FILE,
+    IMAGE,
+    Arg,
+    JobFile,
+    Kind,
+    Limits,
+    Output,
+    Progress,
+    no_progress,
+)
 
 REFERENCE = "the reference"
 
 
-def match(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits) -> Output:
+def match(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits,
+          progress: Progress = no_progress) -> Output:
     from ._imaging import colour_band_count, load_pixels, open_input
     from ._tables import colour_histograms, tables_output
 
@@ -28,7 +39,8 @@ def match(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits) ->
             reference_histograms = colour_histograms(reference)
         # The reference's pixels are freed before the image's are decoded.
         return tables_output(im, files["image"].name,
-                             lambda histograms: match_tables(histograms, reference_histograms))
+                             lambda histograms: match_tables(histograms, reference_histograms),
+                             progress=progress)
 
 
 def match_tables(histograms: Any, reference_histograms: Any) -> Any:
@@ -79,4 +91,5 @@ KIND = Kind(
     main_input="image",
     output=IMAGE,
     max_pixels=120_000_000,
+    progress=True,
 )

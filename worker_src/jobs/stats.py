@@ -15,7 +15,18 @@ from typing import Any
 
 from .. import wire
 from ..integer_text import MAX_DIGITS
-from ..registry import FILE, INTEGERS, Arg, ArgError, JobFile, Kind, Limits, Output
+from ..registry import (
+    FILE,
+    INTEGERS,
+    Arg,
+    ArgError,
+    JobFile,
+    Kind,
+    Limits,
+    Output,
+    Progress,
+    no_progress,
+)
 
 # What a pass needs beside the values it keeps: pieces of text, their parsed
 # arrays, masks (about 5 MB measured; the rest is margin).
@@ -65,18 +76,24 @@ def summary(count: int, minimum: int, maximum: int, total: int,
     return exact_summary(count, minimum, maximum, total, middle)
 
 
-def file_stats(file: JobFile, limits: Limits) -> dict[str, Any]:
-    """The statistics of a text file of integers, within the worker's memory budget."""
+def file_stats(file: JobFile, limits: Limits,
+               progress: Progress = no_progress) -> dict[str, Any]:
+    """The statistics of a text file of integers, within the worker's memory budget.
+
+    Progress by passes and bytes read (a file beyond the budget takes more passes).
+    """
     from ._stats_compute import from_file
 
-    value, _passes = from_file(file, max(0, limits.memory_budget_bytes - WORKING_BYTES))
+    value, _passes = from_file(file, max(0, limits.memory_budget_bytes - WORKING_BYTES),
+                               progress)
     return value
 
 
-def stats(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits) -> Output:
+def stats(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits,
+          progress: Progress = no_progress) -> Output:
     if args.get("numbers") is not None:
         return Output(value=compute_stats(args["numbers"]))
-    return Output(value=file_stats(files["file"], limits))
+    return Output(value=file_stats(files["file"], limits, progress))
 
 
 def _one_input(args: dict[str, Any]) -> None:
@@ -112,4 +129,7 @@ KIND = Kind(
     main_input="file",
     max_input_bytes=MAX_FILE_BYTES,
     check=_one_input,
+    progress=True,
+    # A 10 GiB file takes about 100 s per pass; a few passes on a slow instance.
+    time_limit_s=3600,
 )

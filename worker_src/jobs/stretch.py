@@ -5,13 +5,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..registry import FILE, FLOAT, IMAGE, Arg, ArgError, JobFile, Kind, Limits, Output
+from ..registry import (
+    FILE,
+    FLOAT,
+    IMAGE,
+    Arg,
+    ArgError,
+    JobFile,
+    Kind,
+    Limits,
+    Output,
+    Progress,
+    no_progress,
+)
 
 
-def stretch(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits) -> Output:
+def stretch(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits,
+            progress: Progress = no_progress) -> Output:
     from ._tables import run_tables
 
-    return run_tables(files["image"], limits,
+    return run_tables(files["image"], limits, progress=progress, make_tables=
                       lambda hist: stretch_table(hist.sum(axis=0), args["low"], args["high"]))
 
 
@@ -73,4 +86,5 @@ KIND = Kind(
     output=IMAGE,
     max_pixels=120_000_000,
     check=check,
+    progress=True,
 )

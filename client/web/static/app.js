@@ -3,6 +3,7 @@
 // only ever set with textContent, never parsed as HTML.
 import { deadLetterPanel } from "./dlq.js";
 import { drawHistogram } from "./histogram.js";
+import { cancelAll, cancelJob, isFinished, showLifecycle, stateText } from "./lifecycle.js";
 
 const POLL_BUSY_MS = 1000;
 const POLL_IDLE_MS = 5000;
@@ -146,6 +147,7 @@ function newCard(name, kind) {
 
 function setState(card, stateName, text) {
   const badge = card.querySelector(".state");
+  badge.title = "";
   badge.textContent = text || stateName;
   badge.dataset.state = stateName;
   card.dataset.state = stateName;
@@ -198,7 +200,8 @@ function updateCard(job) {
     card.querySelector(".img-input").src = job.input_url;
     state.cards.set(job.job_id, card);
   }
-  setState(card, job.state);
+  setState(card, job.state, stateText(job));
+  showLifecycle(card, job, { api, onChange: () => schedulePoll(0) });
   if (job.error) card.querySelector(".card-error").textContent = `${job.error.code}: ${job.error.message}`;
   const output = card.querySelector(".img-output");
   if (job.output_url && !output.getAttribute("src")) {
@@ -260,11 +263,12 @@ function statsEntry(job) {
     $("stats-results").prepend(entry);
   }
   if (state.statsShown.has(job.job_id)) return;
-  entry.querySelector(".stats-head").textContent = `job ${job.job_id.slice(0, 8)} · ${job.state}`;
+  entry.querySelector(".stats-head").textContent = `job ${job.job_id.slice(0, 8)} · ${stateText(job)}`;
   entry.dataset.state = job.state;
   if (job.state === "done") entry.querySelector(".stats-text").textContent = job.text;
-  if (job.state === "failed") entry.querySelector(".stats-text").textContent = `${job.error.code}: ${job.error.message}`;
-  if (job.state === "done" || job.state === "failed") state.statsShown.add(job.job_id);
+  if (job.error) entry.querySelector(".stats-text").textContent = `${job.error.code}: ${job.error.message}`;
+  if (job.running !== undefined) showLifecycle(entry, job, { api, onChange: () => schedulePoll(0) });
+  if (isFinished(job)) state.statsShown.add(job.job_id);
 }
 
 // ---- this session's jobs, polled ---------------------------------------------------
@@ -279,14 +283,17 @@ async function pollJobs() {
   try {
     const { jobs } = await api("/api/jobs");
     const rows = [];
+    let unfinished = 0;
     for (const job of jobs) {
       if (job.input_url) updateCard(job);
       else if (job.kind === "stats") statsEntry(job);
-      const pending = job.state !== "done" && job.state !== "failed";
+      const pending = !isFinished(job);
+      if (pending) unfinished += 1;
       if (pending || (job.state === "done" && job.output_url && !job.histogram)) busy = true;
       rows.push(jobRow(job));
     }
     $("jobs").replaceChildren(...rows.reverse());
+    $("cancel-all").hidden = unfinished === 0;
   } catch (error) {
     showConnection(`cannot read the jobs: ${error.message}`);
   }
@@ -298,7 +305,7 @@ function jobRow(job) {
   const id = el("td", "mono", job.job_id.slice(0, 8));
   id.title = job.job_id;
   const stateCell = el("td");
-  const badge = el("span", "state", job.state);
+  const badge = el("span", "state", stateText(job));
   badge.dataset.state = job.state;
   stateCell.append(badge);
   row.append(id, el("td", null, job.kind), el("td", "name", job.name || "numbers"), stateCell);
@@ -312,6 +319,7 @@ async function pollStatus() {
     const status = await api("/api/status");
     $("waiting").textContent = status.waiting;
     $("in-flight").textContent = status.in_flight;
+    $("running").textContent = status.running ?? "–";
     $("dead-letters").textContent = status.dead_letters;
     if (state.deadLetters) state.deadLetters.onStatus(status.dead_letters);
     const rows = status.workers.map((w) => {
@@ -358,6 +366,7 @@ function bindDropZone() {
 async function start() {
   bindDropZone();
   $("stats-form").addEventListener("submit", submitStats);
+  $("cancel-all").addEventListener("click", () => cancelAll(api).finally(() => schedulePoll(0)));
   try {
     const [info, catalogue] = await Promise.all([api("/api/info"), api("/api/kinds")]);
     $("stack-name").textContent = info.stack;
