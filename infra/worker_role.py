@@ -120,6 +120,21 @@ def worker_policy(
                 ],
             ),
             iam.PolicyStatement(
+                sid="ReadCancelMarkers",  # a HEAD of cancels/<job_id> (docs/cancel.md)
+                actions=["s3:GetObject"],
+                resources=[bucket.arn_for_objects(f"{contract.CANCELS}*")],
+            ),
+            iam.PolicyStatement(
+                sid="KeepRunningStates",  # running/<job_id>.json while a long job runs
+                actions=["s3:PutObject", "s3:DeleteObject"],
+                resources=[bucket.arn_for_objects(f"{contract.RUNNING}*")],
+            ),
+            iam.PolicyStatement(
+                sid="DeleteCancelledInputs",
+                actions=["s3:DeleteObject"],
+                resources=[bucket.arn_for_objects(f"{contract.INPUTS}*")],
+            ),
+            iam.PolicyStatement(
                 sid="ShipLogs",
                 actions=["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
                 resources=[log_group.log_group_arn],

@@ -17,15 +17,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("infra", "worker_src", "client")
 # What a client command may load of the worker package: the shared contracts and the
 # kinds' descriptions (the top levels of worker_src/jobs/*.py import nothing heavy).
-<<<<<<< HEAD
-CLIENT_MAY_LOAD = {"worker_src", "worker_src.wire", "worker_src.contract", "worker_src.registry",
-                   "worker_src.aws", "worker_src.jobs", "worker_src.integer_text",
-                   "worker_src.capacity"}
-=======
 CLIENT_MAY_LOAD = {"worker_src", "worker_src.wire", "worker_src.wire_lifecycle",
                    "worker_src.contract", "worker_src.registry", "worker_src.aws",
-                   "worker_src.jobs", "worker_src.integer_text", "worker_src.json_text"}
->>>>>>> main
+                   "worker_src.jobs", "worker_src.integer_text", "worker_src.json_text",
+                   "worker_src.capacity"}
 HEAVY = ("numpy", "PIL", "skimage", "scipy")
 # The benchmarks' own tests: the only test modules that may import bench.
 BENCH_TESTS = {"tests.test_bench_smoke", "tests.test_scaling", "tests.test_scaling_elastic"}

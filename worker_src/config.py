@@ -31,12 +31,8 @@ class WorkerConfig:
     wait_seconds: int = 20
     worker_group: str | None = None
     max_pixels: int | None = None
-<<<<<<< HEAD
     memory_budget_mb: int = contract.MEMORY_BUDGET_MB
-=======
-    memory_budget_mb: int = DEFAULT_MEMORY_BUDGET_MB
     time_limit_s: int | None = None
->>>>>>> main
     metric_namespace: str | None = None
     ready_file: Path | None = None
     instance_id: str | None = None

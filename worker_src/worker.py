@@ -88,12 +88,9 @@ class Worker:
                                              memory_budget_bytes=config.memory_budget_bytes,
                                              time_limit_s=config.time_limit_s)
         self.protection = protection or ScaleInProtection(None, None, None)
-<<<<<<< HEAD
         # Full batches in a row raise the group's capacity (capacity.py).
         self.backlog = backlog or BacklogSignal(None, None, None, "")
-=======
         self.lifecycle = Lifecycle(broker, store, self.identity)
->>>>>>> main
         self.stats = _Stats()
         self._stopping = threading.Event()
         self._finished = threading.Event()
