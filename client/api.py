@@ -27,6 +27,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from worker_src import aws, contract, wire
+from worker_src.capacity import raise_capacity
 
 from . import lifecycle, names, replies
 from .errors import (  # noqa: F401 - the library's errors, importable from here
@@ -134,6 +135,9 @@ class Client:
             with self._lock:
                 self._pending.update(job_id for job_id, _ in bodies)
         self._send_batches(bodies)
+        if self.stack.worker_group and bodies:  # workers now, not after CloudWatch's minutes
+            raise_capacity(self.aws_client("autoscaling"), self.sqs, self.stack.worker_group,
+                           self.stack.request_queue_url, at_least_waiting=len(bodies))
         return [job_id for job_id, _ in bodies]
 
     def submit_files(self, kind_name: str, inputs: list[Path], args: Mapping[str, Any] = {},

@@ -144,7 +144,19 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
                     "into it, start workers, and stay in the foreground until Ctrl-C.")
     local.add_argument("--stack", default=api.DEFAULT_STACK, help="stack name")
     local.add_argument("--port", type=int, default=5000, help="emulator port (0: any free one)")
-    local.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")
+    local.add_argument("--workers", type=int, default=1,
+                       help="a fixed number of worker processes (default: 1)")
+    local.add_argument("--max-workers", type=int, metavar="N",
+                       help="follow the stack's Auto Scaling group instead: it may grow to N "
+                            "workers (-c max_workers=N), as many as its desired capacity says")
+    local.add_argument("--min-workers", type=int, metavar="N",
+                       help="with --max-workers: the group's minimum (-c min_workers=N)")
+    local.add_argument("--start-delay", type=float, default=5.0, metavar="SECONDS",
+                       help="with --max-workers: a new worker starts this long after its "
+                            "instance appears, a warm start's stand-in (default: %(default)g)")
+    local.add_argument("--idle-seconds", type=float, default=60.0, metavar="SECONDS",
+                       help="with --max-workers: back to the minimum after this long with no "
+                            "job waiting, the idle alarm's stand-in (default: %(default)g)")
     local.add_argument("-c", "--context", action="append", default=[], metavar="KEY=VALUE",
                        help="CDK context for the stack, e.g. -c visibility_timeout=30")
     local.add_argument("--json", action="store_true",
@@ -210,8 +222,15 @@ def run_local(args: argparse.Namespace) -> int:
     from .local import serve
 
     web = web_options.options_from_args(args, prefix="web-") if args.web else None
-    return serve(stack_name=args.stack, port=args.port, workers=args.workers,
-                 context=parse_context(args.context), as_json=args.json, web=web)
+    context = parse_context(args.context)
+    if args.min_workers is not None and args.max_workers is None:
+        raise api.UsageError("--min-workers needs --max-workers (the group to follow)")
+    for name in ("max_workers", "min_workers"):
+        if getattr(args, name) is not None:
+            context[name] = str(getattr(args, name))
+    return serve(stack_name=args.stack, port=args.port, workers=args.workers, context=context,
+                 as_json=args.json, web=web, follow_group=args.max_workers is not None,
+                 start_delay=args.start_delay, idle_seconds=args.idle_seconds)
 
 
 def run_web(args: argparse.Namespace) -> int:

@@ -24,12 +24,18 @@ from typing import Any
 
 import boto3
 
-from worker_src.contract import Env
+from worker_src.contract import Env, Output
 
 from . import api
+from .local_group import GroupFollower
 
 ROOT = Path(__file__).resolve().parent.parent
 TEARDOWN_GRACE_SECONDS = 3
+# Following the group: a new instance's worker starts this long after the instance appears
+# (a stand-in for a warm start from the pool, about 40 s on EC2), and the group falls back to
+# its minimum after this long with no job waiting (the idle alarm's minute).
+START_DELAY_SECONDS = 5.0
+IDLE_SECONDS = 60.0
 LOCAL_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "local",
     "AWS_SECRET_ACCESS_KEY": "local",
@@ -39,14 +45,24 @@ LOCAL_CREDENTIALS = {
 
 
 class LocalStack:
-    """An emulator, the stack deployed into it, and supervised worker processes."""
+    """An emulator, the stack deployed into it, and supervised worker processes.
+
+    Either a fixed number of `workers`, or with `follow_group` one worker per instance of the
+    stack's Auto Scaling group (client/local_group.py): its desired capacity, raised by the
+    client and the workers and lowered after `idle_seconds` without a waiting job, decides how
+    many run; a new one starts `start_delay` seconds after its instance appears.
+    """
 
     def __init__(self, *, stack_name: str = api.DEFAULT_STACK, port: int = 0, workers: int = 1,
                  context: dict[str, str] | None = None, worker_log: Path | None = None,
                  worker_env: dict[str, str] | None = None,
-                 worker_command: list[str] | None = None) -> None:
+                 worker_command: list[str] | None = None, follow_group: bool = False,
+                 start_delay: float = START_DELAY_SECONDS,
+                 idle_seconds: float = IDLE_SECONDS) -> None:
         if workers < 0:
             raise api.UsageError("--workers must be 0 or more")
+        if start_delay < 0 or idle_seconds < 0:
+            raise api.UsageError("--start-delay and --idle-seconds must be 0 or more")
         self.stack_name = stack_name
         self.port = port
         self.worker_count = workers
@@ -66,6 +82,10 @@ class LocalStack:
         self._stopping = threading.Event()
         self._supervisor: threading.Thread | None = None
         self._log_file: Any = None
+        self.follow_group = follow_group
+        self.start_delay = start_delay
+        self.idle_seconds = idle_seconds
+        self.follower: GroupFollower | None = None
 
     def __enter__(self) -> LocalStack:
         self.start()
@@ -103,7 +123,10 @@ class LocalStack:
         self.endpoint_url = f"http://{host}:{port}"
         try:
             self.outputs = self._deploy()
-            self.start_workers(self.worker_count)
+            if self.follow_group:
+                self._follow_group()
+            else:
+                self.start_workers(self.worker_count)
             self._supervisor = threading.Thread(target=self._supervise, daemon=True)
             self._supervisor.start()
         except BaseException:
@@ -128,6 +151,23 @@ class LocalStack:
                 raise api.ClientFailure(f"the emulator could not create the stack: "
                                         f"{stack['StackStatus']} {stack.get('StackStatusReason')}")
             time.sleep(0.2)
+
+    def _follow_group(self) -> None:
+        session = self.session()
+        group = self.outputs[Output.WORKER_GROUP_NAME]
+
+        def start_worker(instance_id: str) -> subprocess.Popen:
+            # As on an instance: the worker knows its group (to protect itself and raise the
+            # capacity) and, here, its emulated instance.
+            env = {Env.WORKER_GROUP: group, Env.INSTANCE_ID: instance_id}
+            return self._start_worker((list(self.worker_command), env))
+
+        self.follower = GroupFollower(
+            session.client("autoscaling", endpoint_url=self.endpoint_url),
+            session.client("sqs", endpoint_url=self.endpoint_url),
+            group, self.outputs[Output.REQUEST_QUEUE_URL],
+            start_worker, start_delay=self.start_delay, idle_seconds=self.idle_seconds)
+        self.follower.start()
 
     def worker_environment(self) -> dict[str, str]:
         """The environment user data writes on an instance, pointed at the emulator."""
@@ -188,6 +228,8 @@ class LocalStack:
         self._stopping.set()
         if self._supervisor is not None:
             self._supervisor.join()
+        if self.follower is not None:
+            terminate(self.follower.stop(), TEARDOWN_GRACE_SECONDS)
         # Everything goes away with the emulator: a worker still in its long poll (up to
         # 20 s after SIGTERM) is not waited for.
         self.stop_workers(timeout=TEARDOWN_GRACE_SECONDS)
@@ -213,22 +255,31 @@ def terminate(processes: list[subprocess.Popen], timeout: float) -> None:
 
 
 def serve(*, stack_name: str, port: int, workers: int, context: dict[str, str],
-          as_json: bool, web: dict[str, Any] | None = None) -> int:
+          as_json: bool, web: dict[str, Any] | None = None, follow_group: bool = False,
+          start_delay: float = START_DELAY_SECONDS, idle_seconds: float = IDLE_SECONDS) -> int:
     """`python -m client local`: run the local stack in the foreground until Ctrl-C.
 
     With `web` (serve()'s options of client.web.server), the web page serves it meanwhile.
+    With `follow_group`, the group's desired capacity decides the workers (LocalStack).
     """
     print(f"starting the emulator and deploying stack {stack_name!r} ...", file=sys.stderr)
     started = time.monotonic()
-    stack = LocalStack(stack_name=stack_name, port=port, workers=workers, context=context)
+    stack = LocalStack(stack_name=stack_name, port=port, workers=workers, context=context,
+                       follow_group=follow_group, start_delay=start_delay,
+                       idle_seconds=idle_seconds)
     stack.start()
+    if follow_group:
+        workers_text = (f"workers following group {stack.outputs[Output.WORKER_GROUP_NAME]!r} "
+                        f"(each starts {start_delay:g} s after its instance)")
+    else:
+        workers_text = f"{workers} worker(s)"
     try:
         if as_json:
             print(json.dumps({"endpoint_url": stack.endpoint_url, "stack": stack_name,
                               "outputs": stack.outputs}), flush=True)
         else:
             print(f"local stack {stack_name!r} ready in {time.monotonic() - started:.1f} s "
-                  f"with {workers} worker(s)\n\n"
+                  f"with {workers_text}\n\n"
                   f"  endpoint: {stack.endpoint_url}\n\n"
                   f"In another terminal:\n"
                   f"  export AWS_ENDPOINT_URL={stack.endpoint_url} AWS_REGION=us-east-1 "

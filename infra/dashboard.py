@@ -40,15 +40,8 @@ def console_url(dashboard_name: str) -> str:
 class OperationsDashboard(Construct):
     """One dashboard named `<stack>-<region>`, three rows: the queue, the jobs, the workers.
 
-    Props:
-      requests: the request queue (waiting, in flight, age of the oldest job).
-      dead_letters: the dead-letter queue (dead letters, age of the oldest).
-      group_name: the worker Auto Scaling group's name (in service; CPU of its instances).
-        Workers in service needs the group's metrics collection (GroupInServiceInstances).
-      metric_namespace: the namespace of the worker's Embedded Metric Format lines.
-      backlog_alarm: its threshold is drawn on the oldest-job graph. (No alarm status widget:
-        it refers to the alarms' ARNs, and moto's CloudFormation does not create alarms, so the
-        local stack could not deploy the dashboard.)
+    (No alarm status widget: it refers to the alarms' ARNs, and moto's CloudFormation does not
+    create alarms, so the local stack could not deploy the dashboard.)
     """
 
     def __init__(
@@ -63,6 +56,16 @@ class OperationsDashboard(Construct):
         metric_namespace: str,
         backlog_alarm: cloudwatch.Alarm,
     ) -> None:
+        """
+        :param stack_name: names the dashboard `<stack_name>-<region>` (names are unique per
+            account, not per region).
+        :param requests: the request queue (waiting, in flight, age of the oldest job).
+        :param dead_letters: the dead-letter queue (dead letters, age of the oldest).
+        :param group_name: the worker Auto Scaling group's name (in service; CPU of its
+            instances); workers in service needs the group's GroupInServiceInstances metric.
+        :param metric_namespace: the namespace of the worker's Embedded Metric Format lines.
+        :param backlog_alarm: its threshold is drawn on the oldest-job graph.
+        """
         super().__init__(scope, construct_id)
         # Dashboard names are unique per account, not per region.
         self.dashboard = cloudwatch.Dashboard(

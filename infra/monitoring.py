@@ -9,9 +9,11 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-# How long a new worker takes to install and take jobs: the same estimate as the scale-out's
-# warm-up in worker_fleet.py.
-WORKER_WARMUP_SECONDS = 300
+from worker_src import contract
+
+# How long a replacement worker may take to install and take jobs: twice the cold launch
+# estimate, so that a slow launch alone never raises the alarm.
+WORKER_WARMUP_SECONDS = 2 * contract.LAUNCH_SECONDS
 
 
 def backlog_age_threshold(visibility_timeout: int, max_receive_count: int) -> int:
@@ -26,15 +28,7 @@ def backlog_age_threshold(visibility_timeout: int, max_receive_count: int) -> in
 
 
 class Monitoring(Construct):
-    """Worker log group (14 days), SNS alarm topic, and the alarms that notify it.
-
-    Props:
-      requests: the request queue; its oldest message's age is the backlog alarm's metric.
-      dead_letters: the dead-letter queue; any visible message raises the dead-letter alarm.
-      alarm_email: address subscribed to the alarm topic. @default no subscription.
-      visibility_timeout: the request queue's visibility timeout in seconds.
-      max_receive_count: receives before a job moves to the dead-letter queue.
-    """
+    """Worker log group (14 days), SNS alarm topic, and the alarms that notify it."""
 
     def __init__(
         self,
@@ -43,10 +37,21 @@ class Monitoring(Construct):
         *,
         requests: sqs.IQueue,
         dead_letters: sqs.IQueue,
-        alarm_email: str | None,
-        visibility_timeout: int,
-        max_receive_count: int,
+        alarm_email: str | None = None,
+        visibility_timeout: int = contract.VISIBILITY_TIMEOUT,
+        max_receive_count: int = contract.MAX_RECEIVE_COUNT,
     ) -> None:
+        """
+        :param requests: the request queue; its oldest message's age is the backlog alarm's
+            metric.
+        :param dead_letters: the dead-letter queue; any visible message raises its alarm.
+        :param alarm_email: address subscribed to the alarm topic.
+            @default None (no subscription)
+        :param visibility_timeout: the request queue's visibility timeout in seconds.
+            @default contract.VISIBILITY_TIMEOUT (120)
+        :param max_receive_count: receives before a job moves to the dead-letter queue.
+            @default contract.MAX_RECEIVE_COUNT (3)
+        """
         super().__init__(scope, construct_id)
         self.log_group = logs.LogGroup(
             self,

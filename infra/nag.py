@@ -57,9 +57,11 @@ def acknowledge_findings(stack: Any) -> None:
     )
     acknowledge(
         role,
-        "IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]",
-        "AmazonSSMManagedInstanceCore is the AWS-maintained minimum for Session Manager, the "
-        "shell access that replaces an open SSH port; AWS updates it with the SSM agent.",
+        "IAM5[Resource::*]",
+        "Two statements need '*': the SSM agent's Session Manager actions (a copy of "
+        "AmazonSSMManagedInstanceCore without ssm:GetParameter*, which take no resource), and "
+        "autoscaling:DescribeAutoScalingGroups, which supports no resource-level permission. "
+        "A deny of ssm:GetParameter* on '*' keeps every parameter out of the worker's reach.",
     )
     acknowledge(
         role,
@@ -99,7 +101,8 @@ def acknowledge_findings(stack: Any) -> None:
         f":autoScalingGroupName/{config.worker_group_name}]",
         "A group ARN contains an id known only after creation, and referencing the group would "
         "make the role wait for the group that waits for the worker's signal; the ARN is "
-        "pinned to this stack's group name and the only action is SetInstanceProtection.",
+        "pinned to this stack's group name, and the actions are the worker's own: protect "
+        "itself while busy, raise the desired capacity, complete its launch hook.",
     )
 
 
@@ -143,6 +146,13 @@ def skip_checkov_findings(stack: Any) -> None:
             "does not recognise; SSE-KMS would add KMS calls, quotas and charges for no "
             "protection beyond SSE-SQS, since the AWS-managed key's policy cannot be narrowed.",
         )
+    skip_checkov(
+        stack.fleet.role,
+        "CKV_AWS_111",
+        "The SSM agent's own write actions (ssm:PutInventory, ssm:UpdateInstanceInformation, "
+        "ec2messages:SendReply and the rest of AmazonSSMManagedInstanceCore, without "
+        "ssm:GetParameter*) support no resource-level permission; Session Manager needs them.",
+    )
     bucket = stack.storage.bucket
     skip_checkov(
         bucket,

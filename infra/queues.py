@@ -4,6 +4,10 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from worker_src import contract
+
+VISIBILITY_TIMEOUT = Duration.seconds(contract.VISIBILITY_TIMEOUT)
+
 
 class JobQueues(Construct):
     """Requests queue whose messages move to the DLQ after `max_receive_count` receives."""
@@ -13,9 +17,15 @@ class JobQueues(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        visibility_timeout: Duration,
-        max_receive_count: int,
+        visibility_timeout: Duration = VISIBILITY_TIMEOUT,
+        max_receive_count: int = contract.MAX_RECEIVE_COUNT,
     ) -> None:
+        """
+        :param visibility_timeout: how long a received job stays hidden from other workers.
+            @default contract.VISIBILITY_TIMEOUT (120 s)
+        :param max_receive_count: receives before a job moves to the dead-letter queue.
+            @default contract.MAX_RECEIVE_COUNT (3)
+        """
         super().__init__(scope, construct_id)
         self.dead_letters = sqs.Queue(
             self,

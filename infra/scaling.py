@@ -14,19 +14,23 @@ from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-# An instance's time from launch to its first receive (boot and install.sh; an estimate, see
-# docs/scaling.md). The group's default instance warm-up.
-LAUNCH_TIME = Duration.seconds(150)
+from worker_src import contract
+
+# The group's default instance warm-up: a cold launch's time to its first receive.
+LAUNCH_TIME = Duration.seconds(contract.LAUNCH_SECONDS)
 
 
 class BacklogScaling(Construct):
-    """Out: one worker per `jobs_per_worker` waiting jobs, at once. In: back to the minimum when
+    """Out: one worker per `jobs_per_worker` waiting jobs, at once (from a minimum of 0, the
+    first waiting job asks for one worker). In: back to the minimum when
     no job has waited for `idle_minutes`; a busy worker protects itself, so scale-in ends only
     workers that found no job in a whole long poll.
 
     Both alarms look at the requests queue's visible messages (1-minute datapoints, the SQS
     metric's resolution); Auto Scaling applies an alarm's step again every minute it stays in
-    ALARM, so capacity follows the backlog as it grows or shrinks.
+    ALARM, so capacity follows the backlog as it grows or shrinks. This is the backstop: the
+    client and busy workers raise capacity at once (worker_src/capacity.py); only this policy
+    lowers it.
     """
 
     def __init__(
@@ -36,14 +40,15 @@ class BacklogScaling(Construct):
         *,
         group: autoscaling.AutoScalingGroup,
         queue: sqs.IQueue,
-        jobs_per_worker: int = 75,
+        jobs_per_worker: int = contract.JOBS_PER_WORKER,
         idle_minutes: int = 1,
         launch_time: Duration = LAUNCH_TIME,
     ) -> None:
         """
         :param group: the worker group; its MinSize and MaxSize bound the policy.
         :param queue: the requests queue.
-        :param jobs_per_worker: waiting jobs that justify one more worker. @default 75
+        :param jobs_per_worker: waiting jobs that justify one more worker.
+            @default contract.JOBS_PER_WORKER (75)
         :param idle_minutes: minutes with no waiting job before scaling in. @default 1
         :param launch_time: launch to first receive; the group's default instance warm-up.
             @default LAUNCH_TIME (150 s)
@@ -51,10 +56,10 @@ class BacklogScaling(Construct):
         super().__init__(scope, construct_id)
         cfn_group: autoscaling.CfnAutoScalingGroup = group.node.default_child
         low, high = int(cfn_group.min_size), int(cfn_group.max_size)
-        if high <= low:
-            raise ValueError(f"BacklogScaling needs a group with MaxSize > MinSize ({low}..{high})")
         if jobs_per_worker < 1 or idle_minutes < 1:
             raise ValueError("jobs_per_worker and idle_minutes must be at least 1")
+        if high <= low:
+            raise ValueError(f"BacklogScaling needs a group with MaxSize > MinSize ({low}..{high})")
         # Without a default instance warm-up, Auto Scaling may block scale-in for the group's
         # default cooldown (300 s) after every launch.
         cfn_group.default_instance_warmup = int(launch_time.to_seconds())
@@ -69,22 +74,29 @@ class BacklogScaling(Construct):
             adjustment_type=autoscaling.AdjustmentType.EXACT_CAPACITY,
             metric_aggregation_type=autoscaling.MetricAggregationType.MAXIMUM,
         )
-        # Bounds are relative to the threshold (jobs_per_worker): k waiting jobs ask for
-        # low + k // jobs_per_worker workers, the last step for all of them.
+        # k waiting jobs ask for low + k // jobs_per_worker workers (from low = 0: one more,
+        # so that one job gets a worker), the last step for all of them. Step bounds are
+        # relative to the alarm's threshold, the first step's start.
+        first = 1 if low == 0 else 0
+
+        def start(extra: int) -> int:
+            return max(1, (extra - first) * jobs_per_worker)
+
+        threshold = start(1)
         for extra in range(1, high - low + 1):
             last = extra == high - low
             scale_out.add_adjustment(
                 adjustment=low + extra,
-                lower_bound=(extra - 1) * jobs_per_worker,
-                upper_bound=None if last else extra * jobs_per_worker,
+                lower_bound=start(extra) - threshold,
+                upper_bound=None if last else start(extra + 1) - threshold,
             )
         backlog = cloudwatch.Alarm(
             self,
             "BacklogAlarm",
-            alarm_description=f"{jobs_per_worker} or more jobs wait: one worker per "
+            alarm_description=f"{threshold} or more jobs wait: one worker per "
             f"{jobs_per_worker} waiting jobs.",
             metric=visible,
-            threshold=jobs_per_worker,
+            threshold=threshold,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             evaluation_periods=1,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,

@@ -78,7 +78,9 @@ class WebQueueWorkerStack(Stack):
             reply_queue_prefix=config.reply_queue_prefix,
             group_name=config.worker_group_name,
             instance_type=config.instance_type,
+            min_workers=config.min_workers,
             max_workers=config.max_workers,
+            warm_pool_size=config.warm_pool,
             ssh_cidr=config.ssh_cidr,
         )
         self.dashboard = OperationsDashboard(
@@ -101,11 +103,13 @@ class WebQueueWorkerStack(Stack):
             Output.MAX_RECEIVE_COUNT: str(MAX_RECEIVE_COUNT),
             Output.VISIBILITY_TIMEOUT: str(config.visibility_timeout),
             Output.LOG_GROUP_NAME: self.monitoring.log_group.log_group_name,
-            Output.KEY_PAIR_ID: self.fleet.key_pair.key_pair_id,
-            Output.PRIVATE_KEY_PARAMETER: f"/ec2/keypair/{self.fleet.key_pair.key_pair_id}",
             Output.DASHBOARD_URL: self.dashboard.url,
             Output.METRIC_NAMESPACE: metric_namespace(config.stack_name),
         }
+        if self.fleet.key_pair is not None:
+            key_pair_id = self.fleet.key_pair.key_pair_id
+            outputs[Output.KEY_PAIR_ID] = key_pair_id
+            outputs[Output.PRIVATE_KEY_PARAMETER] = f"/ec2/keypair/{key_pair_id}"
         for key, value in outputs.items():
             CfnOutput(self, key, value=value)
 

@@ -8,7 +8,13 @@ from worker_src.contract import JOB_PREFIXES
 
 
 class JobBucket(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, retention_days: int) -> None:
+    """The bucket of job inputs, outputs and stored results (keys carry the job id)."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, retention_days: int = 7) -> None:
+        """
+        :param retention_days: days after which objects under inputs/, outputs/ and results/
+            expire. @default 7
+        """
         super().__init__(scope, construct_id)
         expiring = [
             s3.LifecycleRule(

@@ -1,10 +1,11 @@
-"""Worker fleet: key pair, security group, role, launch template, Auto Scaling group, scaling."""
+"""Worker fleet: security group, role, launch template, Auto Scaling group with its launch hook,
+warm pool and scaling (a key pair only for SSH)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Aws, Duration, Stack
+from aws_cdk import Aws, CfnWaitCondition, CfnWaitConditionHandle, Duration, Stack
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
@@ -16,6 +17,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.scaling import BacklogScaling
+from infra.worker_role import session_manager_policy, worker_policy
 from worker_src import contract
 
 WORKER_SRC = Path(__file__).resolve().parent.parent / "worker_src"
@@ -25,6 +27,9 @@ ASSET_DIR = "/var/tmp/wqw-asset"
 ENV_FILE = "/etc/wqw/worker.env"
 # Time a new instance has to install the worker and signal (python 3.11, pip wheels, agent).
 SIGNAL_TIMEOUT = Duration.minutes(20)
+# The launch hook's name: install.sh (first boot) and the wqw-launch unit (every later boot)
+# complete it once the worker is installed (and, for an instance going into service, running).
+LAUNCH_HOOK = "worker-installed"
 
 
 def user_data_commands(
@@ -34,9 +39,17 @@ def user_data_commands(
     environment: dict[str, str],
     log_group_name: str,
     signal_resource: str,
+    group_name: str,
+    memory_max_mb: int,
+    pool_ready_url: str | None,
 ) -> list[str]:
-    """Shell lines of the instance's user data (values may be CDK tokens)."""
+    """Shell lines of the instance's user data (values may be CDK tokens).
+
+    User data runs on an instance's first boot only: an instance started from the warm pool
+    runs the worker installed then (systemd), without reinstalling.
+    """
     env_lines = [f"{name}={value}" for name, value in environment.items()]
+    pool_ready = f" --pool-ready-url '{pool_ready_url}'" if pool_ready_url else ""
     return [
         "set -euo pipefail",
         f"install -d -m 0755 {ASSET_DIR}",
@@ -55,100 +68,14 @@ def user_data_commands(
         f"bash {ASSET_DIR}/worker_src/install.sh --env-file {ENV_FILE}"
         f" --log-group '{log_group_name}'"
         f" --cfn-stack '{Aws.STACK_NAME}' --cfn-resource '{signal_resource}'"
-        f" --region '{Aws.REGION}'",
+        f" --region '{Aws.REGION}' --group '{group_name}' --launch-hook '{LAUNCH_HOOK}'"
+        f" --memory-max-mb {memory_max_mb}{pool_ready}",
     ]
 
 
-def worker_policy(
-    *,
-    requests: sqs.IQueue,
-    dead_letters: sqs.IQueue,
-    reply_queue_prefix: str,
-    bucket: s3.IBucket,
-    log_group: logs.ILogGroup,
-    group_name: str,
-    asset: s3_assets.Asset,
-) -> iam.PolicyDocument:
-    """Everything the worker and its install script may do, and nothing else.
-
-    (The Auto Scaling group adds cloudformation:SignalResource on this stack for cfn-signal.)
-    """
-    arn = f"arn:{Aws.PARTITION}"
-    where = f"{Aws.REGION}:{Aws.ACCOUNT_ID}"
-    return iam.PolicyDocument(
-        statements=[
-            iam.PolicyStatement(
-                sid="ConsumeRequests",
-                actions=[
-                    "sqs:ReceiveMessage",
-                    "sqs:DeleteMessage",
-                    "sqs:ChangeMessageVisibility",
-                    "sqs:GetQueueAttributes",
-                ],
-                resources=[requests.queue_arn],
-            ),
-            iam.PolicyStatement(
-                sid="DeadLetterUnparseable",
-                actions=["sqs:SendMessage"],
-                resources=[dead_letters.queue_arn],
-            ),
-            iam.PolicyStatement(
-                sid="SendReplies",
-                actions=["sqs:SendMessage"],
-                resources=[f"{arn}:sqs:{where}:{reply_queue_prefix}*"],
-            ),
-            iam.PolicyStatement(
-                sid="ReadInputs",
-                actions=["s3:GetObject"],
-                resources=[bucket.arn_for_objects(f"{contract.INPUTS}*")],
-            ),
-            iam.PolicyStatement(
-                sid="WriteOutputsAndResults",
-                actions=["s3:PutObject"],
-                resources=[
-                    bucket.arn_for_objects(f"{contract.OUTPUTS}*"),
-                    bucket.arn_for_objects(f"{contract.RESULTS}*"),
-                ],
-            ),
-            iam.PolicyStatement(
-                sid="ReadCancelMarkers",  # a HEAD of cancels/<job_id> (docs/cancel.md)
-                actions=["s3:GetObject"],
-                resources=[bucket.arn_for_objects(f"{contract.CANCELS}*")],
-            ),
-            iam.PolicyStatement(
-                sid="KeepRunningStates",  # running/<job_id>.json while a long job runs
-                actions=["s3:PutObject", "s3:DeleteObject"],
-                resources=[bucket.arn_for_objects(f"{contract.RUNNING}*")],
-            ),
-            iam.PolicyStatement(
-                sid="DeleteCancelledInputs",
-                actions=["s3:DeleteObject"],
-                resources=[bucket.arn_for_objects(f"{contract.INPUTS}*")],
-            ),
-            iam.PolicyStatement(
-                sid="ShipLogs",
-                actions=["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-                resources=[log_group.log_group_arn],
-            ),
-            iam.PolicyStatement(
-                sid="ProtectWhileBusy",
-                actions=["autoscaling:SetInstanceProtection"],
-                resources=[
-                    f"{arn}:autoscaling:{where}:autoScalingGroup:*"
-                    f":autoScalingGroupName/{group_name}"
-                ],
-            ),
-            iam.PolicyStatement(
-                sid="DownloadWorkerAsset",
-                actions=["s3:GetObject"],
-                resources=[asset.bucket.arn_for_objects(asset.s3_object_key)],
-            ),
-        ]
-    )
-
-
 class WorkerFleet(Construct):
-    """Auto Scaling group of workers; scales on backlog when max_workers > 1."""
+    """Auto Scaling group of workers: min_workers..max_workers, a warm pool of stopped
+    installed instances when it can grow from idle, backlog scaling when max > min."""
 
     def __init__(
         self,
@@ -164,13 +91,45 @@ class WorkerFleet(Construct):
         environment: dict[str, str],
         reply_queue_prefix: str,
         group_name: str,
-        instance_type: str,
-        max_workers: int,
-        ssh_cidr: str | None,
+        instance_type: str = "t2.micro",
+        min_workers: int = 1,
+        max_workers: int = 1,
+        warm_pool_size: int = 0,
+        memory_budget_mb: int = contract.MEMORY_BUDGET_MB,
+        ssh_cidr: str | None = None,
     ) -> None:
+        """
+        :param vpc: where the workers run (public subnets; nothing may connect to them).
+        :param requests: the requests queue the workers consume.
+        :param dead_letters: the dead-letter queue the workers move undecodable jobs to.
+        :param bucket: the job bucket (inputs read, outputs and results written).
+        :param log_group: where the CloudWatch agent ships the worker's and install's logs.
+        :param alarm_topic: receives the group's launch and termination errors.
+        :param environment: the worker's WQW_* variables, written to its EnvironmentFile.
+        :param reply_queue_prefix: the workers may send only to queues with this prefix.
+        :param group_name: the Auto Scaling group's name (the role names it before it exists).
+        :param instance_type: EC2 instance type. @default "t2.micro"
+        :param min_workers: instances running while nothing waits; 0 allowed. @default 1
+        :param max_workers: most instances running at once. @default 1
+        :param warm_pool_size: stopped, installed instances kept in a warm pool; more than 0
+            only when the group can grow from idle (max_workers > min_workers or
+            min_workers = 0). @default 0 (no warm pool)
+        :param memory_budget_mb: MiB the worker lets its jobs use; the service's memory
+            ceiling is contract.service_memory_max_mb of it. @default contract.MEMORY_BUDGET_MB
+        :param ssh_cidr: network allowed to SSH in; only then is a key pair created.
+            @default None (no SSH, no key pair; Session Manager still works)
+        """
         super().__init__(scope, construct_id)
+        if min_workers > max_workers:
+            raise ValueError(f"min_workers ({min_workers}) is above max_workers ({max_workers})")
+        grows = max_workers > min_workers or min_workers == 0
+        if warm_pool_size and not grows:
+            raise ValueError(
+                f"warm_pool_size ({warm_pool_size}) needs max_workers ({max_workers}) above "
+                f"min_workers ({min_workers}) or min_workers = 0: the pool would never be used"
+            )
 
-        self.key_pair = ec2.KeyPair(self, "KeyPair")
+        self.key_pair = ec2.KeyPair(self, "KeyPair") if ssh_cidr else None
         self.security_group = ec2.SecurityGroup(
             self,
             "SecurityGroup",
@@ -195,10 +154,8 @@ class WorkerFleet(Construct):
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
-            description="Worker instances: the job queues, the job bucket prefixes, logs, SSM",
-            managed_policies=[
-                iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore")
-            ],
+            description="Worker instances: the job queues, the job bucket prefixes, logs, "
+            "their own group, Session Manager",
             inline_policies={
                 "worker": worker_policy(
                     requests=requests,
@@ -208,7 +165,8 @@ class WorkerFleet(Construct):
                     log_group=log_group,
                     group_name=group_name,
                     asset=self.asset,
-                )
+                ),
+                "session-manager": session_manager_policy(),
             },
         )
 
@@ -245,15 +203,23 @@ class WorkerFleet(Construct):
             vpc=vpc,
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
             launch_template=self.launch_template,
-            min_capacity=1,
+            min_capacity=min_workers,
             max_capacity=max_workers,
-            signals=autoscaling.Signals.wait_for_min_capacity(timeout=SIGNAL_TIMEOUT),
+            # Each instance started at creation signals once its worker reached the queue.
+            signals=autoscaling.Signals.wait_for_min_capacity(timeout=SIGNAL_TIMEOUT)
+            if min_workers
+            else None,
             # A rolling update needs MinInstancesInService < MaxSize: with one worker the old
             # one stops first; jobs wait in the queue meanwhile.
             update_policy=autoscaling.UpdatePolicy.rolling_update(
                 max_batch_size=1,
-                min_instances_in_service=1 if max_workers > 1 else 0,
+                min_instances_in_service=min(min_workers, max_workers - 1),
             ),
+            # Launched protected: the idle alarm, still seeing minutes-old data, may lower the
+            # capacity the client or a worker has just raised; an instance on its way to the
+            # backlog must not be the one it ends. The worker lifts it at its first idle
+            # receive (worker_src/protection.py).
+            new_instances_protected_from_scale_in=max_workers > min_workers,
             # GroupInServiceInstances for the dashboard (group metrics are free).
             group_metrics=[autoscaling.GroupMetrics(autoscaling.GroupMetric.IN_SERVICE_INSTANCES)],
             notifications=[
@@ -262,14 +228,61 @@ class WorkerFleet(Construct):
                 )
             ],
         )
+        cfn_group: autoscaling.CfnAutoScalingGroup = self.group.node.default_child
+        # In the group's own definition, so that no instance (those started at creation
+        # included) goes into service, or into the warm pool, before install.sh is done.
+        # An instance whose install fails or never reports is terminated (ABANDON).
+        cfn_group.lifecycle_hook_specification_list = [
+            autoscaling.CfnAutoScalingGroup.LifecycleHookSpecificationProperty(
+                lifecycle_hook_name=LAUNCH_HOOK,
+                lifecycle_transition="autoscaling:EC2_INSTANCE_LAUNCHING",
+                default_result="ABANDON",
+                heartbeat_timeout=int(SIGNAL_TIMEOUT.to_seconds()),
+            )
+        ]
+
+        self.warm_pool = None
+        self.pool_ready = None
+        pool_ready_url = None
+        if warm_pool_size:
+            self.warm_pool = self.group.add_warm_pool(
+                min_size=warm_pool_size,
+                # The pool refills to warm_pool_size while min_workers run; after a burst,
+                # instances scaled in go back to it (stopped) up to that size.
+                max_group_prepared_capacity=min_workers + warm_pool_size,
+                pool_state=autoscaling.PoolState.STOPPED,
+                reuse_on_scale_in=True,
+            )
+            # `cdk deploy` returns once every pool instance has installed the worker: each
+            # one's install.sh signals this handle before the hook lets it stop.
+            handle = CfnWaitConditionHandle(self, "PoolReadyHandle")
+            self.pool_ready = CfnWaitCondition(
+                self,
+                "PoolReady",
+                handle=handle.ref,
+                count=warm_pool_size,
+                timeout=str(int(SIGNAL_TIMEOUT.to_seconds())),
+            )
+            self.pool_ready.node.add_dependency(self.warm_pool)
+            pool_ready_url = handle.ref
+
         self.user_data.add_commands(
             *user_data_commands(
                 asset_bucket=self.asset.s3_bucket_name,
                 asset_key=self.asset.s3_object_key,
-                environment=environment,
+                environment={
+                    **environment,
+                    contract.Env.MEMORY_BUDGET_MB: str(memory_budget_mb),
+                },
                 log_group_name=log_group.log_group_name,
-                signal_resource=Stack.of(self).get_logical_id(self.group.node.default_child),
+                signal_resource=Stack.of(self).get_logical_id(cfn_group),
+                group_name=group_name,
+                memory_max_mb=contract.service_memory_max_mb(memory_budget_mb),
+                pool_ready_url=pool_ready_url,
             )
         )
-        self.scaling = (BacklogScaling(self, "Scaling", group=self.group, queue=requests)
-                        if max_workers > 1 else None)
+        self.scaling = (
+            BacklogScaling(self, "Scaling", group=self.group, queue=requests)
+            if max_workers > min_workers
+            else None
+        )

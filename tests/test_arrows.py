@@ -20,10 +20,11 @@ PACKAGES = ("infra", "worker_src", "client")
 # kinds' descriptions (the top levels of worker_src/jobs/*.py import nothing heavy).
 CLIENT_MAY_LOAD = {"worker_src", "worker_src.wire", "worker_src.wire_lifecycle",
                    "worker_src.contract", "worker_src.registry", "worker_src.aws",
-                   "worker_src.jobs", "worker_src.integer_text", "worker_src.json_text"}
+                   "worker_src.jobs", "worker_src.integer_text", "worker_src.json_text",
+                   "worker_src.capacity"}
 HEAVY = ("numpy", "PIL", "skimage", "scipy")
 # The benchmarks' own tests: the only test modules that may import bench.
-BENCH_TESTS = {"tests.test_bench_smoke", "tests.test_scaling"}
+BENCH_TESTS = {"tests.test_bench_smoke", "tests.test_scaling", "tests.test_scaling_elastic"}
 
 
 def module_name(path: Path, root: Path = ROOT) -> str:

@@ -20,13 +20,15 @@ def cdk(*args: str, outdir: Path) -> subprocess.CompletedProcess:
 
 
 def test_cdk_synth_works_offline_without_credentials(tmp_path):
-    done = cdk("synth", "--quiet", "-c", "stack_name=wqw-cli", outdir=tmp_path)
+    done = cdk("synth", "--quiet", "-c", "stack_name=wqw-cli", "-c", "min_workers=0",
+               "-c", "max_workers=10", outdir=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     template = json.loads((tmp_path / "wqw-cli.template.json").read_text())
     types = {r["Type"] for r in template["Resources"].values()}
     assert {"AWS::SQS::Queue", "AWS::S3::Bucket", "AWS::AutoScaling::AutoScalingGroup",
-            "AWS::EC2::LaunchTemplate", "AWS::EC2::KeyPair", "AWS::EC2::SecurityGroup",
+            "AWS::AutoScaling::WarmPool", "AWS::EC2::LaunchTemplate", "AWS::EC2::SecurityGroup",
             "AWS::IAM::Role"} <= types
+    assert "AWS::EC2::KeyPair" not in types  # only with ssh_cidr
     assert "RequestQueueUrl" in template["Outputs"]
 
 

@@ -26,6 +26,8 @@ from infra.stack import WebQueueWorkerStack
 ROOT = Path(__file__).resolve().parent.parent
 CONTEXTS = {
     "default": {},
+    # Scale from zero: no instance at rest, a warm pool, the launch hook, the capacity raise.
+    "elastic": {"min_workers": "0", "max_workers": "10"},
     "all-options": {
         "stack_name": "wqw-checkov",
         "max_workers": "3",

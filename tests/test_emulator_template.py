@@ -16,10 +16,12 @@ from moto import mock_aws
 from client.emulator_template import SynthError, prepare_for_emulator, synthesize
 
 STACK = "wqw-emu"
-CONTEXT = {"visibility_timeout": "7", "max_workers": "2", "alarm_email": "ops@example.com"}
+# Scale from zero: no instance at rest, a warm pool and its wait condition, the launch hook.
+CONTEXT = {"visibility_timeout": "7", "min_workers": "0", "max_workers": "10",
+           "alarm_email": "ops@example.com"}
 OUTPUT_KEYS = {
     "RequestQueueUrl", "DeadLetterQueueUrl", "BucketName", "WorkerGroupName", "ReplyQueuePrefix",
-    "MaxReceiveCount", "VisibilityTimeout", "LogGroupName", "KeyPairId", "PrivateKeyParameter",
+    "MaxReceiveCount", "VisibilityTimeout", "LogGroupName",
 }
 PSEUDO = {"AWS::Region", "AWS::AccountId", "AWS::Partition", "AWS::StackName", "AWS::StackId",
           "AWS::URLSuffix", "AWS::NoValue"}
@@ -67,7 +69,7 @@ def test_prepare_drops_only_what_moto_cannot_run(
     dropped = set(template["Resources"]) - set(prepared["Resources"])
     types = {template["Resources"][name]["Type"] for name in dropped}
     assert types == {"Custom::S3AutoDeleteObjects", "AWS::Lambda::Function", "AWS::IAM::Role",
-                     "AWS::S3::BucketPolicy", "AWS::EC2::KeyPair"}
+                     "AWS::S3::BucketPolicy"}
     assert template == original  # the input is left alone
     kept = {r["Type"] for r in prepared["Resources"].values()}
     assert {"AWS::SQS::Queue", "AWS::S3::Bucket", "AWS::AutoScaling::AutoScalingGroup",
@@ -160,7 +162,8 @@ def test_deploys_in_moto_cloudformation(prepared: dict[str, Any]) -> None:
         boto3.client("s3", region_name=region).head_bucket(Bucket=outputs["BucketName"])
         groups = boto3.client("autoscaling", region_name=region).describe_auto_scaling_groups(
             AutoScalingGroupNames=[outputs["WorkerGroupName"]])["AutoScalingGroups"]
-        assert [(g["MinSize"], g["MaxSize"]) for g in groups] == [(1, 2)]
+        assert [(g["MinSize"], g["MaxSize"], g["DesiredCapacity"]) for g in groups] == [
+            (0, 10, 0)]
         log_groups = boto3.client("logs", region_name=region).describe_log_groups(
             logGroupNamePrefix=outputs["LogGroupName"])["logGroups"]
         assert [g["logGroupName"] for g in log_groups] == [outputs["LogGroupName"]]

@@ -14,6 +14,7 @@ from client.local import LocalStack
 ROOT = Path(__file__).resolve().parent.parent
 INSTALL = ROOT / "worker_src" / "install.sh"
 UNIT = ROOT / "worker_src" / "systemd" / "wqw-worker.service"
+LAUNCH_UNIT = ROOT / "worker_src" / "systemd" / "wqw-launch.service"
 
 
 def test_script_parses() -> None:
@@ -21,7 +22,8 @@ def test_script_parses() -> None:
 
 
 def test_every_unit_placeholder_is_filled_by_the_script() -> None:
-    placeholders = set(re.findall(r"@([A-Z_]+)@", UNIT.read_text()))
+    placeholders = {name for unit in (UNIT, LAUNCH_UNIT)
+                    for name in re.findall(r"@([A-Z_]+)@", unit.read_text())}
     filled = set(re.findall(r's\|@([A-Z_]+)@\|', INSTALL.read_text()))
     assert placeholders and placeholders == filled
 
@@ -93,3 +95,43 @@ def test_local_install_into_a_prefix(tmp_path: Path) -> None:
         finally:
             worker.terminate()
             assert worker.wait(timeout=30) == 0, worker.stderr.read()
+
+
+def stub(directory: Path, name: str, body: str) -> None:
+    path = directory / name
+    path.write_text("#!/bin/bash\n" + body)
+    path.chmod(0o755)
+
+
+@pytest.mark.parametrize(("versions", "ready", "result"), [
+    ("7\t7", True, "CONTINUE"),    # started from the pool: the worker came up
+    ("8\t7", True, "ABANDON"),     # slept through a deploy that changed the worker
+    ("7\t7", False, "ABANDON"),    # the worker never reached its queue
+])
+def test_a_later_boot_finishes_the_launch_without_installing(
+        tmp_path: Path, versions: str, ready: bool, result: str) -> None:
+    """install.sh --finish-launch (the wqw-launch unit) with curl, aws and systemctl stubbed."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "aws-calls"
+    stub(bin_dir, "curl", 'case "$*" in *api/token*) echo token ;; *instance-id*) echo i-123 ;;'
+                          ' *) exit 22 ;; esac\n')
+    stub(bin_dir, "systemctl", "exit 0\n")
+    stub(bin_dir, "aws", f'echo "$*" >> {calls}\n'
+                         f'case "$*" in *describe-auto-scaling-groups*) printf "{versions}\\n" ;;'
+                         ' esac\n')
+    ready_file = tmp_path / "ready"
+    if ready:
+        ready_file.write_text("host:1\n")
+    done = subprocess.run(
+        ["bash", str(INSTALL), "--finish-launch", "--region", "eu-west-1", "--group", "g-workers",
+         "--launch-hook", "worker-installed", "--ready-file", str(ready_file),
+         "--ready-timeout", "2", "--prefix", str(tmp_path / "p")],
+        capture_output=True, text=True, env={"PATH": f"{bin_dir}:/usr/bin:/bin"})
+    assert done.returncode == (0 if result == "CONTINUE" or ready else 1), done.stderr
+    completes = [c for c in calls.read_text().splitlines() if "complete-lifecycle-action" in c]
+    assert completes == [
+        "autoscaling complete-lifecycle-action --region eu-west-1 --auto-scaling-group-name "
+        "g-workers --lifecycle-hook-name worker-installed --instance-id i-123 "
+        f"--lifecycle-action-result {result}"]
+    assert not (tmp_path / "p").exists()  # nothing installed

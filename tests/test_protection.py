@@ -43,10 +43,32 @@ def test_protection_follows_the_busy_state():
     assert counting.calls == 2
 
 
+@mock_aws
+def test_the_first_idle_receive_lifts_the_launch_protection():
+    """A scaling group launches its instances protected; the worker's first call lifts it."""
+    ec2 = boto3.client("ec2")
+    autoscaling = boto3.client("autoscaling")
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+    autoscaling.create_launch_configuration(LaunchConfigurationName="lc", ImageId=image,
+                                            InstanceType="t2.micro")
+    autoscaling.create_auto_scaling_group(AutoScalingGroupName="workers",
+                                          LaunchConfigurationName="lc", MinSize=1, MaxSize=2,
+                                          AvailabilityZones=["us-east-1a"],
+                                          NewInstancesProtectedFromScaleIn=True)
+    [instance] = autoscaling.describe_auto_scaling_groups()["AutoScalingGroups"][0]["Instances"]
+    assert instance["ProtectedFromScaleIn"] is True
+    counting = Counting(autoscaling)
+    protection = ScaleInProtection(counting, "workers", instance["InstanceId"])
+    protection.set_busy(False)
+    assert protected(autoscaling, "workers") is False
+    protection.set_busy(False)
+    assert counting.calls == 1
+
+
 def test_without_a_group_nothing_is_called():
     protection = ScaleInProtection(None, None, None)
     protection.set_busy(True)  # would fail on a None client if it called anything
-    assert protection.protected is False
+    assert protection.protected is None
 
 
 def test_off_ec2_there_is_no_instance_id(monkeypatch):

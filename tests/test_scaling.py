@@ -311,10 +311,12 @@ def test_quick_run_prints_every_table_and_writes_small_figures(tmp_path, capsys)
 
     assert main(["--quick", "--figures", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    for title in ("burst of", "Poisson 2 jobs/s", "daily ramp", "jobs/s for", "### Targets"):
+    for title in ("burst of", "the first job into an idle stack", "Poisson 2 jobs/s",
+                  "daily ramp", "jobs/s for", "### Targets", "### Warm pool size"):
         assert title in out
     assert "busy instances terminated by scale-in, all loads: 0 (target 0): met" in out
     assert "max_workers=1: 1..1 instance(s)" in out
+    assert "an idle month costs 0.80 USD (0 running, 1 stopped in the pool)" in out
     figures = sorted(tmp_path.glob("scaling-*.png"))
-    assert len(figures) == 4
+    assert len(figures) == 5
     assert all(0 < f.stat().st_size < 200_000 for f in figures)

@@ -13,6 +13,7 @@ from aws_cdk.assertions import Match, Template
 
 from infra.config import ConfigError, config_from_context
 from infra.stack import WebQueueWorkerStack
+from infra.worker_role import SESSION_MANAGER_ACTIONS
 
 OUTPUT_KEYS = {
     "RequestQueueUrl",
@@ -23,11 +24,11 @@ OUTPUT_KEYS = {
     "MaxReceiveCount",
     "VisibilityTimeout",
     "LogGroupName",
-    "KeyPairId",
-    "PrivateKeyParameter",
     "DashboardUrl",
     "MetricNamespace",
 }
+# Only with ssh_cidr: no key pair exists otherwise.
+SSH_OUTPUT_KEYS = {"KeyPairId", "PrivateKeyParameter"}
 WORKER_ENV = {
     "WQW_REQUEST_QUEUE_URL",
     "WQW_DEAD_LETTER_QUEUE_URL",
@@ -37,6 +38,7 @@ WORKER_ENV = {
     "WQW_VISIBILITY_TIMEOUT",
     "WQW_WORKER_GROUP",
     "WQW_METRIC_NAMESPACE",
+    "WQW_MEMORY_BUDGET_MB",
     "AWS_REGION",
 }
 SCALED = {
@@ -248,8 +250,11 @@ def test_launch_template(which: str, request: pytest.FixtureRequest) -> None:
     assert data["InstanceType"] == synth.config.instance_type
     (device,) = data["BlockDeviceMappings"]
     assert device["Ebs"]["Encrypted"] is True and device["Ebs"]["VolumeType"] == "gp3"
-    key_pair, _ = synth.one("AWS::EC2::KeyPair")
-    assert data["KeyName"] == {"Ref": key_pair}
+    if synth.config.ssh_cidr:
+        key_pair, _ = synth.one("AWS::EC2::KeyPair")
+        assert data["KeyName"] == {"Ref": key_pair}
+    else:
+        assert synth.of_type("AWS::EC2::KeyPair") == {} and "KeyName" not in data
     group, _ = synth.one("AWS::EC2::SecurityGroup")
     assert data["SecurityGroupIds"] == [{"Fn::GetAtt": [group, "GroupId"]}]
     profile, profile_res = synth.one("AWS::IAM::InstanceProfile")
@@ -343,8 +348,8 @@ def worker_role(synth: Synth) -> tuple[str, dict[str, Any]]:
     return next(iter(roles.items()))
 
 
-def grants(synth: Synth) -> set[tuple[str, str]]:
-    """Every (action, resource) the worker role is allowed, from inline and attached policies."""
+def grants(synth: Synth, effect: str = "Allow") -> set[tuple[str, str]]:
+    """Every (action, resource) the worker role is allowed (or denied), from its policies."""
     name, role = worker_role(synth)
     documents = [p["PolicyDocument"] for p in role["Properties"].get("Policies", [])]
     documents += [
@@ -354,8 +359,9 @@ def grants(synth: Synth) -> set[tuple[str, str]]:
     pairs = set()
     for document in documents:
         for statement in document["Statement"]:
-            assert statement["Effect"] == "Allow"
             assert set(statement) <= {"Sid", "Effect", "Action", "Resource"}
+            if statement["Effect"] != effect:
+                continue
             actions = statement["Action"]
             resources = statement["Resource"]
             for action in [actions] if isinstance(actions, str) else actions:
@@ -388,17 +394,22 @@ def test_worker_role_is_least_privilege(which: str, request: pytest.FixtureReque
         ("s3:DeleteObject", "${" + bucket + ".Arn}/inputs/*"),
         *{(a, "${" + log_group + ".Arn}") for a in (
             "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams")},
-        ("autoscaling:SetInstanceProtection",
-         f"arn:${{AWS::Partition}}:autoscaling:{account}:autoScalingGroup:*"
-         f":autoScalingGroupName/{stack}-workers"),
+        *{(a, f"arn:${{AWS::Partition}}:autoscaling:{account}:autoScalingGroup:*"
+              f":autoScalingGroupName/{stack}-workers") for a in (
+            "autoscaling:SetInstanceProtection", "autoscaling:SetDesiredCapacity",
+            "autoscaling:CompleteLifecycleAction")},
+        ("autoscaling:DescribeAutoScalingGroups", "*"),
+        *{(a, "*") for a in SESSION_MANAGER_ACTIONS},
         ("cloudformation:SignalResource", "${AWS::StackId}"),
         ("s3:GetObject",
          f"arn:${{AWS::Partition}}:s3:::{asset['bucketName']}/{asset['objectKey']}"),
     }
     assert grants(synth) == expected
+    # Session Manager without parameter reads: no managed policy, and an explicit deny.
     _, role = worker_role(synth)
-    assert [render(m) for m in role["Properties"]["ManagedPolicyArns"]] == [
-        "arn:${AWS::Partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"]
+    assert "ManagedPolicyArns" not in role["Properties"]
+    assert not [a for a, _ in grants(synth) if a.startswith("ssm:GetParameter")]
+    assert grants(synth, "Deny") == {("ssm:GetParameter*", "*")}
 
 
 # --- logs, alarm, outputs, teardown ----------------------------------------------------------
@@ -430,12 +441,11 @@ def test_dead_letter_alarm(which: str, request: pytest.FixtureRequest) -> None:
 def test_outputs(which: str, request: pytest.FixtureRequest) -> None:
     synth: Synth = request.getfixturevalue(which)
     outputs = {k: v["Value"] for k, v in synth.json["Outputs"].items()}
-    assert set(outputs) == OUTPUT_KEYS
+    assert set(outputs) == OUTPUT_KEYS | (SSH_OUTPUT_KEYS if synth.config.ssh_cidr else set())
     requests, dlq = synth.queues()
     bucket, _ = synth.one("AWS::S3::Bucket")
     asg, _ = synth.one("AWS::AutoScaling::AutoScalingGroup")
     log_group, _ = synth.one("AWS::Logs::LogGroup")
-    key_pair, _ = synth.one("AWS::EC2::KeyPair")
     assert outputs["RequestQueueUrl"] == {"Ref": requests}
     assert outputs["DeadLetterQueueUrl"] == {"Ref": dlq}
     assert outputs["BucketName"] == {"Ref": bucket}
@@ -444,6 +454,9 @@ def test_outputs(which: str, request: pytest.FixtureRequest) -> None:
     assert outputs["MaxReceiveCount"] == "3"
     assert outputs["VisibilityTimeout"] == str(synth.config.visibility_timeout)
     assert outputs["LogGroupName"] == {"Ref": log_group}
+    if not synth.config.ssh_cidr:
+        return
+    key_pair, _ = synth.one("AWS::EC2::KeyPair")
     assert outputs["KeyPairId"] == {"Fn::GetAtt": [key_pair, "KeyPairId"]}
     assert render(outputs["PrivateKeyParameter"]) == "/ec2/keypair/${" + key_pair + ".KeyPairId}"
 

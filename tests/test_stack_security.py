@@ -17,6 +17,8 @@ from infra.stack import WebQueueWorkerStack
 
 CONTEXTS = {
     "default": {},
+    # Scale from zero: no instance at rest, a warm pool, the launch hook, the capacity raise.
+    "elastic": {"min_workers": "0", "max_workers": "10"},
     "all-options": {
         "stack_name": "wqw-sec",
         "max_workers": "4",

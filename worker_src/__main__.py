@@ -7,6 +7,7 @@ import sys
 
 from . import aws, logs
 from .broker import SqsBroker
+from .capacity import BacklogSignal
 from .config import ConfigError, WorkerConfig
 from .executor import Executor
 from .protection import ScaleInProtection, instance_id_from_metadata
@@ -25,10 +26,14 @@ def build_worker(config: WorkerConfig, *, worker_class: type[Worker] = Worker,
                               memory_budget_bytes=config.memory_budget_bytes,
                               time_limit_s=config.time_limit_s)
     protection = ScaleInProtection(None, None, None)
+    backlog = BacklogSignal(None, None, None, "")
     if config.worker_group:
-        protection = ScaleInProtection(aws.make_client(session, "autoscaling"),
-                                       config.worker_group, instance_id_from_metadata())
-    return worker_class(config, broker, store, executor, protection)
+        autoscaling = aws.make_client(session, "autoscaling")
+        protection = ScaleInProtection(autoscaling, config.worker_group,
+                                       config.instance_id or instance_id_from_metadata())
+        backlog = BacklogSignal(autoscaling, aws.make_client(session, "sqs"),
+                                config.worker_group, config.request_queue_url)
+    return worker_class(config, broker, store, executor, protection, backlog)
 
 
 def main(**classes: type) -> int:

@@ -12,10 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import contract
 from .contract import MAX_RECEIVE_COUNT, Env
-
-# A t2.micro has 1 GiB; the OS, the agent and the worker's own code take the rest.
-DEFAULT_MEMORY_BUDGET_MB = 400
 
 
 class ConfigError(Exception):
@@ -29,14 +27,15 @@ class WorkerConfig:
     bucket: str
     reply_queue_prefix: str
     max_receive_count: int = MAX_RECEIVE_COUNT
-    visibility_timeout: int = 120
+    visibility_timeout: int = contract.VISIBILITY_TIMEOUT
     wait_seconds: int = 20
     worker_group: str | None = None
     max_pixels: int | None = None
-    memory_budget_mb: int = DEFAULT_MEMORY_BUDGET_MB
+    memory_budget_mb: int = contract.MEMORY_BUDGET_MB
     time_limit_s: int | None = None
     metric_namespace: str | None = None
     ready_file: Path | None = None
+    instance_id: str | None = None
 
     @property
     def memory_budget_bytes(self) -> int:
@@ -66,7 +65,8 @@ class WorkerConfig:
             raise ConfigError(f"{Env.WAIT_SECONDS} must be between 1 and 20 "
                               f"(the SQS long-poll limit)")
         for field, name in (("worker_group", Env.WORKER_GROUP),
-                            ("metric_namespace", Env.METRIC_NAMESPACE)):
+                            ("metric_namespace", Env.METRIC_NAMESPACE),
+                            ("instance_id", Env.INSTANCE_ID)):
             if env.get(name):
                 values[field] = env[name]
         if env.get(Env.READY_FILE):

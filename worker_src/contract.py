@@ -11,8 +11,46 @@ from collections.abc import Mapping
 from typing import Any
 
 DEFAULT_STACK_NAME = "web-queue-worker"
-# A job message that fails this many receives goes to the dead-letter queue.
+
+# ---- defaults the worker and the stack share (one home for each) --------------------
+
+#: A job message that fails this many receives goes to the dead-letter queue.
 MAX_RECEIVE_COUNT = 3
+
+#: Seconds a received job stays hidden from other workers; a worker renews it while the job
+#: runs, so it bounds only how long a dead worker's jobs wait. The stack's visibility_timeout.
+VISIBILITY_TIMEOUT = 120
+
+#: MiB of memory a worker lets its jobs use (decoded pixels, parsed numbers); a t2.micro has
+#: 1 GiB, of which the OS, the agents and the worker's own code take the rest.
+MEMORY_BUDGET_MB = 400
+
+#: MiB the worker process itself needs beside its jobs' budget (Python, numpy, Pillow,
+#: scikit-image, boto3, one received batch): the service's memory ceiling (systemd MemoryMax)
+#: is MEMORY_BUDGET_MB + WORKER_BASE_MEMORY_MB.
+WORKER_BASE_MEMORY_MB = 250
+
+#: Pixels an image may have before it is refused as too large, checked from its header.
+MAX_PIXELS = 120_000_000
+
+#: Seconds from launching a new instance to its worker's first receive (boot, install.sh's
+#: packages and venv): the group's default instance warm-up and the stuck-backlog alarm's
+#: allowance for a replacement. An estimate (docs/scaling.md).
+LAUNCH_SECONDS = 150
+
+#: Seconds from starting an installed, stopped instance of the warm pool to its worker's first
+#: receive (boot and the worker's imports; nothing is installed). AWS quotes "as little as
+#: 30 s" for warm pools; docs/scaling.md gives the sources.
+WARM_START_SECONDS = 40
+
+#: Waiting jobs that justify one more worker: the alarm policy's step and the producer's and
+#: workers' capacity raise (worker_src/capacity.py) use the same ratio.
+JOBS_PER_WORKER = 75
+
+
+def service_memory_max_mb(memory_budget_mb: int = MEMORY_BUDGET_MB) -> int:
+    """The worker service's memory ceiling (systemd MemoryMax) for a job budget in MiB."""
+    return memory_budget_mb + WORKER_BASE_MEMORY_MB
 
 
 def reply_queue_prefix(stack_name: str) -> str:
@@ -25,6 +63,7 @@ def reply_queue_prefix(stack_name: str) -> str:
 
 
 def worker_group_name(stack_name: str) -> str:
+    """The worker Auto Scaling group's name (fixed, so the role can name it before it exists)."""
     return f"{stack_name}-workers"
 
 
@@ -39,6 +78,7 @@ class Output:
     MAX_RECEIVE_COUNT = "MaxReceiveCount"
     VISIBILITY_TIMEOUT = "VisibilityTimeout"
     LOG_GROUP_NAME = "LogGroupName"
+    # Only when the stack was deployed with ssh_cidr (no key pair exists otherwise).
     KEY_PAIR_ID = "KeyPairId"
     PRIVATE_KEY_PARAMETER = "PrivateKeyParameter"
     DASHBOARD_URL = "DashboardUrl"
@@ -65,10 +105,13 @@ class Env:
     TIME_LIMIT_S = "WQW_TIME_LIMIT_S"
     METRIC_NAMESPACE = "WQW_METRIC_NAMESPACE"
     READY_FILE = "WQW_READY_FILE"
+    # The worker's EC2 instance id when it cannot be read from the instance metadata (the
+    # local stack runs one worker per instance of its emulated group).
+    INSTANCE_ID = "WQW_INSTANCE_ID"
     # The client's default stack name.
     STACK = "WQW_STACK"
 
-    # Stack output that sets each variable, for the worker's required settings.
+    # Stack output that sets each variable (the local stack's workers get them this way).
     FROM_OUTPUTS = {
         REQUEST_QUEUE_URL: Output.REQUEST_QUEUE_URL,
         DEAD_LETTER_QUEUE_URL: Output.DEAD_LETTER_QUEUE_URL,

@@ -1,11 +1,20 @@
 #!/bin/bash
-# Installs the worker. On an instance (Amazon Linux 2023, run as root by user data):
-#   install.sh --env-file /etc/wqw/worker.env --log-group LOG_GROUP \
-#              --cfn-stack STACK --cfn-resource ASG_LOGICAL_ID --region REGION
+# Installs the worker. On an instance (Amazon Linux 2023, run as root by user data, first boot):
+#   install.sh --env-file /etc/wqw/worker.env --log-group LOG_GROUP --region REGION \
+#              --cfn-stack STACK --cfn-resource ASG_LOGICAL_ID --group ASG_NAME \
+#              --launch-hook HOOK --memory-max-mb MB [--pool-ready-url WAIT_HANDLE_URL]
 # installs Python 3.11, aws-cfn-bootstrap, the CloudWatch agent and a swap file, creates the
-# venv and the unprivileged user, starts the systemd service, waits until the worker has
-# reached its queue (it writes $WQW_READY_FILE), then sends the CloudFormation signal
-# (a failure signal at once if any step fails).
+# venv and the unprivileged user, and enables the worker's service (memory ceiling MB) and the
+# wqw-launch unit. Then, by the instance's target state in its Auto Scaling group:
+#   going into the warm pool: signals WAIT_HANDLE_URL and completes the launch hook, so the
+#     group stops the instance installed (the worker starts at its next boot, not now);
+#   going into service: starts the worker, waits until it has reached its queue (it writes
+#     $WQW_READY_FILE), completes the launch hook and sends the CloudFormation signal.
+# A failed step completes the hook with ABANDON and signals failure at once.
+# At every later boot (an instance started from the warm pool), the wqw-launch unit runs
+#   install.sh --finish-launch --region REGION --group ASG_NAME --launch-hook HOOK ...
+# which waits for the worker systemd started and completes the launch hook; an instance whose
+# launch template is older than its group's (code changed while it slept) abandons it instead.
 #
 # On any machine, without root:
 #   install.sh --local --prefix DIR [--python python3.11]
@@ -22,6 +31,11 @@ LOG_GROUP=""
 CFN_STACK=""
 CFN_RESOURCE=""
 REGION=""
+GROUP=""
+LAUNCH_HOOK=""
+MEMORY_MAX_MB=""
+POOL_READY_URL=""
+FINISH_LAUNCH=0
 READY_TIMEOUT=300
 SERVICE=wqw-worker
 SERVICE_USER=wqw
@@ -29,7 +43,7 @@ READY_FILE=/run/wqw-worker/ready
 LOG_FILE=/var/log/wqw/worker.log
 
 usage() {
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 }
 
@@ -44,6 +58,12 @@ while [ $# -gt 0 ]; do
         --cfn-resource) CFN_RESOURCE="$2"; shift ;;
         --region) REGION="$2"; shift ;;
         --ready-timeout) READY_TIMEOUT="$2"; shift ;;
+        --ready-file) READY_FILE="$2"; shift ;;
+        --group) GROUP="$2"; shift ;;
+        --launch-hook) LAUNCH_HOOK="$2"; shift ;;
+        --memory-max-mb) MEMORY_MAX_MB="$2"; shift ;;
+        --pool-ready-url) POOL_READY_URL="$2"; shift ;;
+        --finish-launch) FINISH_LAUNCH=1 ;;
         -h|--help) usage ;;
         *) echo "install.sh: unknown argument $1" >&2; usage ;;
     esac
@@ -67,10 +87,58 @@ signal() {
     fi
 }
 
+# --- the Auto Scaling launch hook (instance only) -------------------------------------------
+imds() {
+    local token
+    token="$(curl -sf -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' \
+        http://169.254.169.254/latest/api/token)" || return 1
+    curl -sf -H "X-aws-ec2-metadata-token: $token" "http://169.254.169.254/latest/meta-data/$1"
+}
+
+# InService, or Warmed:Stopped while the group launches this instance into its warm pool.
+target_state() {
+    imds autoscaling/target-lifecycle-state || echo InService
+}
+
+complete_launch() {
+    local result="$1" instance
+    [ -n "$GROUP" ] && [ -n "$LAUNCH_HOOK" ] || return 0
+    instance="$(imds instance-id)" || { log "no instance id: launch hook left to time out"; return 0; }
+    # Fails harmlessly when no action is pending (e.g. the hook's heartbeat already ran out).
+    aws autoscaling complete-lifecycle-action --region "$REGION" \
+        --auto-scaling-group-name "$GROUP" --lifecycle-hook-name "$LAUNCH_HOOK" \
+        --instance-id "$instance" --lifecycle-action-result "$result" \
+        || log "complete-lifecycle-action $result failed"
+}
+
+signal_pool_ready() {
+    local instance
+    [ -n "$POOL_READY_URL" ] && [ -x /opt/aws/bin/cfn-signal ] || return 0
+    instance="$(imds instance-id || echo unknown)"
+    # Only the pool's first fill is awaited by the stack; later signals are ignored.
+    /opt/aws/bin/cfn-signal --exit-code 0 --id "$instance" \
+        --reason "worker installed into the warm pool" "$POOL_READY_URL" \
+        || log "warm pool signal not taken (the stack is not waiting for it)"
+}
+
+# The group's launch template version differs from this instance's: it slept in the warm
+# pool through a deploy that changed the worker, so it must not go into service.
+stale_instance() {
+    local instance versions
+    instance="$(imds instance-id)" || return 1
+    versions="$(aws autoscaling describe-auto-scaling-groups --region "$REGION" \
+        --auto-scaling-group-names "$GROUP" --output text --query \
+        "AutoScalingGroups[0].[LaunchTemplate.Version, Instances[?InstanceId=='$instance'] | [0].LaunchTemplate.Version]")" \
+        || return 1
+    set -- $versions
+    [ "$#" -eq 2 ] && [ "$2" != None ] && [ "$1" != "$2" ]
+}
+
 on_exit() {
     local code=$?
     if [ "$code" -ne 0 ] && [ "$LOCAL" -eq 0 ]; then
         log "failed with exit code $code"
+        complete_launch ABANDON
         signal 1 "install.sh failed with exit code $code (see the install log stream)"
     fi
 }
@@ -148,15 +216,20 @@ EOF
 }
 
 install_service() {
-    local visibility stop_timeout unit=/etc/systemd/system/$SERVICE.service
+    local visibility stop_timeout units=/etc/systemd/system
     visibility="$(sed -n 's/^WQW_VISIBILITY_TIMEOUT=//p' "$ENV_FILE")"
     stop_timeout=$(( ${visibility:-120} + 30 ))
     sed -e "s|@USER@|$SERVICE_USER|g" -e "s|@PREFIX@|$PREFIX|g" \
         -e "s|@ENV_FILE@|$ENV_FILE|g" -e "s|@STOP_TIMEOUT@|$stop_timeout|g" \
-        "$SRC/systemd/$SERVICE.service" > "$unit"
+        -e "s|@MEMORY_MAX_MB@|$MEMORY_MAX_MB|g" \
+        "$SRC/systemd/$SERVICE.service" > "$units/$SERVICE.service"
+    sed -e "s|@PREFIX@|$PREFIX|g" -e "s|@REGION@|$REGION|g" -e "s|@GROUP@|$GROUP|g" \
+        -e "s|@LAUNCH_HOOK@|$LAUNCH_HOOK|g" -e "s|@CFN_STACK@|$CFN_STACK|g" \
+        -e "s|@CFN_RESOURCE@|$CFN_RESOURCE|g" \
+        "$SRC/systemd/wqw-launch.service" > "$units/wqw-launch.service"
     systemctl daemon-reload
-    systemctl enable "$SERVICE"
-    systemctl restart "$SERVICE"
+    # Both start at every later boot; this boot's launch is finished by main below.
+    systemctl enable "$SERVICE" wqw-launch.service
 }
 
 wait_until_ready() {
@@ -220,10 +293,28 @@ EOF
     chmod 0755 "$PREFIX/bin/wqw-worker"
 }
 
+# A later boot: systemd started the installed worker; let the instance into service.
+finish_launch() {
+    if [ -n "$GROUP" ] && stale_instance; then
+        log "this instance's launch template is older than its group's: abandoning it"
+        complete_launch ABANDON
+        return 0
+    fi
+    wait_until_ready
+    complete_launch CONTINUE
+    # Expected only while a rolling update waits for new instances; harmless otherwise.
+    signal 0 "worker started from the warm pool and has reached its queue"
+}
+
 main() {
+    if [ "$FINISH_LAUNCH" -eq 1 ]; then
+        finish_launch
+        return 0
+    fi
     if [ "$LOCAL" -eq 0 ]; then
-        if [ -z "$ENV_FILE" ] || [ -z "$LOG_GROUP" ] || [ -z "$REGION" ]; then
-            log "--env-file, --log-group and --region are required (or --local)"
+        if [ -z "$ENV_FILE" ] || [ -z "$LOG_GROUP" ] || [ -z "$REGION" ] \
+            || [ -z "$MEMORY_MAX_MB" ]; then
+            log "--env-file, --log-group, --region and --memory-max-mb are required (or --local)"
             exit 2
         fi
         [ "$(id -u)" -eq 0 ] || { log "run as root (or use --local)"; exit 2; }
@@ -242,8 +333,19 @@ main() {
         return 0
     fi
     install_service
-    wait_until_ready
-    signal 0 "worker is running and has reached its queue"
+    case "$(target_state)" in
+        Warmed:*)
+            log "installed for the warm pool; the worker starts when the instance does"
+            signal_pool_ready
+            complete_launch CONTINUE
+            ;;
+        *)
+            systemctl restart "$SERVICE"
+            wait_until_ready
+            complete_launch CONTINUE
+            signal 0 "worker is running and has reached its queue"
+            ;;
+    esac
 }
 
 main

@@ -14,15 +14,17 @@ IMDS = "http://169.254.169.254/latest"
 class ScaleInProtection:
     """Protects this instance from scale-in while it holds jobs; lifts it when idle.
 
-    Calls Auto Scaling only when the state changes. With no group (the local
-    stack, tests) it does nothing.
+    Calls Auto Scaling only when the state changes, and on the first call whatever it asks: a
+    scaling group launches its instances protected (so a scale-in that an alarm still decides
+    from minutes-old idle data cannot end an instance on its way to a backlog), and the
+    worker's first empty receive lifts that. With no group (tests) it does nothing.
     """
 
     def __init__(self, autoscaling: Any, group: str | None, instance_id: str | None) -> None:
         self.autoscaling = autoscaling
         self.group = group
         self.instance_id = instance_id
-        self.protected = False
+        self.protected: bool | None = None  # unknown until the first call
 
     def set_busy(self, busy: bool) -> None:
         if not (self.group and self.instance_id) or busy == self.protected:

@@ -30,6 +30,7 @@ from typing import Any
 
 from . import metrics, wire
 from .broker import Broker, Message, QueueGone, describe
+from .capacity import BacklogSignal
 from .config import WorkerConfig
 from .contract import MessageAttribute
 from .executor import Execution, Executor
@@ -76,7 +77,8 @@ def worker_identity() -> str:
 class Worker:
     def __init__(self, config: WorkerConfig, broker: Broker, store: Store,
                  executor: Executor | None = None,
-                 protection: ScaleInProtection | None = None) -> None:
+                 protection: ScaleInProtection | None = None,
+                 backlog: BacklogSignal | None = None) -> None:
         self.config = config
         self.broker = broker
         self.store = store
@@ -86,6 +88,8 @@ class Worker:
                                              memory_budget_bytes=config.memory_budget_bytes,
                                              time_limit_s=config.time_limit_s)
         self.protection = protection or ScaleInProtection(None, None, None)
+        # Full batches in a row raise the group's capacity (capacity.py).
+        self.backlog = backlog or BacklogSignal(None, None, None, "")
         self.lifecycle = Lifecycle(broker, store, self.identity)
         self.stats = _Stats()
         self._stopping = threading.Event()
@@ -106,12 +110,14 @@ class Worker:
         try:
             while not self._stopping.is_set():
                 try:
-                    messages = self.broker.receive(self.batch_size(), self.config.wait_seconds)
+                    asked = self.batch_size()
+                    messages = self.broker.receive(asked, self.config.wait_seconds)
                 except Exception as exc:  # keep receiving whatever happens
                     log.warning("receive failed (%s); retrying in 1 s", describe(exc))
                     self._stopping.wait(1)
                     continue
                 self.protection.set_busy(bool(messages))
+                self.backlog.observe(len(messages), asked)
                 if messages:
                     try:
                         self.process_batch(messages)

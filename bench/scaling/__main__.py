@@ -4,13 +4,17 @@
     .venv/bin/python -m bench.scaling --quick     # smoke run: small loads, no figures
     .venv/bin/python -m bench.scaling --search    # also: BacklogScaling's props compared
     .venv/bin/python -m bench.scaling --check     # the simulator against real worker processes
-    options: -c max_workers=10 (any app.py context), --figures DIR, --seed N
+    .venv/bin/python -m bench.scaling --check-signals   # the capacity raise on the local stack
+    options: -c min_workers=0 -c max_workers=10 (any app.py context), --figures DIR, --seed N
 
-The policies come from synthesized templates: the stack's (app.py with the given context), the
-default stack's (max_workers=1: one worker, no scaling), the AWS CDK QueueProcessingFargateService
-default and AWS's target tracking on backlog per instance (bench/scaling/search.py). The
-world's figures (launch time, S3, CPU credits, prices) are in bench/scaling/loads.py; service
-times per job kind are measured here first. docs/scaling.md explains every assumption.
+The policies come from synthesized templates: the stack's (app.py with the given context: a warm
+pool, the client's and the workers' capacity raise, the alarm policy as backstop), the same
+stack as it was before (min_workers=1, no warm pool, alarms only), the default stack's
+(max_workers=1: one worker, no scaling), the AWS CDK QueueProcessingFargateService default and
+AWS's target tracking on backlog per instance on SQS's 1-minute metrics and on a 10 s metric
+(bench/scaling/search.py). The world's figures (launch and warm start times, S3, CPU credits,
+prices) are in bench/scaling/loads.py; service times per job kind are measured here first.
+docs/scaling.md explains every assumption.
 """
 
 from __future__ import annotations
@@ -28,29 +32,32 @@ from typing import Any
 from bench._common import ROOT, machine_line, markdown_table
 from bench.scaling import loads as world_figures
 from bench.scaling.policy import Fleet, fixed_pool, read_fleet
-from bench.scaling.report import Row, figure, load_table
+from bench.scaling.report import Row, figure, idle_dollars_per_hour, load_table
 from bench.scaling.world import Simulation, World
 
 FIGURES = ROOT / "docs" / "figures"
 OURS = "ours (this stack)"
+BEFORE = "before (alarms only, min 1)"
 
 
 @dataclasses.dataclass(frozen=True)
 class Policies:
     ours: Fleet
+    before: Fleet  # the same maximum, min_workers=1, no pool, no capacity raise
     default_stack: Fleet  # max_workers=1
     qpfs: Fleet
     tracking: Fleet
+    tracking_fast: Fleet  # the same on a 10 s metric
 
     def all(self) -> list[Fleet]:
         size = self.ours.max_size
-        return [self.ours, self.qpfs, self.tracking,
+        return [self.ours, self.before, self.qpfs, self.tracking, self.tracking_fast,
                 dataclasses.replace(self.default_stack, label="fixed 1 (default stack)"),
                 fixed_pool(self.ours, size, f"fixed {size}")]
 
 
 def parse_context(items: list[str]) -> dict[str, str]:
-    context = {"max_workers": "10"}
+    context = {"min_workers": "0", "max_workers": "10"}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep:
@@ -69,18 +76,26 @@ def synthesize_policies(context: dict[str, str]) -> Policies:
     # AWS's advice: a target of the acceptable backlog per instance. The construct's own
     # jobs_per_worker keeps the two comparable.
     target = float(defaults()["jobs_per_worker"])
+    before = {**context, "min_workers": "1", "warm_pool_size": "0"}
+    single = {**context, "min_workers": "1", "max_workers": "1"}
     with tempfile.TemporaryDirectory(prefix="wqw-scaling-synth-") as folder, \
             ThreadPoolExecutor(max_workers=2) as pool:
-        ours = pool.submit(synthesize, "wqw-scaling", context, Path(folder) / "ours")
-        single = pool.submit(synthesize, "wqw-scaling", {**context, "max_workers": "1"},
-                             Path(folder) / "single")
+        found = {name: pool.submit(synthesize, "wqw-scaling", c, Path(folder) / name)
+                 for name, c in (("ours", context), ("before", before), ("single", single))}
         qpfs = search.qpfs_template(max_workers)
-        tracking = search.target_tracking_template(max_workers, target)
+        tracking = read_fleet(search.target_tracking_template(max_workers, target),
+                              f"AWS target tracking {target:g}/instance, 60 s")
         return Policies(
-            ours=read_fleet(ours.result(), OURS),
-            default_stack=read_fleet(single.result(), "default stack"),
+            ours=read_fleet(found["ours"].result(), OURS),
+            # The stack before issue 17: no capacity raise (its role could not call it), and
+            # instances launched unprotected.
+            before=dataclasses.replace(read_fleet(found["before"].result(), BEFORE),
+                                       raises_capacity=False, launch_protected=False),
+            default_stack=read_fleet(found["single"].result(), "default stack"),
             qpfs=read_fleet(qpfs, "QPFS default"),
-            tracking=read_fleet(tracking, f"AWS target tracking {target:g}/instance"))
+            tracking=tracking,
+            tracking_fast=search.high_resolution(
+                tracking, f"AWS target tracking {target:g}/instance, 10 s"))
 
 
 def simulate(fleet: Fleet, world: World, load: world_figures.Load, jobs: list[Any],
@@ -106,7 +121,13 @@ def targets(results: dict[str, dict[str, Row]], policies: Policies) -> list[str]
     ours, qpfs = burst[OURS], burst[policies.qpfs.label]
     speed = qpfs.drain / ours.drain if ours.drain and qpfs.drain else float("nan")
     hours = ours.instance_hours / qpfs.instance_hours
+    first = results["first"][OURS].first_answer or float("inf")
+    idle = idle_dollars_per_hour(policies.ours) * world_figures.HOURS_PER_MONTH
     lines = [
+        _target(f"first job into an idle stack (min_workers={policies.ours.min_size}) answered "
+                f"after {first:.0f} s", "within 60 s", first <= 60),
+        _target(f"an idle month costs {idle:.2f} USD ({policies.ours.min_size} running, "
+                f"{policies.ours.warm_pool} stopped in the pool)", "at most 1 USD", idle <= 1),
         _target(f"burst drains {speed:.2f}x faster than the QPFS default ({ours.drain:.0f} s "
                 f"vs {qpfs.drain:.0f} s)", "at least 2x", speed >= 2),
         _target(f"at {hours:.2f}x its instance-hours ({ours.instance_hours:.2f} vs "
@@ -132,20 +153,41 @@ def _target(text: str, goal: str, met: bool) -> str:
 
 
 def sensitivity(policies: Policies, services: dict[str, world_figures.Service],
-                load: world_figures.Load, seed: int) -> str:
-    """The burst under other launch times and metric delays: the two least certain figures."""
-    jobs = load.jobs(services, seed)
+                loads: dict[str, world_figures.Load], seed: int) -> str:
+    """The burst and the first job under other launch and warm start times (the least certain
+    figures)."""
+    burst, first = loads["burst"], loads["first"]
+    burst_jobs, first_jobs = burst.jobs(services, seed), first.jobs(services, seed)
     rows = []
     for launch in (60.0, world_figures.LAUNCH_SECONDS, 300.0):
-        for delay in (world_figures.METRIC_DELAY_SECONDS, 180.0):
-            world = dataclasses.replace(world_figures.aws_world(launch), metric_delay=delay)
-            ours = Row.of(simulate(policies.ours, world, load, jobs, seed), load)
-            qpfs = Row.of(simulate(policies.qpfs, world, load, jobs, seed), load)
-            rows.append([f"{launch:.0f}", f"{delay:.0f}", f"{ours.drain:.0f}",
+        for warm in (20.0, world_figures.WARM_SECONDS, 90.0):
+            world = world_figures.aws_world(launch, warm)
+            ours = Row.of(simulate(policies.ours, world, burst, burst_jobs, seed), burst)
+            qpfs = Row.of(simulate(policies.qpfs, world, burst, burst_jobs, seed), burst)
+            answer = simulate(policies.ours, world, first, first_jobs, seed).first_answer
+            rows.append([f"{launch:.0f}", f"{warm:.0f}", f"{answer:.0f}", f"{ours.drain:.0f}",
                          f"{qpfs.drain:.0f}", f"{qpfs.drain / ours.drain:.2f}x",
                          f"{ours.instance_hours:.2f}", f"{qpfs.instance_hours:.2f}"])
-    return markdown_table(["launch s", "metric delay s", "ours: drain s", "QPFS: drain s",
-                           "QPFS / ours", "ours: instance-h", "QPFS: instance-h"], rows)
+    return markdown_table(["launch s", "warm start s", "ours: first answer s",
+                           "ours: burst drain s", "QPFS: drain s", "QPFS / ours",
+                           "ours: instance-h", "QPFS: instance-h"], rows)
+
+
+def pool_sizes(policies: Policies, services: dict[str, world_figures.Service],
+               world: World, load: world_figures.Load, seed: int) -> str:
+    """The burst with other warm pool sizes, and what each costs an idle month."""
+    jobs = load.jobs(services, seed)
+    qpfs = Row.of(simulate(policies.qpfs, world, load, jobs, seed), load)
+    rows = []
+    for size in sorted({0, 1, 2, 5, policies.ours.max_size, policies.ours.warm_pool}):
+        fleet = dataclasses.replace(policies.ours, warm_pool=size)
+        row = Row.of(simulate(fleet, world, load, jobs, seed), load, fleet)
+        idle = idle_dollars_per_hour(fleet) * world_figures.HOURS_PER_MONTH
+        mark = " (default)" if size == policies.ours.warm_pool else ""
+        rows.append([f"{size}{mark}", f"{row.drain:.0f}", f"{qpfs.drain / row.drain:.2f}x",
+                     f"{row.instance_hours / qpfs.instance_hours:.2f}x", f"{idle:.2f}"])
+    return markdown_table(["warm_pool_size", "burst drain s", "faster than QPFS",
+                           "instance-h vs QPFS", "idle month USD"], rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--search", action="store_true", help="compare BacklogScaling props")
     parser.add_argument("--check", action="store_true",
                         help="drain a backlog on the local stack with 1, 2, 4 workers")
+    parser.add_argument("--check-signals", action="store_true",
+                        help="a burst on the local stack following its group (1, 2, 4 workers "
+                             "at most) against the simulated capacity raise")
     parser.add_argument("-c", "--context", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--figures", type=Path, default=None,
                         help=f"write PNGs here (default {FIGURES.relative_to(ROOT)}; "
@@ -166,6 +211,11 @@ def main(argv: list[str] | None = None) -> int:
         from bench.scaling.check import run_check
 
         print(run_check(quick=args.quick))
+        return 0
+    if args.check_signals:
+        from bench.scaling.check_signals import run_check_signals
+
+        print(run_check_signals(quick=args.quick))
         return 0
 
     started = time.monotonic()
@@ -187,17 +237,22 @@ def main(argv: list[str] | None = None) -> int:
     for load in loads:
         print(f"simulating {load.name} ...", file=sys.stderr)
         jobs = load.jobs(services, args.seed)
-        outcomes = [simulate(f, world, load, jobs, args.seed) for f in policies.all()]
-        rows = [Row.of(o, load) for o in outcomes]
+        fleets = policies.all()
+        outcomes = [simulate(f, world, load, jobs, args.seed) for f in fleets]
+        rows = [Row.of(o, load, f) for o, f in zip(outcomes, fleets, strict=True)]
         results[load.name] = {r.label: r for r in rows}
         print(load_table(load, len(jobs), rows) + "\n")
         if figures is not None:
             figure(load, outcomes, figures / f"scaling-{load.name}.png")
-    print("### Targets (max_workers=" + context["max_workers"] + ")\n")
+    print(f"### Targets (min_workers={context['min_workers']}, "
+          f"max_workers={context['max_workers']})\n")
     print("\n".join(targets(results, policies)) + "\n")
+    by_name = {load.name: load for load in loads}
+    print("### Warm pool size: the burst, and an idle month\n")
+    print(pool_sizes(policies, services, world, by_name["burst"], args.seed) + "\n")
     if not args.quick:
-        print("### Sensitivity: the burst under other launch times and metric delays\n")
-        print(sensitivity(policies, services, loads[0], args.seed) + "\n")
+        print("### Sensitivity: launch and warm start times\n")
+        print(sensitivity(policies, services, by_name, args.seed) + "\n")
     if args.search:
         from bench.scaling.choice import search_table
 

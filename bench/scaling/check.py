@@ -27,7 +27,7 @@ MEGAPIXELS = 12
 TOLERANCE = 0.20
 
 
-def _call_seconds(stack: object) -> float:
+def call_seconds(stack: object) -> float:
     """Median time of one SQS call on the emulator (an empty receive, no wait)."""
     sqs = stack.session().client("sqs", endpoint_url=stack.endpoint_url)
     url = stack.outputs["RequestQueueUrl"]
@@ -53,7 +53,7 @@ def drain_once(count: int, jobs: int, image: Path) -> Drain:
     from worker_src import registry, wire
 
     with local_stack(f"scaling-check-{count}") as stack:
-        call = _call_seconds(stack)
+        call = call_seconds(stack)
         with workers(stack, count), stack.client() as client:
             ids = [wire.new_job_id() for _ in range(jobs)]
             main_input = registry.get_kind(KIND).main_input
@@ -113,8 +113,8 @@ def run_check(quick: bool) -> str:
             mechanics = simulated(count, jobs, own + overhead, drain.call)
             rows.append([str(count), f"{drain.seconds:.1f}", f"{own * 1000:.0f}",
                          f"{drain.emulator_cpu * 1000:.0f}", f"{drain.call * 1000:.1f}",
-                         f"{drain.load:.1f}", f"{aws:.1f}", _diff(aws, drain.seconds),
-                         f"{mechanics:.1f}", _diff(mechanics, drain.seconds)])
+                         f"{drain.load:.1f}", f"{aws:.1f}", diff(aws, drain.seconds),
+                         f"{mechanics:.1f}", diff(mechanics, drain.seconds)])
     table = markdown_table(
         ["workers", "measured drain s", "median job ms", "emulator+client CPU ms/job",
          "SQS call ms", "load average", "simulated, 1-worker service s", "vs measured",
@@ -126,6 +126,6 @@ def run_check(quick: bool) -> str:
             f"construction. Launch time 0; within {TOLERANCE:.0%} counts as agreeing.)")
 
 
-def _diff(simulated_seconds: float, measured: float) -> str:
+def diff(simulated_seconds: float, measured: float) -> str:
     change = simulated_seconds / measured - 1
     return f"{change:+.0%}" + ("" if abs(change) <= TOLERANCE else " (outside 20 %)")

@@ -16,27 +16,32 @@ _STATISTICS = {"Maximum": max, "Minimum": min, "Sum": sum, "SampleCount": len,
 
 
 class CloudWatch:
-    """Series sampled once a minute; an alarm sees a sample `delay` seconds after it is taken.
+    """Series sampled once per `resolution` (a minute, or 10 s for high-resolution metrics); an
+    alarm sees a sample `delay` seconds after it is taken.
 
     Before t = 0 every series holds its `idle` value (the world ran idle before the load).
     """
 
-    def __init__(self, delay: float, idle: Mapping[str, float]) -> None:
+    def __init__(self, delay: float, idle: Mapping[str, float],
+                 resolution: float = MINUTE) -> None:
         self.delay = delay
         self.idle = dict(idle)
+        self.resolution = resolution
+        # Samples fall half-way between two load starts: at 30 s of each minute, 5 s of each 10.
+        self.phase = SAMPLE_PHASE * resolution / MINUTE
         self.samples: dict[str, dict[int, float]] = {}
         self.state: dict[str, str] = {}
 
     def record(self, now: float, values: Mapping[str, float]) -> None:
-        minute = round((now - SAMPLE_PHASE) / MINUTE)
+        slot = round((now - self.phase) / self.resolution)
         for series, value in values.items():
-            self.samples.setdefault(series, {})[minute] = float(value)
+            self.samples.setdefault(series, {})[slot] = float(value)
 
     def datapoints(self, now: float, queries: tuple[Query, ...],
                    count: int) -> list[float | None]:
         """The newest `count` datapoints of a metric or metric math, newest first."""
-        newest = math.floor((now - self.delay - SAMPLE_PHASE) / MINUTE)
-        period = max(round(q.period / MINUTE) for q in queries)
+        newest = math.floor((now - self.delay - self.phase) / self.resolution)
+        period = max(round(q.period / self.resolution) for q in queries)
         points = []
         for k in range(count):
             end = newest - k * period
@@ -53,9 +58,9 @@ class CloudWatch:
 
     def _aggregate(self, query: Query, end: int) -> float | None:
         series = self.samples.get(query.series, {})
-        minutes = range(end - round(query.period / MINUTE) + 1, end + 1)
+        slots = range(end - round(query.period / self.resolution) + 1, end + 1)
         values = [series.get(m, self.idle[query.series]) if m < 0 else series.get(m)
-                  for m in minutes]
+                  for m in slots]
         values = [v for v in values if v is not None]
         return _STATISTICS[query.stat](values) if values else None
 

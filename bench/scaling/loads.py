@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.scaling.world import Job, World
+from worker_src import contract
 
 # ---- the world's figures (estimates; see docs/scaling.md, "Assumptions") --------------------
 
@@ -29,16 +30,30 @@ CPU_FACTOR = 1.5
 # network benchmark, us-east-1, 2018; AWS publishes only "low to moderate" for t2.micro).
 S3_REQUEST_SECONDS = 0.030
 T2_BANDWIDTH = 0.06e9 / 8  # bytes per second
-# Launch to first receive: EC2 pending -> running ~20 s, boot to user data ~20 s, install.sh
-# (swap file ~10 s, dnf ~45 s, CloudWatch agent ~5 s, venv + pip ~40 s: 16.5 s measured here with
-# local wheels, times CPU_FACTOR, plus ~90 MB of wheels at T2_BANDWIDTH), worker start ~10 s.
-LAUNCH_SECONDS = 150.0
+# Launch to first receive (contract.LAUNCH_SECONDS): EC2 pending -> running ~20 s, boot to user
+# data ~20 s, install.sh (swap file ~10 s, dnf ~45 s, CloudWatch agent ~5 s, venv + pip ~40 s:
+# 16.5 s measured here with local wheels, times CPU_FACTOR, plus ~90 MB of wheels at
+# T2_BANDWIDTH), worker start ~10 s.
+LAUNCH_SECONDS = float(contract.LAUNCH_SECONDS)
+# Start of a stopped warm-pool instance to first receive (contract.WARM_START_SECONDS): AWS's
+# warm pool documentation and launch post quote "as little as 30 s" to serve from a stopped
+# instance, a public CI stack measured 10-30 s; plus the worker's imports (~5 s here times
+# CPU_FACTOR) and its first call to the queue.
+WARM_SECONDS = float(contract.WARM_START_SECONDS)
 INSTALL_CPU_SECONDS = 60.0
 METRIC_DELAY_SECONDS = 60.0
 SQS_CALL_SECONDS = 0.015
 # us-east-1 Linux on-demand list price of a t2.micro (AWS EC2 pricing page).
 T2_MICRO_DOLLARS_PER_HOUR = 0.0116
-PRICE_NOTE = "t2.micro on-demand, us-east-1, $0.0116/h (AWS list price, 2025)"
+# Each instance's 10 GiB gp3 root volume, billed while it exists, running or stopped (the warm
+# pool's instances pay only this): us-east-1 gp3 $0.08 per GB-month (AWS EBS pricing page).
+VOLUME_DOLLARS_PER_HOUR = 10 * 0.08 / 730
+# A running instance's public IPv4 address: $0.005 per hour (AWS VPC pricing, since February
+# 2024); a stopped instance has none.
+IPV4_DOLLARS_PER_HOUR = 0.005
+HOURS_PER_MONTH = 730.0
+PRICE_NOTE = ("t2.micro on-demand $0.0116/h, its public IPv4 address $0.005/h and its 10 GiB "
+              "gp3 volume $0.80/month, us-east-1 (AWS list prices, 2025)")
 
 KINDS = ("stats", "equalize 1 MP", "equalize 12 MP")
 MIX = {"stats": 0.5, "equalize 1 MP": 0.4, "equalize 12 MP": 0.1}
@@ -101,7 +116,8 @@ def on_t2_micro(measured: Measured) -> Service:
     return Service(cpu=measured.cpu_seconds * CPU_FACTOR, io=transfers + requests)
 
 
-def aws_world(launch_seconds: float = LAUNCH_SECONDS) -> World:
+def aws_world(launch_seconds: float = LAUNCH_SECONDS,
+              warm_seconds: float = WARM_SECONDS) -> World:
     from worker_src.config import WorkerConfig
     from worker_src.worker import BATCH_SECONDS, FLUSH_AFTER_SECONDS
 
@@ -109,7 +125,7 @@ def aws_world(launch_seconds: float = LAUNCH_SECONDS) -> World:
                  wait_seconds=WorkerConfig.__dataclass_fields__["wait_seconds"].default,
                  batch_seconds=BATCH_SECONDS, flush_seconds=FLUSH_AFTER_SECONDS,
                  sqs_call_seconds=SQS_CALL_SECONDS, metric_delay=METRIC_DELAY_SECONDS,
-                 install_cpu_seconds=INSTALL_CPU_SECONDS)
+                 install_cpu_seconds=INSTALL_CPU_SECONDS, warm_seconds=warm_seconds)
 
 
 # ---- the loads --------------------------------------------------------------------------------
@@ -121,9 +137,13 @@ class Load:
     rate: Callable[[float], float] | None  # jobs/s at time t, for Poisson loads
     duration: float  # seconds of arrivals
     surge: tuple[float, float]  # drain time is measured from surge[0], once surge[1] has passed
-    burst: int = 0  # jobs all at t = 0 (of BURST_KIND)
+    burst: int = 0  # jobs all at t = 0 (of `kind`)
     peak_rate: float = 0.0
     settle: float = 3600.0  # simulated after the last arrival (instance-hours count to there)
+    kind: str = "equalize 12 MP"
+    # A steady load runs all month (its cost is scaled from the simulated span); a one-off
+    # (burst, first job) happens once in a month that is otherwise idle.
+    repeats: bool = True
 
     @property
     def horizon(self) -> float:
@@ -132,8 +152,8 @@ class Load:
     def jobs(self, services: dict[str, Service], seed: int) -> list[Job]:
         rng = random.Random(seed)
         if self.burst:
-            service = services[BURST_KIND]
-            return [Job(0.0, BURST_KIND, service.cpu, service.io) for _ in range(self.burst)]
+            service = services[self.kind]
+            return [Job(0.0, self.kind, service.cpu, service.io) for _ in range(self.burst)]
         jobs, t = [], 0.0
         kinds, weights = list(MIX), list(MIX.values())
         while True:  # a non-homogeneous Poisson process by thinning
@@ -145,16 +165,15 @@ class Load:
                 jobs.append(Job(t, kind, services[kind].cpu, services[kind].io))
 
 
-BURST_KIND = "equalize 12 MP"
-
-
 def loads(quick: bool) -> list[Load]:
     hour = 3600.0
     steady = 600.0 if quick else hour
     day = 2 * hour if quick else 24 * hour
     spike_at, spike_for = (300.0, 120.0) if quick else (1200.0, 300.0)
     found = [Load("burst", f"burst of {500 if quick else 1000} 12 MP images", None, 0.0,
-                  (0.0, 0.0), burst=500 if quick else 1000, settle=hour)]
+                  (0.0, 0.0), burst=500 if quick else 1000, settle=hour, repeats=False),
+             Load("first", "the first job into an idle stack (one stats job)", None, 0.0,
+                  (0.0, 0.0), burst=1, settle=hour, kind="stats", repeats=False)]
     rates = (2.0,) if quick else (0.5, 2.0, 8.0)
     for rate in rates:
         found.append(Load(f"poisson-{rate:g}", f"Poisson {rate:g} jobs/s, mixed kinds",

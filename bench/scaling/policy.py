@@ -103,6 +103,21 @@ class Fleet:
     alarms: tuple[Alarm, ...] = ()
     steps: Mapping[str, StepPolicy] = field(default_factory=dict)
     tracking: tuple[TargetTracking, ...] = ()
+    warm_pool: int = 0  # stopped, installed instances the group keeps (its WarmPool's MinSize)
+    # The client and the workers may raise the desired capacity (worker_src/capacity.py): the
+    # workers' role may call autoscaling:SetDesiredCapacity.
+    raises_capacity: bool = False
+    metric_delay: float | None = None  # None: the world's (SQS's 1-minute metrics)
+    # NewInstancesProtectedFromScaleIn: launched protected, lifted at the first idle receive.
+    launch_protected: bool = False
+
+    @property
+    def resolution(self) -> float:
+        """CloudWatch's sampling for this fleet: a minute (SQS's own metrics), or a shorter
+        period that one of its alarms or policies uses (a high-resolution metric)."""
+        queries = [q for a in self.alarms for q in a.queries]
+        queries += [q for t in self.tracking for q in t.queries]
+        return float(min([60, *(q.period for q in queries)]))
 
     @property
     def scales(self) -> bool:
@@ -317,7 +332,11 @@ def _read_ec2(reader: _Reader, label: str, queue_id: str, visibility: float) -> 
         protects_busy=reader.grants("autoscaling:SetInstanceProtection"),
         group_metrics=collected, default_warmup=_number(group.get("DefaultInstanceWarmup")),
         default_cooldown=float(group.get("Cooldown", 300)), visibility_timeout=visibility,
-        alarms=reader.alarms(set(steps), owners), steps=steps, tracking=tuple(tracking))
+        alarms=reader.alarms(set(steps), owners), steps=steps, tracking=tuple(tracking),
+        warm_pool=sum(int(p.get("MinSize", 0))
+                      for p in reader.of_type("AWS::AutoScaling::WarmPool").values()),
+        raises_capacity=reader.grants("autoscaling:SetDesiredCapacity"),
+        launch_protected=bool(group.get("NewInstancesProtectedFromScaleIn", False)))
     _check_group_metrics(fleet)
     return fleet
 

@@ -6,12 +6,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench._common import markdown_table, percentile
-from bench.scaling.loads import T2_MICRO_DOLLARS_PER_HOUR, Load
+from bench.scaling.loads import (
+    HOURS_PER_MONTH,
+    IPV4_DOLLARS_PER_HOUR,
+    T2_MICRO_DOLLARS_PER_HOUR,
+    VOLUME_DOLLARS_PER_HOUR,
+    Load,
+)
+from bench.scaling.policy import Fleet
 from bench.scaling.world import Outcome
 
-HEADERS = ["policy", "p50 s", "p95 s", "p99 s", "largest backlog", "time to drain s",
-           "instance-hours", "dollars", "busy instances terminated", "scaling actions",
+HEADERS = ["policy", "first answer s", "p50 s", "p95 s", "time to drain s", "instance-hours",
+           "dollars", "month's dollars", "warm / cold starts", "busy instances terminated",
            "most instances"]
+RUNNING_DOLLARS_PER_HOUR = (T2_MICRO_DOLLARS_PER_HOUR + IPV4_DOLLARS_PER_HOUR
+                            + VOLUME_DOLLARS_PER_HOUR)
+
+
+def idle_dollars_per_hour(fleet: Fleet) -> float:
+    """An idle hour: the minimum's instances and the warm pool's stopped volumes."""
+    return fleet.min_size * RUNNING_DOLLARS_PER_HOUR + fleet.warm_pool * VOLUME_DOLLARS_PER_HOUR
 
 
 @dataclass(frozen=True)
@@ -19,6 +33,7 @@ class Row:
     """The printed figures of one policy under one load."""
 
     label: str
+    first_answer: float | None
     p50: float
     p95: float
     p99: float
@@ -29,29 +44,43 @@ class Row:
     actions: int
     most_instances: int
     unfinished: int
+    dollars: float = 0.0  # the simulated span: instances with their volumes, the pool's volumes
+    month: float = 0.0  # a month with this load (see Load.repeats)
+    starts: str = ""
 
     @classmethod
-    def of(cls, outcome: Outcome, load: Load) -> Row:
+    def of(cls, outcome: Outcome, load: Load, fleet: Fleet | None = None) -> Row:
         times = outcome.times or [float("nan")]
         drain = None if outcome.drained_at is None else outcome.drained_at - load.surge[0]
-        return cls(outcome.label, percentile(times, 0.5), percentile(times, 0.95),
-                   percentile(times, 0.99), outcome.max_backlog, drain,
-                   outcome.instance_seconds / 3600, outcome.busy_terminated, outcome.actions,
+        hours = outcome.instance_seconds / 3600
+        dollars = (hours * RUNNING_DOLLARS_PER_HOUR
+                   + outcome.pool_seconds / 3600 * VOLUME_DOLLARS_PER_HOUR)
+        span = load.horizon / 3600
+        if load.repeats and outcome.arrivals_seconds:
+            # The load all month: the instances while jobs arrive (the settling hour after the
+            # last arrival is left out), the pool's volumes throughout.
+            during = outcome.arrivals_seconds / 3600
+            month = HOURS_PER_MONTH * (
+                outcome.arrivals_instance_seconds / 3600 / during * RUNNING_DOLLARS_PER_HOUR
+                + outcome.pool_seconds / load.horizon * VOLUME_DOLLARS_PER_HOUR)
+        else:
+            idle = idle_dollars_per_hour(fleet) if fleet is not None else 0.0
+            month = dollars + idle * (HOURS_PER_MONTH - span)
+        return cls(outcome.label, outcome.first_answer, percentile(times, 0.5),
+                   percentile(times, 0.95), percentile(times, 0.99), outcome.max_backlog, drain,
+                   hours, outcome.busy_terminated, outcome.actions,
                    max((n for _, _, n, _ in outcome.timeline), default=0),
-                   outcome.jobs - len(outcome.times))
-
-    @property
-    def dollars(self) -> float:
-        return self.instance_hours * T2_MICRO_DOLLARS_PER_HOUR
+                   outcome.jobs - len(outcome.times), dollars, month,
+                   f"{outcome.warm_starts} / {outcome.cold_launches}")
 
     def cells(self) -> list[str]:
         drain = "not drained" if self.drain is None else f"{self.drain:.0f}"
         if self.unfinished:
             drain += f" ({self.unfinished} jobs left)"
-        return [self.label, f"{self.p50:.1f}", f"{self.p95:.1f}", f"{self.p99:.1f}",
-                str(self.max_backlog), drain, f"{self.instance_hours:.2f}",
-                f"{self.dollars:.3f}", str(self.busy_terminated), str(self.actions),
-                str(self.most_instances)]
+        first = "-" if self.first_answer is None else f"{self.first_answer:.1f}"
+        return [self.label, first, f"{self.p50:.1f}", f"{self.p95:.1f}", drain,
+                f"{self.instance_hours:.2f}", f"{self.dollars:.3f}", f"{self.month:.2f}",
+                self.starts, str(self.busy_terminated), str(self.most_instances)]
 
 
 def load_table(load: Load, jobs: int, rows: list[Row]) -> str:

@@ -1,9 +1,11 @@
 """The simulated world (simpy): SQS queue, Auto Scaling group, CloudWatch, t2.micro workers.
 
     arrivals -> queue (visible) --receive (long poll, a batch)--> worker on an instance
-                  ^   sampled once a minute, seen by alarms `metric_delay` later
-                  |                  alarms -> scaling policies -> desired capacity
-                  +-- messages of a terminated busy worker come back after the visibility timeout
+       |          ^   sampled once a minute, seen by alarms `metric_delay` later
+       |          |                  alarms -> scaling policies -> desired capacity
+       |          +-- messages of a terminated busy worker come back after the visibility timeout
+       +-- the client's capacity raise; a worker's after full batches (worker_src/capacity.py)
+    desired capacity -> a stopped instance of the warm pool (warm start) or a new one (launch)
 
 The policy (alarms, steps, target tracking, warm-up, cooldown, limits, protection) comes from a
 template (bench.scaling.policy.Fleet); the world's figures come from World. AWS's own rules are
@@ -12,22 +14,22 @@ written out where they apply, with their source in docs/scaling.md.
 
 from __future__ import annotations
 
-import math
 import random
 from collections import deque
 from dataclasses import dataclass, field
 
 import simpy
 
-from bench.scaling.cloudwatch import MINUTE, SAMPLE_PHASE, CloudWatch, breach_test
-from bench.scaling.policy import Alarm, Fleet, Step, StepPolicy, TargetTracking, pick_step
+from bench.scaling import credits
+from bench.scaling.actions import AlarmActions
+from bench.scaling.cloudwatch import CloudWatch
+from bench.scaling.policy import Fleet
+from worker_src.capacity import (
+    FULL_BATCHES_IN_A_ROW,
+    RAISE_INTERVAL_SECONDS,
+    workers_for_backlog,
+)
 
-# AWS: the alarms target tracking creates for a 1-minute metric (3 of 3 above the target to scale
-# out, 15 of 15 below 90 % of it to scale in) and the default cooldown of an ECS service.
-TRACKING_OUT_POINTS = 3
-TRACKING_IN_POINTS = 15
-TRACKING_IN_FRACTION = 0.9
-ECS_DEFAULT_COOLDOWN = 300.0
 # EC2 bills Linux by the second with a one-minute minimum.
 MINIMUM_BILLED = 60.0
 
@@ -48,6 +50,7 @@ class World:
     credit_cap: float = 144 * 60.0  # vCPU-seconds (144 credits of one vCPU-minute)
     launch_credits: float = 30 * 60.0
     install_cpu_seconds: float = 60.0
+    warm_seconds: float = 40.0  # start of a stopped pool instance to the worker's first receive
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,8 @@ class Instance:
     protected: bool = False
     held: list[Job] = field(default_factory=list)
     average_job: float = 0.0
+    full_in_a_row: int = 0  # full receives in a row (the worker's capacity raise)
+    last_raise: float = -1e9
     waiter: simpy.Event | None = None
     process: simpy.Process | None = None
 
@@ -89,9 +94,15 @@ class Outcome:
     busy_terminated: int
     actions: int
     timeline: list[tuple[float, int, int, int]]  # (t, visible, instances, desired)
+    first_answer: float | None = None  # first job's answer, from the first arrival
+    arrivals_seconds: float = 0.0  # from t = 0 to the last arrival
+    arrivals_instance_seconds: float = 0.0  # instance-seconds billed within those
+    pool_seconds: float = 0.0  # stopped pool instances' volume-seconds
+    warm_starts: int = 0
+    cold_launches: int = 0
 
 
-class Simulation:
+class Simulation(AlarmActions):
     def __init__(self, fleet: Fleet, world: World, jobs: list[Job], *, surge: tuple[float, float],
                  horizon: float, seed: int = 1, timeline_every: float = 10.0) -> None:
         self.fleet, self.world, self.jobs = fleet, world, jobs
@@ -104,9 +115,16 @@ class Simulation:
         self.lost_in_flight = 0  # messages of terminated workers, invisible until they return
         self.instances: list[Instance] = []
         self.desired = fleet.desired
-        self.cloudwatch = CloudWatch(world.metric_delay, {
+        delay = world.metric_delay if fleet.metric_delay is None else fleet.metric_delay
+        self.cloudwatch = CloudWatch(delay, {
             "visible": 0.0, "in_flight": 0.0, "oldest_age": 0.0, "delayed": 0.0,
-            "in_service": float(fleet.desired), "desired": float(fleet.desired)})
+            "in_service": float(fleet.desired), "desired": float(fleet.desired)},
+            resolution=fleet.resolution)
+        self.pool = fleet.warm_pool  # stopped, installed instances
+        self.refilling = 0  # pool instances being launched and installed
+        self.pool_seconds, self.pool_at = 0.0, 0.0
+        self.warm_starts = self.cold_launches = 0
+        self.first_answer: float | None = None
         self.policy_clock: dict[str, dict[str, float]] = {}
         self.times: list[float] = []
         self.max_backlog = 0
@@ -122,18 +140,28 @@ class Simulation:
         for _ in range(self.fleet.desired):
             self._launch(ready_now=True)
         self.env.process(self._arrivals())
-        self.env.process(self._every(MINUTE, SAMPLE_PHASE, self._sample))
+        every, phase = self.cloudwatch.resolution, self.cloudwatch.phase
+        self.env.process(self._every(every, phase, self._sample))
         if self.fleet.scales:
-            self.env.process(self._every(MINUTE, SAMPLE_PHASE + 1, self._evaluate_alarms))
+            self.env.process(self._every(every, phase + 1, self._evaluate_alarms))
         self.env.process(self._every(self.world.reconcile_seconds, 0.5, self._reconcile))
         self.env.process(self._every(self.timeline_every, 0.0, self._record))
         self.env.process(self._drain_watch())
         self.env.run(until=self.horizon)
+        self._pool_change(0)
         billed = sum(max(MINIMUM_BILLED, min(i.terminated or self.horizon, self.horizon)
                          - i.launched) for i in self.instances)
+        # A pool instance runs while it installs, then is stopped.
+        billed += self.world.launch_seconds * self.refills
+        end = self.jobs[-1].arrival if self.jobs else 0.0
+        during = sum(max(0.0, min(i.terminated or end, end) - i.launched)
+                     for i in self.instances if i.launched < end)
         return Outcome(self.fleet.label, self.times, len(self.jobs), self.max_backlog,
                        self.drained_at, billed, self.busy_terminated, self.actions,
-                       self.timeline)
+                       self.timeline, first_answer=self.first_answer,
+                       arrivals_seconds=end, arrivals_instance_seconds=during,
+                       pool_seconds=self.pool_seconds, warm_starts=self.warm_starts,
+                       cold_launches=self.cold_launches)
 
     def _every(self, interval: float, phase: float, action):  # noqa: ANN001, ANN202
         yield self.env.timeout(phase)
@@ -142,10 +170,17 @@ class Simulation:
             yield self.env.timeout(interval)
 
     def _arrivals(self):  # noqa: ANN202
-        for job in self.jobs:
+        sent = 0  # jobs of the run being sent (those arriving at one instant)
+        for number, job in enumerate(self.jobs):
             if job.arrival > self.env.now:
                 yield self.env.timeout(job.arrival - self.env.now)
             self._make_visible(job)
+            sent += 1
+            following = self.jobs[number + 1] if number + 1 < len(self.jobs) else None
+            if following is None or following.arrival > job.arrival:
+                # The client raises capacity right after it sent a run's jobs.
+                self._raise(max(sent, len(self.visible)))
+                sent = 0
 
     def _drain_watch(self):  # noqa: ANN202
         yield self.env.timeout(self.surge_end)
@@ -186,16 +221,60 @@ class Simulation:
 
     def _launch(self, ready_now: bool = False) -> None:
         now = self.env.now
-        credits = self.world.credit_cap if ready_now else self.world.launch_credits
-        instance = Instance(len(self.instances), now, credits, now, initial=ready_now)
+        start = "ready"
+        if not ready_now:
+            start = "warm" if self.pool else "cold"
+        if start == "warm":
+            self._pool_change(-1)
+            self.warm_starts += 1
+            self._refill()
+        elif start == "cold":
+            self.cold_launches += 1
+        # t2 standard instances get launch credits at each launch and start.
+        balance = self.world.credit_cap if ready_now else self.world.launch_credits
+        instance = Instance(len(self.instances), now, balance, now, initial=ready_now,
+                            protected=self.fleet.launch_protected and not ready_now)
         self.instances.append(instance)
-        instance.process = self.env.process(self._worker(instance, ready_now))
+        instance.process = self.env.process(self._worker(instance, start))
 
-    def _worker(self, instance: Instance, ready_now: bool):  # noqa: ANN202
+    def _pool_change(self, delta: int) -> None:
+        self.pool_seconds += self.pool * (self.env.now - self.pool_at)
+        self.pool_at = self.env.now
+        self.pool += delta
+
+    refills = 0
+
+    def _refill(self) -> None:
+        """The group launches an instance into the pool: installed, then stopped."""
+        if self.pool + self.refilling >= self.fleet.warm_pool:
+            return
+        self.refilling += 1
+        self.refills += 1
+
+        def installed():  # noqa: ANN202
+            yield self.env.timeout(self.world.launch_seconds)
+            self.refilling -= 1
+            self._pool_change(+1)
+
+        self.env.process(installed())
+
+    def _raise(self, waiting: int) -> None:
+        """worker_src.capacity.raise_capacity: never lower, never above the maximum."""
+        if not self.fleet.raises_capacity:
+            return
+        wanted = min(self.fleet.max_size, workers_for_backlog(waiting, self.fleet.min_size))
+        if wanted > self.desired:
+            self.desired = wanted
+            self.actions += 1
+            self._reconcile()  # SetDesiredCapacity launches at once, not at the next check
+
+    def _worker(self, instance: Instance, start: str):  # noqa: ANN202
         try:
-            if not ready_now:
+            if start == "warm":
+                yield self.env.timeout(self.world.warm_seconds)
+            elif start == "cold":
                 yield self.env.timeout(self.world.launch_seconds)
-                self._spend(instance, self.world.install_cpu_seconds)
+                credits.spend(self.world, instance, self.env.now, self.world.install_cpu_seconds)
             instance.ready = True
             while True:
                 jobs = yield from self._receive(instance)
@@ -210,16 +289,28 @@ class Simulation:
         yield self.env.timeout(self.world.sqs_call_seconds)
         count = self._batch_size(instance)
         if self.visible:
-            return self._hand_out(instance, count)
+            jobs = self._hand_out(instance, count)
+            self._worker_signal(instance, len(jobs) >= count)
+            return jobs
         event = self.env.event()
         instance.waiter = event
         self.waiters.append((event, instance, count))
         yield event | self.env.timeout(self.world.wait_seconds)
         if event.triggered:
+            self._worker_signal(instance, len(event.value) >= count)
             return event.value
+        instance.full_in_a_row = 0
         self.waiters.remove((event, instance, count))
         instance.waiter = None
         return []
+
+    def _worker_signal(self, instance: Instance, full: bool) -> None:
+        """worker_src.capacity.BacklogSignal: full batches in a row raise capacity."""
+        instance.full_in_a_row = instance.full_in_a_row + 1 if full else 0
+        if (instance.full_in_a_row >= FULL_BATCHES_IN_A_ROW
+                and self.env.now - instance.last_raise >= RAISE_INTERVAL_SECONDS):
+            instance.last_raise = self.env.now
+            self._raise(len(self.visible))
 
     def _batch_size(self, instance: Instance) -> int:
         """The worker's rule (worker_src.worker.Worker.batch_size): about BATCH_SECONDS of work."""
@@ -232,7 +323,7 @@ class Simulation:
         oldest: float | None = None
         for job in jobs:
             started = self.env.now
-            yield self.env.timeout(self._cpu_time(instance, job.cpu))
+            yield self.env.timeout(credits.cpu_time(self.world, instance, self.env.now, job.cpu))
             yield self.env.timeout(job.io)
             instance.average_job += 0.3 * (self.env.now - started - instance.average_job)
             unflushed.append(job)
@@ -245,36 +336,12 @@ class Simulation:
 
     def _flush(self, instance: Instance, jobs: list[Job]):  # noqa: ANN202
         yield self.env.timeout(2 * self.world.sqs_call_seconds)  # send results, delete
+        if self.first_answer is None and jobs:
+            self.first_answer = self.env.now - self.jobs[0].arrival
         for job in jobs:
             self.times.append(self.env.now - job.arrival)
             instance.held.remove(job)
         self._check_drained()
-
-    # ---- t2 CPU credits ------------------------------------------------------------------------
-
-    def _accrue(self, instance: Instance) -> None:
-        now = self.env.now
-        if now > instance.credits_at:
-            instance.credits = min(self.world.credit_cap, instance.credits
-                                   + self.world.baseline * (now - instance.credits_at))
-            instance.credits_at = now
-
-    def _spend(self, instance: Instance, cpu: float) -> None:
-        self._accrue(instance)
-        instance.credits = max(0.0, instance.credits - cpu * (1 - self.world.baseline))
-
-    def _cpu_time(self, instance: Instance, cpu: float) -> float:
-        """Wall time of `cpu` seconds of full-speed work: at full speed while credits last
-        (each second costs 1 - baseline of them net), then at the baseline share."""
-        if not self.world.credits:
-            return cpu
-        self._accrue(instance)
-        net = 1 - self.world.baseline
-        full = min(cpu, instance.credits / net)
-        instance.credits -= full * net
-        wall = full + (cpu - full) / self.world.baseline
-        instance.credits_at = self.env.now + wall
-        return wall
 
     # ---- Auto Scaling ----------------------------------------------------------------------------
 
@@ -288,6 +355,8 @@ class Simulation:
             self.rng.shuffle(candidates)
             for instance in candidates[:len(alive) - self.desired]:
                 self._terminate(instance)
+                if self.pool + self.refilling < self.fleet.warm_pool:
+                    self._pool_change(+1)  # reused on scale-in: stopped back into the pool
 
     def _terminate(self, instance: Instance) -> None:
         instance.terminated = self.env.now
@@ -318,79 +387,3 @@ class Simulation:
     def _record(self) -> None:
         alive = sum(i.alive for i in self.instances)
         self.timeline.append((self.env.now, len(self.visible), alive, self.desired))
-
-    def _evaluate_alarms(self) -> None:
-        for alarm in self.fleet.alarms:
-            value = self.cloudwatch.fires(self.env.now, alarm.name, alarm.queries,
-                                          breach_test(alarm), alarm.evaluation_periods,
-                                          alarm.datapoints_to_alarm, alarm.treat_missing)
-            if value is not None:
-                for action in alarm.actions:
-                    self._step(self.fleet.steps[action], alarm, value)
-        for policy in self.fleet.tracking:
-            self._track(policy)
-
-    # ---- scaling policies ------------------------------------------------------------------------
-
-    def _step(self, policy: StepPolicy, alarm: Alarm, value: float) -> None:
-        below = alarm.comparison.startswith("Less")
-        step = pick_step(policy, value - alarm.threshold, below)
-        if step is None:
-            return
-        now = self.env.now
-        clock = self.policy_clock.setdefault(policy.name, {"out": -1e9, "in": -1e9, "base": 0})
-        if policy.adjustment_type == "ExactCapacity":
-            self._set_desired(step.adjustment)
-            return
-        if self.fleet.service == "ecs":
-            cooldown = ECS_DEFAULT_COOLDOWN if policy.cooldown is None else policy.cooldown
-            if step.adjustment < 0:
-                if now - clock["in"] < cooldown:
-                    return
-                clock["in"] = now
-                self._set_desired(self.desired + self._adjustment(policy, step, self.desired))
-                return
-            if now - clock["out"] >= cooldown:
-                clock["out"], clock["base"] = now, self.desired
-            base = clock["base"]
-        else:
-            if step.adjustment < 0:
-                self._set_desired(self.desired + self._adjustment(policy, step, self.desired))
-                return
-            warmup = _first(policy.warmup, self.fleet.default_warmup, self.fleet.default_cooldown)
-            # Instances still warming up are not part of the current capacity, but the capacity
-            # they add counts: a repeated alarm adds only what its step asks beyond them.
-            base = sum(1 for i in self.instances
-                       if i.alive and (i.initial or now - i.launched >= warmup))
-        self._set_desired(max(self.desired, base + self._adjustment(policy, step, base)))
-
-    @staticmethod
-    def _adjustment(policy: StepPolicy, step: Step, capacity: int) -> int:
-        if policy.adjustment_type == "ChangeInCapacity":
-            return int(step.adjustment)
-        change = capacity * step.adjustment / 100  # PercentChangeInCapacity
-        change = math.copysign(max(1, math.floor(abs(change))), change) if change else 0
-        if policy.min_magnitude and abs(change) < policy.min_magnitude:
-            change = math.copysign(policy.min_magnitude, change)
-        return int(change)
-
-    def _track(self, policy: TargetTracking) -> None:
-        """Target tracking with the alarms AWS creates for it; capacity in proportion."""
-        target = policy.target
-        alive = sum(i.alive for i in self.instances)
-        high = self.cloudwatch.fires(self.env.now, policy.name + ":high", policy.queries,
-                                     lambda v: v > target, TRACKING_OUT_POINTS,
-                                     TRACKING_OUT_POINTS, "missing")
-        if high is not None:
-            self._set_desired(max(self.desired, math.ceil(alive * high / target)))
-        if policy.disable_scale_in:
-            return
-        low = self.cloudwatch.fires(self.env.now, policy.name + ":low", policy.queries,
-                                    lambda v: v < TRACKING_IN_FRACTION * target,
-                                    TRACKING_IN_POINTS, TRACKING_IN_POINTS, "missing")
-        if low is not None:
-            self._set_desired(min(self.desired, math.ceil(alive * low / target)))
-
-
-def _first(*values: float | None) -> float:
-    return next(v for v in values if v is not None)
