@@ -9,7 +9,7 @@ A job (client -> requests queue):
 
     {"version": 1, "job_id": "<uuid4>", "kind": "stats",
      "args": {"numbers": [3, 1, 2]},
-     "reply_to": "https://sqs.../<stack>-reply-<random>" | null,
+     "reply_to": "https://sqs.../<stack>_reply_<random>" | null,
      "submitted_at": 1764219000.123}
 
 `args` may be replaced by `"args_key": "inputs/<job_id>/args.json"` when the
