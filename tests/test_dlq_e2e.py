@@ -13,6 +13,7 @@ import statistics
 import pytest
 
 from client import cli, dlq
+from client.errors import ClientFailure
 from client.local import LocalStack
 from tests.reliability.faulty_worker import POINTS
 from tests.reliability.harness import (
@@ -162,6 +163,8 @@ def test_a_redrive_killed_between_send_and_delete_duplicates_once_and_loses_noth
                                        .dead_letters] == [job_id], timeout=10)
             assert dlq.redrive(client, [job_id]).redriven == [job_id]
             assert wait_until(lambda: replies(2), timeout=20)
+            # The worker sends the reply first, then replaces the stored result.
+            assert wait_until(lambda: _stored(client, job_id), timeout=10)
             stored = client.fetch_result(job_id)
         assert not replies(3)  # exactly one duplicate
     finally:
@@ -170,3 +173,10 @@ def test_a_redrive_killed_between_send_and_delete_duplicates_once_and_loses_noth
     assert results[0].value == results[1].value == stored.value
     assert {k: stored.value[k] for k in expected_stats(numbers)} == expected_stats(numbers)
     assert dead_depth(stack) == 0 and queue_depth(stack, stack.outputs["RequestQueueUrl"]) == 0
+
+
+def _stored(client, job_id: str) -> bool:
+    try:
+        return client.fetch_result(job_id).ok
+    except ClientFailure:
+        return False
