@@ -11,7 +11,6 @@ import math
 import os
 import random
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -21,6 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
+
+from client.worker_process import WORKER_COMMAND, start_worker
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -157,16 +158,15 @@ class WorkerProcess:
     def __init__(self, stack: Any, request_log: Path | None = None) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="wqw-bench-worker-")
         ready = Path(self._dir.name) / "ready"
-        env = {**stack.worker_environment(), "WQW_READY_FILE": str(ready)}
-        module = "worker_src"
+        env = {**stack.extra_worker_env, "WQW_READY_FILE": str(ready)}
+        command = WORKER_COMMAND
         if request_log is not None:
             env[REQUEST_LOG_ENV] = str(request_log)
-            module = "bench._counted_worker"
+            command = (sys.executable, "-m", "bench._counted_worker")
         self.log_path = Path(self._dir.name) / "worker.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, env=env,
-                                        stdin=subprocess.DEVNULL, stdout=self._log,
-                                        stderr=self._log)
+        self.process = start_worker(stack.outputs, stack.endpoint_url, env=env, command=command,
+                                    output=self._log)
         deadline = time.monotonic() + 60
         while not ready.exists():
             if self.process.poll() is not None or time.monotonic() > deadline:

@@ -13,7 +13,6 @@ stack's) on first submit and deletes it on close; results are matched to jobs by
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -22,14 +21,12 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import boto3
-from boto3.exceptions import S3UploadFailedError
-from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from worker_src import aws, contract, wire
 from worker_src.capacity import raise_capacity
 
-from . import lifecycle, names, replies
+from . import bucket, lifecycle, replies
 from .errors import (  # noqa: F401 - the library's errors, importable from here
     AwsUnavailable,
     ClientFailure,
@@ -49,9 +46,6 @@ ORPHAN_CHECK_SECONDS = 5.0
 ORPHAN_CHECK_MAX_SECONDS = 300.0
 # Files uploaded at once by submit_files when the caller gives no pool of its own.
 UPLOADS_AT_ONCE = 8
-# Files go up in one PUT, not in 8 MB parts that are each billed as a request
-# (kinds take at most 200 MB per file).
-SINGLE_PUT = TransferConfig(multipart_threshold=256 * 1024 * 1024)
 
 
 class Client:
@@ -129,7 +123,7 @@ class Client:
                            submitted_at=time.time())
             body = wire.encode_job(job)
             if len(body.encode()) > wire.MAX_MESSAGE_BYTES:
-                body = self._args_through_s3(job)
+                body = bucket.job_with_args_in_s3(self.s3, self.stack.bucket, job)
             bodies.append((job_id, body))
         if wait:  # before sending: a fast worker's reply must find its job pending
             with self._lock:
@@ -193,15 +187,6 @@ class Client:
         return self.submit([(job.kind.name, a) for job, a in zip(prepared, all_args,
                                                                    strict=True)],
                            wait=wait, job_ids=job_ids)
-
-    def _args_through_s3(self, job: wire.Job) -> str:
-        key = contract.args_key(job.job_id)
-        aws_call(self.s3.put_object, Bucket=self.stack.bucket, Key=key,
-                 Body=json.dumps(job.args, separators=(",", ":")).encode(),
-                 ContentType="application/json")
-        return wire.encode_job(wire.Job(job_id=job.job_id, kind=job.kind, args=None,
-                                        reply_to=job.reply_to, submitted_at=job.submitted_at,
-                                        args_key=key))
 
     def _send_batches(self, bodies: list[tuple[str, str]]) -> None:
         sizes = [len(body.encode()) for _, body in bodies]
@@ -377,45 +362,19 @@ class Client:
 
     def fetch_result(self, job_id: str) -> wire.Result:
         """Read a job's result from S3 (jobs sent with wait=False, or undeliverable)."""
-        try:
-            body = self.s3.get_object(Bucket=self.stack.bucket,
-                                      Key=contract.result_key(job_id))["Body"].read()
-        except ClientError as exc:
-            if aws.object_missing(exc):
-                raise ClientFailure(
-                    f"no stored result for job {job_id}: it is still queued or running, "
-                    f"its result was delivered to a waiting client, or it expired") from None
-            raise AwsUnavailable(aws.error_text(exc), aws.error_code(exc)) from None
-        return wire.decode_result(body)
+        return bucket.fetch_result(self.s3, self.stack.bucket, job_id)
 
-    # ---- files -----------------------------------------------------------------
+    # ---- files (client/bucket.py) -------------------------------------------------
 
     def upload(self, job_id: str, name: str, source: Path | BinaryIO) -> str:
         """Put a file (a path, or a binary stream read once) at inputs/<job_id>/<name>."""
-        key = contract.input_key(job_id, names.safe_name(name))
-        try:
-            if isinstance(source, Path):
-                aws_call(self.s3.upload_file, Filename=str(source), Bucket=self.stack.bucket,
-                         Key=key, Config=SINGLE_PUT)
-            else:
-                aws_call(self.s3.upload_fileobj, Fileobj=source, Bucket=self.stack.bucket,
-                         Key=key, Config=SINGLE_PUT)
-        except S3UploadFailedError as exc:  # boto3's own, outside botocore's errors
-            raise AwsUnavailable(f"upload of {name} failed: {exc}") from None
-        return key
+        return bucket.upload(self.s3, self.stack.bucket, job_id, name, source)
 
     def open_output(self, key: str) -> Any:
         """A streaming body of an output object (one GET)."""
-        return aws_call(self.s3.get_object, Bucket=self.stack.bucket, Key=key)["Body"]
+        return bucket.open_output(self.s3, self.stack.bucket, key)
 
     def download_output(self, key: str, destination: Path, *, overwrite: bool = False) -> Path:
-        """Stream the object to `destination` (or its next free numbered name); the path.
-
-        One GET (download_file would send a HeadObject first). A failed download leaves
-        no file; an existing file is replaced only if `overwrite` (names.write_new).
-        """
-        body = self.open_output(key)
-        try:
-            return names.write_new(body, destination, overwrite=overwrite)
-        except BotoCoreError as exc:
-            raise AwsUnavailable(f"download of {key} failed: {exc}") from None
+        """Stream the object to `destination` (or its next free numbered name); the path."""
+        return bucket.download_output(self.s3, self.stack.bucket, key, destination,
+                                      overwrite=overwrite)

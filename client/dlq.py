@@ -191,9 +191,9 @@ def _receive_all(client: Client, visibility: int, limit: int,
 def release(client: Client, letters: Iterable[DeadLetter]) -> None:
     """Make messages read with _receive_all visible again at once."""
     letters = list(letters)
-    for start in range(0, len(letters), aws.SQS_BATCH_ENTRIES):
-        entries = [{"Id": str(i), "ReceiptHandle": letter.receipt, "VisibilityTimeout": 0}
-                   for i, letter in enumerate(letters[start:start + aws.SQS_BATCH_ENTRIES])]
+    for indexes in aws.sqs_batches([len(letter.receipt) for letter in letters]):
+        entries = [{"Id": str(i), "ReceiptHandle": letters[i].receipt, "VisibilityTimeout": 0}
+                   for i in indexes]
         aws_call(client.sqs.change_message_visibility_batch,
                  QueueUrl=client.stack.dead_letter_queue_url, Entries=entries)
 

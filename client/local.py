@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -28,20 +27,14 @@ from worker_src.contract import Env, Output
 
 from . import api
 from .local_group import GroupFollower
+from .worker_process import LOCAL_CREDENTIALS, WORKER_COMMAND, start_worker, worker_environment
 
-ROOT = Path(__file__).resolve().parent.parent
 TEARDOWN_GRACE_SECONDS = 3
 # Following the group: a new instance's worker starts this long after the instance appears
 # (a stand-in for a warm start from the pool, about 40 s on EC2), and the group falls back to
 # its minimum after this long with no job waiting (the idle alarm's minute).
 START_DELAY_SECONDS = 5.0
 IDLE_SECONDS = 60.0
-LOCAL_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "local",
-    "AWS_SECRET_ACCESS_KEY": "local",
-    "AWS_REGION": "us-east-1",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
 
 
 class LocalStack:
@@ -70,7 +63,7 @@ class LocalStack:
         self.worker_log = worker_log
         self.extra_worker_env = dict(worker_env or {})
         # Tests run a wrapper that injects faults; users run the worker itself.
-        self.worker_command = list(worker_command or [sys.executable, "-m", "worker_src"])
+        self.worker_command = list(worker_command or WORKER_COMMAND)
         # Exit codes of the workers that died and were restarted, in order.
         self.worker_exits: list[int] = []
         self.endpoint_url = ""
@@ -171,15 +164,7 @@ class LocalStack:
 
     def worker_environment(self) -> dict[str, str]:
         """The environment user data writes on an instance, pointed at the emulator."""
-        return {
-            **os.environ,
-            **LOCAL_CREDENTIALS,
-            "AWS_ENDPOINT_URL": self.endpoint_url,
-            "PYTHONPATH": str(ROOT),
-            **{name: self.outputs[output] for name, output in Env.FROM_OUTPUTS.items()
-               if output in self.outputs},
-            **self.extra_worker_env,
-        }
+        return worker_environment(self.outputs, self.endpoint_url, self.extra_worker_env)
 
     def start_workers(self, count: int, command: list[str] | None = None,
                       env: dict[str, str] | None = None) -> None:
@@ -204,9 +189,9 @@ class LocalStack:
         if self.worker_log is not None and self._log_file is None:
             self._log_file = open(self.worker_log, "ab")  # noqa: SIM115 - closed in stop()
         command, env = spec
-        return subprocess.Popen(command, cwd=ROOT, env={**self.worker_environment(), **env},
-                                stdin=subprocess.DEVNULL, stdout=self._log_file,
-                                stderr=self._log_file)
+        return start_worker(self.outputs, self.endpoint_url,
+                            env={**self.extra_worker_env, **env}, command=command,
+                            output=self._log_file)
 
     def _supervise(self) -> None:
         """Restart a worker that died, as systemd's Restart=always does on an instance."""

@@ -1,7 +1,7 @@
 """The arrows of the architecture: who may import whom, checked on the source and at run time.
 
     client commands -> worker_src.{wire, wire_lifecycle, json_text, contract, registry, aws,
-                                   integer_text, jobs.<kind>}
+                                   integer_text, steps, jobs.<kind>}
     infra           -> worker_src.contract only
     client.web      -> the client library, never the command line (client.cli*)
     no import cycles among the project's modules (function-level imports included)
@@ -21,7 +21,7 @@ PACKAGES = ("infra", "worker_src", "client")
 CLIENT_MAY_LOAD = {"worker_src", "worker_src.wire", "worker_src.wire_lifecycle",
                    "worker_src.contract", "worker_src.registry", "worker_src.aws",
                    "worker_src.jobs", "worker_src.integer_text", "worker_src.json_text",
-                   "worker_src.capacity"}
+                   "worker_src.capacity", "worker_src.steps"}
 HEAVY = ("numpy", "PIL", "skimage", "scipy")
 # The benchmarks' own tests: the only test modules that may import bench.
 BENCH_TESTS = {"tests.test_bench_smoke", "tests.test_scaling", "tests.test_scaling_elastic"}

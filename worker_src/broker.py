@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 
 from botocore.exceptions import ClientError
 
+from .aws import error_text, queue_missing, sqs_batches
 from .contract import MessageAttribute, string_attributes
 from .wire import printable
 
@@ -81,7 +82,7 @@ class SqsBroker:
                 for failure in response.get("Failed", []):
                     log.warning("delete failed for a message: %s", failure.get("Message"))
             except Exception as exc:
-                log.warning("delete failed (%s); the job(s) may run again", describe(exc))
+                log.warning("delete failed (%s); the job(s) may run again", error_text(exc))
 
     def change_visibility(self, messages: list[Message], seconds: int) -> None:
         for chunk in _chunks(messages):
@@ -91,22 +92,21 @@ class SqsBroker:
                 self.sqs.change_message_visibility_batch(QueueUrl=self.request_queue_url,
                                                          Entries=entries)
             except Exception as exc:
-                log.warning("could not change visibility (%s)", describe(exc))
+                log.warning("could not change visibility (%s)", error_text(exc))
 
     def send_results(self, queue_url: str, bodies: list[str]) -> set[int]:
-        """Send result bodies (in batches of 10); the indexes SQS refused.
+        """Send result bodies (in batches within SQS's limits); the indexes SQS refused.
 
         Raises QueueGone if the queue does not exist, or the SDK's error (after its
         retries) if it cannot be reached.
         """
         failed: set[int] = set()
-        for start in range(0, len(bodies), 10):
-            entries = [{"Id": str(start + i), "MessageBody": body}
-                       for i, body in enumerate(bodies[start:start + 10])]
+        for indexes in sqs_batches([len(body.encode()) for body in bodies]):
+            entries = [{"Id": str(i), "MessageBody": bodies[i]} for i in indexes]
             try:
                 response = self.sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
             except ClientError as exc:
-                if _queue_missing(exc):
+                if queue_missing(exc):
                     raise QueueGone(queue_url) from None
                 raise
             failed |= {int(f["Id"]) for f in response.get("Failed", [])}
@@ -140,17 +140,10 @@ def _sent_at(message: Mapping[str, Any]) -> float | None:
 
 
 def _chunks(messages: list[Message]) -> list[list[Message]]:
-    return [messages[start:start + 10] for start in range(0, len(messages), 10)]
+    return [[messages[i] for i in indexes]
+            for indexes in sqs_batches([len(m.receipt) for m in messages])]
 
 
-def _queue_missing(exc: ClientError) -> bool:
-    code = exc.response.get("Error", {}).get("Code", "")
-    return code in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
-
-
-def describe(exc: BaseException) -> str:
-    """An exception in one line (an AWS error as its code and message)."""
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        return f"{error.get('Code')}: {error.get('Message')}"
-    return f"{type(exc).__name__}: {exc}"
+# The name worker.py imports (it is being rewritten beside this change); aws.error_text
+# is the one definition.
+describe = error_text

@@ -20,6 +20,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from .aws import error_text
 from .contract import JOBS_PER_WORKER
 
 log = logging.getLogger("capacity")
@@ -68,15 +69,9 @@ def raise_capacity(autoscaling: Any, sqs: Any, group: str, queue_url: str,
         # HonorCooldown=False: the group's cooldown is the alarm policy's business.
         autoscaling.set_desired_capacity(AutoScalingGroupName=group, DesiredCapacity=wanted,
                                          HonorCooldown=False)
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        log.warning("capacity of %s not raised (%s: %s); the backlog alarm will raise it "
-                    "within minutes", group, error.get("Code", "error"),
-                    error.get("Message", "").splitlines()[0] if error.get("Message") else "")
-        return None
-    except BotoCoreError as exc:
+    except (ClientError, BotoCoreError) as exc:
         log.warning("capacity of %s not raised (%s); the backlog alarm will raise it "
-                    "within minutes", group, exc)
+                    "within minutes", group, error_text(exc))
         return None
     log.info("raised the desired capacity of %s from %d to %d for %d waiting job(s)",
              group, current["DesiredCapacity"], wanted, waiting)

@@ -25,7 +25,8 @@ from typing import Any
 
 from . import contract, registry, wire
 from . import wire_lifecycle as lw
-from .broker import Broker, Message, QueueGone, describe
+from .aws import error_text
+from .broker import Broker, Message, QueueGone
 from .store import Store
 
 log = logging.getLogger("worker")
@@ -177,7 +178,7 @@ class Lifecycle:
         try:
             return self.store.exists(contract.cancel_key(job_id))
         except Exception as exc:  # a cancel missed is a job that runs: no reason to fail it
-            log.warning("could not look for job %s's cancel marker (%s)", job_id, describe(exc))
+            log.warning("could not look for job %s's cancel marker (%s)", job_id, error_text(exc))
             return False
 
     def clean_up(self, job: wire.Job) -> None:
@@ -191,7 +192,7 @@ class Lifecycle:
             try:
                 self.store.delete(keys)
             except Exception as exc:
-                log.warning("job %s: inputs left to expire (%s)", job.job_id, describe(exc))
+                log.warning("job %s: inputs left to expire (%s)", job.job_id, error_text(exc))
 
     def finished(self, job_id: str, outcome: str) -> None:
         _remember(self._finished, job_id, outcome)
@@ -220,7 +221,7 @@ class Lifecycle:
                 try:
                     self.store.delete([contract.running_key(job.job_id)])
                 except Exception as exc:  # it goes stale: `status` counts fresh ones only
-                    log.warning("job %s: running state left (%s)", job.job_id, describe(exc))
+                    log.warning("job %s: running state left (%s)", job.job_id, error_text(exc))
 
     def _start_ticker(self) -> None:
         if self._ticker is None:
@@ -265,7 +266,7 @@ class Lifecycle:
                 self.store.put(contract.running_key(job.job_id), body.encode(),
                                "application/json")
             except Exception as exc:
-                log.warning("job %s: running state not stored (%s)", job.job_id, describe(exc))
+                log.warning("job %s: running state not stored (%s)", job.job_id, error_text(exc))
         watch.words += 1
 
     def _send(self, queue_url: str, bodies: list[str]) -> None:
@@ -274,7 +275,7 @@ class Lifecycle:
         except QueueGone:
             pass  # its client is gone; the result goes to S3 when it comes
         except Exception as exc:
-            log.warning("could not send %d lifecycle word(s) (%s)", len(bodies), describe(exc))
+            log.warning("could not send %d lifecycle word(s) (%s)", len(bodies), error_text(exc))
 
 
 def throttled(report: Any, every: float = 0.2) -> registry.Progress:

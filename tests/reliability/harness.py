@@ -20,11 +20,12 @@ from skimage import exposure, util
 
 from client import api
 from client.local import LocalStack, terminate
+from client.worker_process import WORKER_COMMAND, start_worker
 from worker_src import wire, wire_lifecycle
 
 ROOT = Path(__file__).resolve().parents[2]
 FAULTY_WORKER = [sys.executable, "-m", "tests.reliability.faulty_worker"]
-REAL_WORKER = [sys.executable, "-m", "worker_src"]
+REAL_WORKER = list(WORKER_COMMAND)
 VISIBILITY_TIMEOUT = 4  # seconds; the stack's queue and the workers' heartbeat use it
 
 # The table's rows, in this order; docs/reliability.md describes each.
@@ -168,10 +169,9 @@ def spawn_worker(stack: LocalStack, log: Path, env: dict[str, str] | None = None
                  command: list[str] | None = None) -> subprocess.Popen:
     """An unsupervised worker process (tests signal it and read its exit code)."""
     with open(log, "ab") as output:
-        return subprocess.Popen(command or FAULTY_WORKER, cwd=ROOT,
-                                env={**stack.worker_environment(), **TEST_WORKER_ENV,
-                                     **(env or {})},
-                                stdin=subprocess.DEVNULL, stdout=output, stderr=output)
+        return start_worker(stack.outputs, stack.endpoint_url,
+                            env={**stack.extra_worker_env, **TEST_WORKER_ENV, **(env or {})},
+                            command=command or FAULTY_WORKER, output=output)
 
 
 def stop_process(*processes: subprocess.Popen | None, timeout: float = 30) -> list[int]:

@@ -15,7 +15,6 @@ from .. import registry
 from ..registry import (
     FILE,
     IMAGE,
-    STEPS,
     Arg,
     ArgError,
     JobFile,
@@ -25,6 +24,7 @@ from ..registry import (
     Progress,
     no_progress,
 )
+from ..steps import StepsArg
 
 
 def pipeline(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits,
@@ -53,8 +53,8 @@ KIND = Kind(
     run=pipeline,
     args=(
         Arg("image", FILE, "the image (JPEG, PNG, GIF or BMP)"),
-        Arg("steps", STEPS, "kind[:arg=value...] joined by commas, e.g. orient,thumbnail:"
-                            "width=800,convert:format=webp (or the wire format's JSON list)"),
+        StepsArg("steps", "kind[:arg=value...] joined by commas, e.g. orient,thumbnail:"
+                         "width=800,convert:format=webp (or the wire format's JSON list)"),
         Arg("reference", FILE, "the reference image of a match step", default=None),
     ),
     main_input="image",
