@@ -197,16 +197,19 @@ def test_ctrl_c_with_cancel_on_interrupt_cancels_the_whole_run(stack, worker, tm
 def test_result_says_running_for_a_job_nobody_waits_for(stack, worker, capsys):
     with new_client(stack) as client:
         job_id = submit_slow(client, wait=False, seconds=4.0)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # the shared worker may be busy with another test's job
     while True:
         code = cli.main(["result", job_id, "--stack", STACK])
         out = capsys.readouterr().out
-        if "running" in out or time.monotonic() > deadline:
+        if "running" in out or code == 0 or time.monotonic() > deadline:
             break
         time.sleep(0.3)
     assert code == 1 and f"job {job_id}: running" in out and worker.identity in out
-    time.sleep(5)
-    assert cli.main(["result", job_id, "--stack", STACK, "--json"]) == 0
+    deadline = time.monotonic() + 30
+    while cli.main(["result", job_id, "--stack", STACK, "--json"]) != 0:
+        assert time.monotonic() < deadline, "the job never finished"
+        capsys.readouterr()
+        time.sleep(0.5)
     assert '"slept": 4.0' in capsys.readouterr().out
 
 
