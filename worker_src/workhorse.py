@@ -4,35 +4,31 @@
     horse.start()                    # fork now, off any job's path (the worker does at start)
     value = horse.run(task, time_limit_s=60, on_progress=print, cancel=threading.Event())
 
-As Celery's prefork pool does (one child is enough: a worker runs one job at a time), the
-process that owns the queue never runs a job's code in its own interpreter. The child is
-forked from the parent after the kinds are imported; it waits on a pipe for a task (plain
-data, pickled: no closures), runs `handler(task, progress)` in its own interpreter, and sends
-back progress messages and one outcome, while the parent's other threads keep heartbeating.
-A warm child pays no fork, and no page faults on a heap it has already grown, per job.
-Whatever the child does, the parent lives on:
+As Celery's prefork pool does (with one child: a worker runs one job at a time), the process
+that owns the queue never runs a job's code in its own interpreter. The child, forked after
+the kinds are imported, waits on a pipe for a task (plain data, pickled: no closures), runs
+`handler(task, progress)` and sends back progress messages and one outcome, while the
+parent's other threads keep heartbeating. A warm child costs a job no fork. Whatever the
+child does, the parent lives on:
 
 - over its wall-clock limit, the child is killed: `wire.JobError(time_limit)`;
-- an allocation beyond its memory limit fails with MemoryError in the child:
-  `wire.JobError(too_large)` (RLIMIT_AS is set for each job to the child's address space
-  at the job's start plus the limit: every job gets the whole limit);
-- a crash (segfault in a decoder, SIGKILL from the OOM killer) or any exception that is
-  not a JobError: `Failed`, a failure that may pass (the worker retries the job);
+- an allocation beyond its memory limit (RLIMIT_AS, set for each job to the child's address
+  space at its start plus the limit) fails with MemoryError: `wire.JobError(too_large)`;
+- a crash (segfault in a decoder, the OOM killer) or any exception that is not a JobError:
+  `Failed`, a failure that may pass (the worker retries the job);
 - `cancel` set while it runs: the child is killed, `Cancelled`.
 
-The child is replaced (killed, and a new one forked at once, before the next job comes)
-after a time limit, a cancel, a crash or a MemoryError; when its resident memory after a
-job has grown past `max_growth_bytes` over what it had when forked (Celery's
-max_memory_per_child); and after `max_jobs` jobs. A job that ends normally leaves its
-child to the next one.
+The child is replaced (and a new one forked at once, before the next job comes) after a
+time limit, a cancel, a crash or a MemoryError; when its resident memory after a job has
+grown by more than `max_growth_bytes` since it was forked (Celery's max_memory_per_child);
+and after `max_jobs` jobs.
 
-Fork safety: the child runs only the handler. It never uses a connection of the parent's
-pools (the store makes its own client in a forked child, store.py), logging's locks are
-reset by the logging module at fork, and no other thread of the parent exists in the
-child. The child ignores SIGTERM/SIGINT (the parent decides its end), dies with the thread
-that forked it (PR_SET_PDEATHSIG: the worker's main thread) or when its task pipe closes,
-and an RLIMIT_CPU a little above each job's time limit stops it if all of that fails. The
-child is a fault boundary, not a security one: it runs as the same user.
+Fork safety: the child runs only the handler; it never uses a connection of the parent's
+pools (the store makes its own client, store.py); logging's locks are reset at fork; no
+other thread of the parent exists in it. It ignores SIGTERM/SIGINT (the parent decides),
+dies with the thread that forked it (PR_SET_PDEATHSIG: the worker's main thread) or at the
+end of its task pipe, and an RLIMIT_CPU a little above each job's time limit stops it if
+all of that fails. It is a fault boundary, not a security one: it runs as the same user.
 """
 
 from __future__ import annotations
@@ -50,6 +46,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,15 +72,10 @@ MAX_JOBS = 1000
 _PR_SET_PDEATHSIG = 1
 
 
-def _find_prctl() -> Any:
-    """Linux's prctl, found once in the parent (a child only calls it)."""
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
-_PRCTL = _find_prctl()
+try:  # Linux's prctl, found once in the parent (a child only calls it)
+    _PRCTL: Any = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):
+    _PRCTL = None
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 Progress = Callable[[Any], None]
@@ -131,7 +123,7 @@ class WorkHorse:
             self._child = self._fork()
 
     def close(self) -> None:
-        """Retire the child (it exits when its pipe closes)."""
+        """Retire the child: it exits at the end of its task pipe."""
         self._retire(kill=False)
 
     def run(self, task: Any, *, time_limit_s: float, on_progress: Progress | None = None,
@@ -171,10 +163,9 @@ class WorkHorse:
     def _fork(self) -> _Child:
         task_reader, task_writer = os.pipe()
         reader, writer = os.pipe()
-        _widen(writer)
-        _widen(task_writer)
-        for stream in (sys.stdout, sys.stderr):  # or the child would write the parent's buffers too
-            _flush(stream)
+        for fd in (writer, task_writer):
+            _widen(fd)
+        _flush_all()  # or the child would write the parent's buffers too
         try:
             pid = os.fork()
         except OSError as exc:  # no memory or processes left for a child: a failure that may pass
@@ -201,8 +192,9 @@ class WorkHorse:
         if child is None:
             return
         self.replaced += 1
-        _close(child.tasks)  # an idle child reads the end of its pipe and exits
-        _close(child.outcomes)
+        for fd in (child.tasks, child.outcomes):  # an idle child reads the end and exits
+            with suppress(OSError):
+                os.close(fd)
         if child.reaped:
             return
         if kill:
@@ -242,7 +234,11 @@ def _wait(child: _Child, deadline: float, on_progress: Progress | None,
             del buffer[:_HEADER.size + length]
             if message[0] != PROGRESS:
                 return message
-            _report(on_progress, message[1])
+            if on_progress is not None:
+                try:
+                    on_progress(message[1])
+                except Exception as exc:  # a reporting problem never stops the job
+                    log.warning("on_progress failed: %s: %s", type(exc).__name__, exc)
         if cancel is not None and cancel.is_set():
             raise Cancelled("the job was cancelled while it ran")
         remaining = deadline - time.monotonic()
@@ -258,15 +254,6 @@ def _wait(child: _Child, deadline: float, on_progress: Progress | None,
             child.reaped = True
             return FAILED, _crash_text(child.pid), 0
         buffer += chunk
-
-
-def _report(on_progress: Progress | None, payload: Any) -> None:
-    if on_progress is None:
-        return
-    try:
-        on_progress(payload)
-    except Exception as exc:  # a reporting problem never stops the job
-        log.warning("on_progress failed: %s: %s", type(exc).__name__, exc)
 
 
 def _crash_text(pid: int) -> str:
@@ -308,25 +295,15 @@ def _reap(pid: int) -> None:
 
 def _widen(fd: int) -> None:
     """A larger pipe (1 MiB): big outputs cross in fewer rounds."""
-    try:
+    with suppress(ImportError, AttributeError, OSError):
         import fcntl
         fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 1024 * 1024)
-    except (ImportError, AttributeError, OSError):
-        pass
 
 
-def _flush(stream: Any) -> None:
-    try:
-        stream.flush()
-    except (AttributeError, OSError, ValueError):
-        pass
-
-
-def _close(fd: int) -> None:
-    try:
-        os.close(fd)
-    except OSError:
-        pass
+def _flush_all() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with suppress(AttributeError, OSError, ValueError):
+            stream.flush()
 
 
 # ---- the child ----------------------------------------------------------------------------
@@ -342,7 +319,7 @@ def _serve(handler: Handler, warm_up: Callable[[], None] | None, tasks: int, wri
                 warm_up()
             except Exception as exc:  # the first job meets the same problem, and reports it
                 log.warning("the work horse's warm-up failed: %s: %s", type(exc).__name__, exc)
-        base = _resident()
+        base = _statm(1)
         while True:
             message = _receive(tasks)
             if message is None:
@@ -351,7 +328,7 @@ def _serve(handler: Handler, warm_up: Callable[[], None] | None, tasks: int, wri
             _set_limits(time_limit_s, memory_limit_bytes)
             outcome = _run_one(handler, task, writer)
             try:
-                _send(writer, (*outcome, _resident() - base))
+                _send(writer, (*outcome, _statm(1) - base))
             except MemoryError:
                 _send(writer, (OUT_OF_MEMORY, "MemoryError while sending the result", 0))
             except Exception as exc:  # e.g. a value that does not pickle
@@ -360,8 +337,7 @@ def _serve(handler: Handler, warm_up: Callable[[], None] | None, tasks: int, wri
     except BaseException:
         code = 70  # the parent reports the exit code: nothing else can be said
     finally:
-        for stream in (sys.stdout, sys.stderr):
-            _flush(stream)
+        _flush_all()
         os._exit(code)
 
 
@@ -406,10 +382,6 @@ def _statm(field: int) -> int:
     """A field of /proc/self/statm in bytes: 0 the address space, 1 the resident set."""
     with open("/proc/self/statm", "rb") as statm:
         return int(statm.read().split()[field]) * _PAGE_SIZE
-
-
-def _resident() -> int:
-    return _statm(1)
 
 
 def _receive(fd: int) -> Any:
