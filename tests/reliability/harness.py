@@ -20,7 +20,7 @@ from skimage import exposure, util
 
 from client import api
 from client.local import LocalStack, terminate
-from worker_src import wire
+from worker_src import wire, wire_lifecycle
 
 ROOT = Path(__file__).resolve().parents[2]
 FAULTY_WORKER = [sys.executable, "-m", "tests.reliability.faulty_worker"]
@@ -215,6 +215,8 @@ class TrackedClient:
 
     def _seen(self, parsed: dict[str, Any], **_kwargs: Any) -> None:
         for message in parsed.get("Messages", []):
+            if wire_lifecycle.message_type(message["Body"]) is not None:
+                continue  # a long job's running word, not a result (docs/cancel.md)
             try:
                 job = json.loads(message["Body"]).get("job_id")
             except (ValueError, AttributeError):

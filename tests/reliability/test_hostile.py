@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from worker_src import contract, wire
+from worker_src import contract, wire, wire_lifecycle
 
 from .harness import (
     TEST_WORKER_ENV,
@@ -54,6 +54,8 @@ class Env:
                                                     MaxNumberOfMessages=10).get("Messages", []):
                 self.sqs.delete_message(QueueUrl=self.reply,
                                         ReceiptHandle=message["ReceiptHandle"])
+                if wire_lifecycle.message_type(message["Body"]) is not None:
+                    continue  # a long job's running word
                 result = wire.decode_result(message["Body"])
                 self.results[result.job_id] = result
         return {job_id: self.results.get(job_id) for job_id in job_ids}
