@@ -3,8 +3,10 @@
     .venv/bin/python -m bench.image            # full run (about 10 minutes)
     .venv/bin/python -m bench.image --quick    # smoke run (about a minute)
 
-Two tables, one run. The first is `equalize` over image sizes; the second has
-one row per image kind on a 12 MP RGB JPEG (1 MP with --quick). The images are
+Four tables, one run. The first is `equalize` over image sizes; the second has
+one row per image kind on a 12 MP RGB JPEG (1 MP with --quick); the third and
+fourth are `thumbnail` beside libvips and the `pipeline` beside its steps, from
+bench/image_steps.py (its docstring says how they are measured). The images are
 synthetic photo-like pictures (smooth gradients plus noise, low contrast;
 generated here, never committed); `match` gets a second such picture, same
 size, as its reference. Every cell is a fresh Python process; the table shows
@@ -310,7 +312,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="two sizes and 1 MP kinds, fewer runs: a smoke run")
     parser.add_argument("--runs", type=int, help="runs per method and image (default 5 for the "
                                                  "sizes, 3 for the kinds; 3 and 2 quick)")
-    parser.add_argument("--only", choices=("sizes", "kinds"), help="print one table only")
+    parser.add_argument("--only", choices=("sizes", "kinds", "thumbnail", "pipeline"),
+                        help="print one table only")
+    parser.add_argument("--no-stack", action="store_true",
+                        help="the pipeline table without the local stack's comparison")
     parser.add_argument("--kinds", help="comma-separated kinds for the second table (default all)")
     parser.add_argument("--no-diff", action="store_true", help="skip the max |diff| check")
     parser.add_argument("--child", nargs=4, metavar=("METHOD", "KIND", "PATH", "REFERENCE"),
@@ -330,10 +335,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Python {platform.python_version()}, Pillow {PIL.__version__} "
               f"(libjpeg-turbo {features.version('libjpeg_turbo')}), {os.cpu_count()} CPUs; "
               f"median of fresh processes per cell; MB = 10^6 bytes\n")
-        if args.only != "kinds":
+        if args.only in (None, "sizes"):
             sizes_table(workdir, args)
-        if args.only != "sizes":
+        if args.only in (None, "kinds"):
             kinds_table(workdir, args)
+        if args.only in (None, "thumbnail", "pipeline"):
+            everyday_tables(workdir, args)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"\n(total {time.perf_counter() - started:.0f} s; command: "
@@ -367,6 +374,20 @@ def kinds_table(workdir: Path, args: argparse.Namespace) -> None:
         result = measure(path, runs, kind, ref)
         diff = "-" if args.no_diff else diff_in_child(path, kind, ref)
         print("| " + " | ".join([kind, *cells(result, diff)]) + " |", flush=True)
+
+
+def everyday_tables(workdir: Path, args: argparse.Namespace) -> None:
+    """The thumbnail beside libvips and Pillow, the pipeline beside its steps (image_steps)."""
+    from bench import image_steps
+
+    runs = args.runs or (2 if args.quick else 5)
+    megapixels = 1 if args.quick else 12
+    path = image_steps.make_photo(workdir / f"photo-{megapixels}mp.jpg", megapixels)
+    image_steps.make_photo(workdir / "warm-up.jpg", 0.01)
+    if args.only in (None, "thumbnail"):
+        image_steps.thumbnail_table(path, runs)
+    if args.only in (None, "pipeline"):
+        image_steps.pipeline_table(path, runs, 0 if args.no_stack else (1 if args.quick else 3))
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ def demo(output_dir: Path) -> int:
             if kind.output != registry.IMAGE:  # the image kinds, on the moon
                 continue
             others = {name: reference for name in kind.file_args() if name != kind.main_input}
-            [job_id] = client.submit_files(kind.name, [source], {}, others)
+            [job_id] = client.submit_files(kind.name, [source], dict(kind.example), others)
             [result] = list(client.wait([job_id], timeout=60))
             failures += report(result, kind.name)
             if result.ok:

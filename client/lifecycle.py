@@ -50,9 +50,10 @@ def take_word(client: Any, body: str) -> None:
 
 
 def running_text(running: lw.Running, now: float | None = None) -> str:
-    """'running 12 s on host:pid, 42%' (the time from the worker's own start stamp)."""
+    """'running 12 s (since 14:02:07) on host:pid, 42%' (from the worker's start stamp)."""
     elapsed = max(running.elapsed_s, (now or time.time()) - running.started_at)
-    text = f"running {elapsed:.0f} s on {running.worker}"
+    since = time.strftime("%H:%M:%S", time.localtime(running.started_at))
+    text = f"running {elapsed:.0f} s (since {since}) on {running.worker}"
     return text + (f", {100 * running.fraction:.0f}%" if running.fraction is not None else "")
 
 

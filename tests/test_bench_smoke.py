@@ -4,6 +4,7 @@ Fast tests check the arithmetic and the request hooks; the slow ones run each sc
 a tiny input against one local stack (moto on 127.0.0.1, real worker processes).
 """
 
+import io
 import random
 from pathlib import Path
 
@@ -195,6 +196,25 @@ def test_bench_image_rows_of_every_kind_on_a_tiny_image(tmp_path: Path) -> None:
         assert max_difference(path, kind, ref) == 0, kind
         for method in ("a", "b", "c"):
             assert run_method(method, path, kind, ref) > 0
+
+
+def test_bench_image_steps_measures_each_method_on_a_small_photo(tmp_path: Path) -> None:
+    from bench import image_steps
+
+    path = image_steps.make_photo(tmp_path / "photo.jpg", 0.5)
+    warm_up = image_steps.make_photo(tmp_path / "warm-up.jpg", 0.01)
+    methods = ["ours", "exact", "pillow", "pipeline", *(f"alone-{n}" for n, _ in
+                                                         image_steps.ALONE)]
+    if image_steps.have_pyvips():
+        methods.append("libvips")
+    for method in methods:
+        assert 0 < image_steps.work(method, path, warm_up=warm_up) < 60, method
+    seconds, peak_mb = image_steps.measure("ours", path, runs=1)  # a fresh process
+    assert 0 < seconds < 60 and peak_mb > 10
+    output = image_steps.run_kind("pipeline", image_steps.pipeline_args(), path)
+    assert output.content_type == "image/webp"
+    # The photo is 816x612 with EXIF orientation 6: upright, it fits 1600 as 612x816.
+    assert Image.open(io.BytesIO(output.data)).size == (612, 816)
 
 
 def test_the_benchmark_measures_the_same_statistics(tmp_path) -> None:

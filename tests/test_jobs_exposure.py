@@ -299,7 +299,7 @@ def test_defaults_are_scikit_images(kind: registry.Kind, function) -> None:
 
 def test_stretch_defaults_are_the_2nd_and_98th_percentiles() -> None:
     assert stretch.KIND.check_args({"image": "in.png"}) == {"image": "in.png", "low": 2.0,
-                                                            "high": 98.0}
+                                                            "high": 98.0, "orient": False}
 
 
 def test_the_registry_lists_every_kind_without_importing_numpy() -> None:

@@ -6,6 +6,8 @@ import json
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from client.cli_output import Progress
 from tests.fakes import MemoryBroker, MemoryFile, MemoryStore
@@ -176,3 +178,32 @@ def test_image_kinds_report_progress_by_strips(kind_name, monkeypatch):
     kind.call(kind.check_args({"image": "x"}) | {}, {"image": MemoryFile(
         "inputs/j/g.png", buffer.getvalue())}, limits, seen.append)
     assert seen == [0.25, 0.5, 0.75, 1.0]
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+                    | st.text(max_size=40),
+                    lambda inner: st.lists(inner, max_size=4)
+                    | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
+FIELDS = st.sampled_from(["version", "job_ids", "reply_to", "sent_at", "extra"])
+IDS = st.lists(st.uuids().map(str) | st.text(max_size=40), max_size=120)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=st.dictionaries(FIELDS, JSON | IDS, max_size=5), job_ids=IDS)
+def test_any_cancel_shaped_message_is_taken_or_dead_lettered_alone(tmp_path_factory, body,
+                                                                   job_ids):
+    TRACE["path"] = tmp_path_factory.mktemp("fuzz") / "calls"
+    broker, store = MemoryBroker(), MemoryStore()
+    config = WorkerConfig(request_queue_url="https://sqs.local/123/stack-requests",
+                          dead_letter_queue_url="https://sqs.local/123/stack-dlq",
+                          bucket="b", reply_queue_prefix="stack-reply-", wait_seconds=1)
+    worker = Worker(config, broker, store, Executor(store, identity="t", kinds=KINDS))
+    reply = broker.reply_queue()
+    job = put_job(broker, 1, reply)
+    message = {"type": "cancel", "job_ids": job_ids, **body}
+    broker.put(json.dumps(message))
+    worker.process_batch(broker.receive(10, 0))
+    [result] = decoded(broker.replies[reply])[0]
+    assert result.job_id == job and (result.ok or result.error_code == wire.CANCELLED)
+    assert len(broker.deleted) == 2  # both acknowledged: nothing held, nothing retried
+    assert all(reason.startswith("bad_input: ") for _body, reason in broker.dead)

@@ -193,3 +193,50 @@ def test_the_page_end_to_end(browser, web, tmp_path, capsys):  # no browser: ski
     result = wait_until(lambda: backend.stored_result(client, job_id), what="the rerun job")
     assert result.ok and result.value["sum"] == 6
     assert console_errors(browser) == []
+
+
+PIPELINE_SCREENSHOT = ROOT / "docs" / "web-pipeline.png"
+
+
+def test_the_page_builds_a_pipeline_from_the_operation_list(browser, web, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from tests.image_steps_helpers import jpeg_file, real_looking, run
+
+    browser.get(web.url)
+    wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, "#kind option"),
+               what="the operation list")
+    offered = [o.get_attribute("value") for o in browser.find_elements(By.CSS_SELECTOR,
+                                                                       "#kind option")]
+    assert {"thumbnail", "orient", "crop", "convert", "pipeline"} <= set(offered)
+    Select(browser.find_element(By.ID, "kind")).select_by_value("pipeline")
+    steps = browser.find_element(By.ID, "arg-steps")
+    picker = Select(browser.find_element(By.CSS_SELECTOR, "select.steps"))
+    assert "stats" not in [o.text for o in picker.options]
+    for kind in ("orient", "thumbnail", "equalize", "convert"):
+        picker.select_by_visible_text(kind)
+    assert steps.get_attribute("value") == "orient,thumbnail,equalize,convert:format=jpeg"
+    text = "orient,thumbnail:width=320,equalize,convert:format=webp"
+    steps.clear()
+    steps.send_keys(text)
+
+    photo = jpeg_file(real_looking(0, (640, 480)), orientation=6, name="phone.jpg")
+    (tmp_path / "phone.jpg").write_bytes(photo.data)
+    browser.find_element(By.ID, "files").send_keys(str(tmp_path / "phone.jpg"))
+    wait_until(lambda: "phone.jpg" in finished_cards(browser), timeout=120,
+               what="the pipeline's card")
+    browser.execute_script("window.scrollTo(0, 0)")
+    time.sleep(0.3)
+    update = os.environ.get("WQW_UPDATE_SCREENSHOT") == "1" or not PIPELINE_SCREENSHOT.exists()
+    screenshot = PIPELINE_SCREENSHOT if update else tmp_path / PIPELINE_SCREENSHOT.name
+    assert browser.save_screenshot(str(screenshot))
+
+    [link] = [a for a in browser.find_elements(By.CSS_SELECTOR, ".card .download")
+              if "phone" in (a.get_attribute("download") or a.get_attribute("href"))]
+    link.click()
+    target = browser.downloads / "phone-pipeline.webp"
+    wait_until(target.exists, what="the download of phone-pipeline.webp")
+    assert target.read_bytes() == run("pipeline", {"image": photo}, steps=text).data
+    assert Image.open(target).size == (320, 427)
+    assert console_errors(browser) == []

@@ -32,7 +32,9 @@ from .wire import shown
 
 # Argument types, as written in `kinds --json` and the wire format's args.
 INT, FLOAT, BOOL, STR, FILE, INTEGERS = "int", "float", "bool", "str", "file", "integers"
-ARG_TYPES = (INT, FLOAT, BOOL, STR, FILE, INTEGERS)
+# A list of pipeline steps: kinds that can be steps, with their arguments (check_steps).
+STEPS = "steps"
+ARG_TYPES = (INT, FLOAT, BOOL, STR, FILE, INTEGERS, STEPS)
 # Outputs.
 JSON, IMAGE = "json", "image"
 
@@ -85,7 +87,8 @@ class Arg:
     def range_text(self) -> str:
         """The allowed values in words, e.g. 'a number > 0 and <= 10'."""
         words = {INT: "an integer", FLOAT: "a number", BOOL: "true or false", STR: "a string",
-                 FILE: "a file (-a NAME=@PATH)", INTEGERS: "a list of integers"}[self.type]
+                 FILE: "a file (-a NAME=@PATH)", INTEGERS: "a list of integers",
+                 STEPS: "a list of image steps"}[self.type]
         bounds = []
         if self.minimum is not None:
             bounds.append(f"{'>' if self.exclusive else '>='} {self.minimum:g}")
@@ -118,6 +121,8 @@ class Arg:
             raise wrong()
         if self.type == INTEGERS and not isinstance(value, list):
             raise wrong()
+        if self.type == STEPS:
+            return check_steps(self.name, value)
         if self.type in (INT, FLOAT):
             low, high = self.minimum, self.maximum
             if low is not None and (value < low or (self.exclusive and value == low)):
@@ -153,6 +158,8 @@ class Arg:
             except ValueError:
                 raise ArgError(self.name, f"{self.name} must be {self.range_text()}, "
                                           f"got {text!r}") from None
+        elif self.type == STEPS:
+            value = parse_steps(self.name, text)
         else:
             value = text
         return self.check(value)
@@ -166,6 +173,11 @@ class Arg:
                 "exclusive": self.exclusive,
                 "choices": list(self.choices) if self.choices is not None else None,
                 "allowed": self.range_text()}
+
+
+# The option every image kind has: turn the image upright first (what the orient kind does).
+ORIENT = Arg("orient", BOOL, "apply the EXIF orientation first (turn the image upright) and "
+                             "clear the tag", default=False)
 
 
 @dataclass(frozen=True)
@@ -230,6 +242,11 @@ class Kind:
     progress: bool = False
     # Wall-clock seconds a job of this kind may run before it is stopped (time_limit).
     time_limit_s: float = DEFAULT_TIME_LIMIT_S
+    # How the kind runs as a pipeline step (image in, image out), None if it cannot:
+    # step(picture, args, files, limits) -> the new image (see jobs/_picture.py).
+    step: Callable[[Any, dict[str, Any], Mapping[str, JobFile], Limits], Any] | None = None
+    # Arguments a demo job of this kind uses (`python -m client demo`) besides its files.
+    example: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not 0 < self.time_limit_s <= MAX_TIME_LIMIT_S:
@@ -285,6 +302,7 @@ class Kind:
         return {"name": self.name, "summary": self.summary, "main_input": self.main_input,
                 "output": self.output, "max_input_bytes": self.max_input_bytes,
                 "max_pixels": self.max_pixels, "time_limit_s": self.time_limit_s,
+                "step": self.step is not None,
                 "args": [a.describe() for a in self.args]}
 
 
@@ -334,3 +352,90 @@ def get_kind(name: str) -> Kind:
     if name not in known:
         raise KeyError(f"unknown job kind {name!r}; known kinds: {', '.join(sorted(known))}")
     return known[name]
+
+
+# ---- pipeline steps ----------------------------------------------------------------
+
+MAX_STEPS = 16
+
+
+def parse_steps(name: str, text: str) -> list[dict[str, Any]]:
+    """Steps from a command line: `kind[:arg=value[:arg=value...]]` joined by commas.
+
+    E.g. `orient,thumbnail:width=800:height=600,equalize,convert:format=webp`; each
+    value is read as its argument's type. Text starting with `[` is read as the
+    wire format's JSON list.
+    """
+    import json
+
+    text = text.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise ArgError(name, f"{name}: not a JSON list of steps: {exc}") from None
+    steps: list[dict[str, Any]] = []
+    for number, part in enumerate(text.split(","), start=1):
+        kind_name, *pairs = [piece.strip() for piece in part.split(":")]
+        step_kind = _step_kind(name, number, kind_name)
+        args: dict[str, Any] = {}
+        for pair in pairs:
+            arg_name, sep, value = pair.partition("=")
+            if not sep or not arg_name:
+                raise ArgError(name, f"{name}: step {number} ({kind_name}): expected "
+                                     f"NAME=VALUE after ':', got {pair!r}")
+            try:
+                args[arg_name] = step_kind.arg(arg_name).parse(value)
+            except ArgError as exc:
+                raise ArgError(name, f"{name}: step {number} ({kind_name}): "
+                                     f"{exc.message}") from None
+        steps.append({"kind": kind_name, "args": args})
+    return steps
+
+
+def check_steps(name: str, value: Any) -> list[dict[str, Any]]:
+    """The steps checked, each `{"kind": name, "args": {...}}` with defaults filled in.
+
+    Every step is a registered kind that can be a step, its arguments checked by
+    that kind (its image is the pipeline's; its other file arguments, e.g. match's
+    reference, are the pipeline's arguments of the same name).
+    """
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_STEPS:
+        raise ArgError(name, f"{name} must be a list of 1 to {MAX_STEPS} steps, got "
+                             f"{shown(value)}")
+    checked = []
+    for number, step in enumerate(value, start=1):
+        if not isinstance(step, Mapping) or not set(step) <= {"kind", "args"}:
+            raise ArgError(name, f"{name}: step {number} must be an object with 'kind' and "
+                                 f"'args', got {shown(step)}")
+        step_kind = _step_kind(name, number, step.get("kind"))
+        args = step.get("args") or {}
+        if not isinstance(args, Mapping):
+            raise ArgError(name, f"{name}: step {number} ({step_kind.name}): args must be an "
+                                 f"object")
+        files = step_kind.file_args()
+        for file_arg in files:
+            if file_arg in args:
+                raise ArgError(name, f"{name}: step {number} ({step_kind.name}): {file_arg} "
+                                     f"is not a step argument: the pipeline's image and "
+                                     f"file arguments are the steps' files")
+        try:
+            full = step_kind.check_args({**args, **dict.fromkeys(files, "pipeline")})
+        except ArgError as exc:
+            raise ArgError(name, f"{name}: step {number} ({step_kind.name}): "
+                                 f"{exc.message}") from None
+        checked.append({"kind": step_kind.name,
+                        "args": {k: v for k, v in full.items() if k not in files}})
+    return checked
+
+
+def _step_kind(name: str, number: int, kind_name: Any) -> Kind:
+    known = kinds()
+    steps = ", ".join(sorted(k for k, kind in known.items() if kind.step is not None))
+    if not isinstance(kind_name, str) or known.get(kind_name) is None:
+        raise ArgError(name, f"{name}: step {number}: unknown kind {shown(kind_name)}; the "
+                             f"steps are {steps}")
+    if known[kind_name].step is None:
+        raise ArgError(name, f"{name}: step {number}: {kind_name} cannot be a step (it does "
+                             f"not turn an image into an image); the steps are {steps}")
+    return known[kind_name]

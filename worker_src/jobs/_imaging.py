@@ -147,6 +147,10 @@ def output_content_type(data_or_name: bytes | str) -> str:
             return "image/gif"
         if head.startswith(b"BM"):
             return "image/bmp"
+        if head.startswith(b"RIFF") and bytes(data_or_name[8:12]) == b"WEBP":
+            return "image/webp"
+        if bytes(data_or_name[4:12]) in (b"ftypavif", b"ftypavis"):
+            return "image/avif"
         return "application/octet-stream"
     name = data_or_name.upper()
     if name in MIME_TYPES:
@@ -159,7 +163,8 @@ def output_content_type(data_or_name: bytes | str) -> str:
 # import every Pillow plugin (about 50 ms in each new worker process).
 _EXTENSIONS = {".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".jfif": "JPEG", ".mpo": "MPO",
                ".png": "PNG", ".apng": "PNG", ".gif": "GIF", ".bmp": "BMP"}
-_SUFFIXES = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/bmp": ".bmp"}
+_SUFFIXES = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/bmp": ".bmp",
+             "image/webp": ".webp", "image/avif": ".avif"}
 
 
 def output_suffix(data: bytes, input_name: str) -> str:
@@ -253,8 +258,12 @@ def _chunk_name(kind: bytes) -> str:
 
 
 def encode(out: Image.Image, source: Image.Image) -> bytes:
-    """`out` in `source`'s format, with its metadata and (JPEG) its encoder settings."""
-    info = source.info
+    """`out` in `source`'s format and (JPEG) encoder settings, with `out`'s metadata.
+
+    `out`'s metadata is the source's unless a step changed it (orient clears the
+    EXIF orientation; a palette image turned RGBA has no transparency index).
+    """
+    info = out.info
     params: dict[str, object] = {}
     for key in ("icc_profile", "exif", "dpi"):
         if info.get(key):
@@ -264,7 +273,8 @@ def encode(out: Image.Image, source: Image.Image) -> bytes:
         fmt = "JPEG"
         params["qtables"] = source.quantization
         params["subsampling"] = JpegImagePlugin.get_sampling(source)
-        params["progressive"] = bool(info.get("progressive") or info.get("progression"))
+        params["progressive"] = bool(source.info.get("progressive")
+                                     or source.info.get("progression"))
         for key in ("comment", "xmp"):
             if info.get(key):
                 params[key] = info[key]

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from ..registry import JobFile, Limits, Output, Progress
 from ._imaging import MODES, colour_band_count, image_output, load_pixels, open_input
@@ -27,24 +27,36 @@ MakeTables = Callable[[np.ndarray], np.ndarray]
 
 
 def run_tables(file: JobFile, limits: Limits, make_tables: MakeTables,
-               progress: Progress | None = None) -> Output:
-    """A table kind's whole job: open and check, decode, apply, encode."""
+               progress: Progress | None = None, *, orient: bool = False) -> Output:
+    """A table kind's whole job: open and check, decode, (orient,) apply, encode."""
     im = open_input(file, limits)
     with im:
-        return tables_output(im, file.name, make_tables, progress)
+        return tables_output(im, file.name, make_tables, progress, orient=orient)
 
 
 def tables_output(im: Image.Image, input_name: str, make_tables: MakeTables,
-                  progress: Progress | None = None) -> Output:
+                  progress: Progress | None = None, *, orient: bool = False) -> Output:
     """Decode the opened `im`, apply its tables in place, encode; value holds the histograms.
 
-    `progress` hears the share of strips done.
+    `progress` hears the share of strips done. With `orient`, the EXIF orientation is
+    applied first (ImageOps.exif_transpose).
     """
     load_pixels(im)
-    histograms = colour_histograms(im)
+    pixels = ImageOps.exif_transpose(im) if orient and _has_orientation(im) else im
+    histograms = colour_histograms(pixels)
     tables = full_tables(make_tables(histograms), len(histograms))
-    out = apply_tables(im, tables, in_place=True, progress=progress)
+    out = apply_tables(pixels, tables, in_place=True, progress=progress)
     return image_output(out, im, input_name, {"histogram": histogram_value(histograms, tables)})
+
+
+def tables_step(im: Image.Image, make_tables: MakeTables) -> Image.Image:
+    """A table kind as a pipeline step: the decoded image with its tables applied in place."""
+    histograms = colour_histograms(im)
+    return apply_tables(im, full_tables(make_tables(histograms), len(histograms)), in_place=True)
+
+
+def _has_orientation(im: Image.Image) -> bool:
+    return im.getexif().get(0x0112, 1) in range(2, 9)
 
 
 def colour_histograms(im: Image.Image) -> np.ndarray:

@@ -12,6 +12,7 @@ from ..registry import (
     IMAGE,
     INT,
     INTEGERS,
+    ORIENT,
     Arg,
     ArgError,
     JobFile,
@@ -34,44 +35,73 @@ _FIXED_BYTES = 120 * 1024 * 1024
 
 def clahe(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits,
           progress: Progress = no_progress) -> Output:
-    from ._clahe import clahe_in_place, kernel_shape
     from ._imaging import image_output, load_pixels, open_input
     from ._tables import colour_histograms, histogram_value_of
 
     file = files["image"]
     im = open_input(file, limits)
     with im:
-        if im.mode == "P":
-            raise wire.JobError(
-                wire.BAD_INPUT, f"{im.format} palette (P) images cannot hold CLAHE's result, "
-                "which makes new colours; convert the image to RGB (PNG) first")
-        kernel = kernel_shape(im.size, args["kernel_size"])
-        _check_size(im, file, kernel, args["nbins"], limits)
+        swaps = args["orient"] and im.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+        _check_image(im, args, file.size, limits, size=im.size[::-1] if swaps else im.size)
         load_pixels(im)
-        before = colour_histograms(im)
-        out = clahe_in_place(im, kernel, args["clip_limit"], args["nbins"], progress)
+        pixels = _oriented(im) if args["orient"] else im
+        before = colour_histograms(pixels)
+        out = clahe_pixels(pixels, args, progress)
         value = {"histogram": histogram_value_of(before, colour_histograms(out))}
         return image_output(out, im, file.name, value)
 
 
-def _check_size(im: Any, file: JobFile, kernel: tuple[int, int], nbins: int,
-                limits: Limits) -> None:
+def clahe_step(picture: Any, args: dict[str, Any], files: Mapping[str, JobFile],
+               limits: Limits) -> Any:
+    _check_image(picture.image, args, 0, limits, size=picture.size)
+    return clahe_pixels(picture.pixels(), args)
+
+
+def clahe_pixels(im: Any, args: dict[str, Any], progress: Progress | None = None) -> Any:
+    """equalize_adapthist of the decoded image, in place."""
+    from ._clahe import clahe_in_place, kernel_shape
+
+    kernel = kernel_shape(im.size, args["kernel_size"])
+    return clahe_in_place(im, kernel, args["clip_limit"], args["nbins"], progress)
+
+
+def _oriented(im: Any) -> Any:
+    from PIL import ImageOps
+
+    return ImageOps.exif_transpose(im) if im.getexif().get(0x0112, 1) in range(2, 9) else im
+
+
+def _check_image(im: Any, args: dict[str, Any], encoded_bytes: int, limits: Limits,
+                 size: tuple[int, int] | None = None) -> None:
+    from ._clahe import kernel_shape
+
+    if im.mode == "P":
+        raise wire.JobError(
+            wire.BAD_INPUT, f"{im.format or 'this'} palette (P) images cannot hold CLAHE's "
+            "result, which makes new colours; convert the image to RGB (PNG) first")
+    size = size or im.size
+    kernel = kernel_shape(size, args["kernel_size"])
+    _check_size(im, size, encoded_bytes, kernel, args["nbins"], limits)
+
+
+def _check_size(im: Any, size: tuple[int, int], encoded_bytes: int, kernel: tuple[int, int],
+                nbins: int, limits: Limits) -> None:
     """From the header: the kernel fits the image, the regions and the memory are bounded."""
     from ._clahe import region_count
 
-    width, height = im.size
+    width, height = size
     if kernel[0] > height or kernel[1] > width:
         raise wire.JobError(
             wire.BAD_INPUT, f"kernel_size {kernel[0]}x{kernel[1]} (rows x columns) is larger "
             f"than the image ({height} rows x {width} columns)")
-    regions = region_count(im.size, kernel)
+    regions = region_count(size, kernel)
     if regions * nbins > MAX_REGION_BINS:
         raise wire.JobError(
             wire.BAD_INPUT, f"kernel_size {kernel[0]}x{kernel[1]} cuts this {width}x{height} "
             f"image into {regions:,} regions; with nbins {nbins} that is more than "
             f"{MAX_REGION_BINS:,} histogram bins: use a larger kernel_size or fewer nbins")
     needed = (width * height * (len(im.getbands()) + _EXTRA_BYTES_PER_PIXEL)
-              + 2 * file.size + _FIXED_BYTES)
+              + 2 * encoded_bytes + _FIXED_BYTES)
     if needed > limits.memory_budget_bytes:
         raise wire.JobError(
             wire.TOO_LARGE, f"CLAHE of this {width}x{height} image needs about "
@@ -102,9 +132,11 @@ KIND = Kind(
                                  "no clipping)", default=0.01, minimum=0, maximum=1),
         Arg("nbins", INT, "the histogram's number of bins", default=256, minimum=1,
             maximum=16384),
+        ORIENT,
     ),
     main_input="image",
     output=IMAGE,
+    step=clahe_step,
     max_pixels=50_000_000,
     check=check,
     progress=True,

@@ -14,6 +14,7 @@ from typing import Any, BinaryIO
 from ..registry import (
     FILE,
     IMAGE,
+    ORIENT,
     Arg,
     JobFile,
     Kind,
@@ -28,8 +29,20 @@ def equalize(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits,
              progress: Progress = no_progress) -> Output:
     from ._tables import run_tables
 
-    return run_tables(files["image"], limits, progress=progress,
-                      make_tables=lambda hist: equalization_lut(hist.sum(axis=0)))
+    return run_tables(files["image"], limits, equalize_tables(args), progress=progress,
+                      orient=args["orient"])
+
+
+def equalize_step(picture: Any, args: dict[str, Any], files: Mapping[str, JobFile],
+                  limits: Limits) -> Any:
+    from ._tables import tables_step
+
+    return tables_step(picture.pixels(), equalize_tables(args))
+
+
+def equalize_tables(args: dict[str, Any]) -> Any:
+    """histograms -> tables, for these arguments."""
+    return lambda hist: equalization_lut(hist.sum(axis=0))
 
 
 def equalization_lut(histogram: Any) -> Any:
@@ -80,9 +93,10 @@ KIND = Kind(
     name="equalize",
     summary="Histogram equalization (skimage.exposure.equalize_hist), same format and mode.",
     run=equalize,
-    args=(Arg("image", FILE, "the image to equalize (JPEG, PNG, GIF or BMP)"),),
+    args=(Arg("image", FILE, "the image to equalize (JPEG, PNG, GIF or BMP)"), ORIENT),
     main_input="image",
     output=IMAGE,
+    step=equalize_step,
     max_pixels=120_000_000,
     progress=True,
 )

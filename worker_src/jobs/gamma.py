@@ -9,6 +9,7 @@ from ..registry import (
     FILE,
     FLOAT,
     IMAGE,
+    ORIENT,
     Arg,
     JobFile,
     Kind,
@@ -23,8 +24,20 @@ def gamma(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits,
           progress: Progress = no_progress) -> Output:
     from ._tables import run_tables
 
-    return run_tables(files["image"], limits, progress=progress,
-                      make_tables=lambda _: gamma_table(args["gamma"], args["gain"]))
+    return run_tables(files["image"], limits, gamma_tables(args), progress=progress,
+                      orient=args["orient"])
+
+
+def gamma_step(picture: Any, args: dict[str, Any], files: Mapping[str, JobFile],
+               limits: Limits) -> Any:
+    from ._tables import tables_step
+
+    return tables_step(picture.pixels(), gamma_tables(args))
+
+
+def gamma_tables(args: dict[str, Any]) -> Any:
+    """histograms -> tables, for these arguments."""
+    return lambda _: gamma_table(args["gamma"], args["gain"])
 
 
 def gamma_table(exponent: float, gain: float) -> Any:
@@ -45,9 +58,11 @@ KIND = Kind(
             default=1.0, minimum=0),
         Arg("gain", FLOAT, "the constant multiplier (results above 255 become 255)",
             default=1.0, minimum=0, maximum=1e6),
+        ORIENT,
     ),
     main_input="image",
     output=IMAGE,
+    step=gamma_step,
     max_pixels=120_000_000,
     progress=True,
 )

@@ -10,6 +10,7 @@ from ..registry import (
     FILE,
     FLOAT,
     IMAGE,
+    ORIENT,
     Arg,
     JobFile,
     Kind,
@@ -24,8 +25,20 @@ def log(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits,
         progress: Progress = no_progress) -> Output:
     from ._tables import run_tables
 
-    return run_tables(files["image"], limits, progress=progress,
-                      make_tables=lambda _: log_table(args["gain"], args["inv"]))
+    return run_tables(files["image"], limits, log_tables(args), progress=progress,
+                      orient=args["orient"])
+
+
+def log_step(picture: Any, args: dict[str, Any], files: Mapping[str, JobFile],
+             limits: Limits) -> Any:
+    from ._tables import tables_step
+
+    return tables_step(picture.pixels(), log_tables(args))
+
+
+def log_tables(args: dict[str, Any]) -> Any:
+    """histograms -> tables, for these arguments."""
+    return lambda _: log_table(args["gain"], args["inv"])
 
 
 def log_table(gain: float, inv: bool) -> Any:
@@ -46,9 +59,11 @@ KIND = Kind(
         Arg("gain", FLOAT, "the constant multiplier", default=1.0, minimum=0, maximum=1),
         Arg("inv", BOOL, "the inverse correction: 255 * gain * (2**(v/255) - 1)",
             default=False),
+        ORIENT,
     ),
     main_input="image",
     output=IMAGE,
+    step=log_step,
     max_pixels=120_000_000,
     progress=True,
 )

@@ -9,6 +9,7 @@ from .. import wire
 from ..registry import (
     FILE,
     IMAGE,
+    ORIENT,
     Arg,
     JobFile,
     Kind,
@@ -23,8 +24,8 @@ REFERENCE = "the reference"
 
 def match(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits,
           progress: Progress = no_progress) -> Output:
-    from ._imaging import colour_band_count, load_pixels, open_input
-    from ._tables import colour_histograms, tables_output
+    from ._imaging import open_input
+    from ._tables import tables_output
 
     if "reference" not in files:
         raise wire.JobError(wire.BAD_INPUT, "match needs the argument reference: "
@@ -32,15 +33,32 @@ def match(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits,
     im = open_input(files["image"], limits)
     with im:
         # Both headers are checked before either image is decoded.
-        with open_input(files["reference"], limits, label=REFERENCE) as reference:
-            if colour_band_count(im) != colour_band_count(reference):
-                raise wire.JobError(wire.BAD_INPUT, _channels_message(im, reference))
-            load_pixels(reference, label=REFERENCE)
-            reference_histograms = colour_histograms(reference)
+        reference_histograms = _reference_histograms(im, files["reference"], limits)
         # The reference's pixels are freed before the image's are decoded.
         return tables_output(im, files["image"].name,
                              lambda histograms: match_tables(histograms, reference_histograms),
-                             progress=progress)
+                             progress, orient=args["orient"])
+
+
+def match_step(picture: Any, args: dict[str, Any], files: Mapping[str, JobFile],
+               limits: Limits) -> Any:
+    from ._tables import tables_step
+
+    reference_histograms = _reference_histograms(picture.image, files["reference"], limits)
+    return tables_step(picture.pixels(),
+                       lambda histograms: match_tables(histograms, reference_histograms))
+
+
+def _reference_histograms(im: Any, file: JobFile, limits: Limits) -> Any:
+    """The reference's colour histograms, after checking it has as many channels as `im`."""
+    from ._imaging import colour_band_count, load_pixels, open_input
+    from ._tables import colour_histograms
+
+    with open_input(file, limits, label=REFERENCE) as reference:
+        if colour_band_count(im) != colour_band_count(reference):
+            raise wire.JobError(wire.BAD_INPUT, _channels_message(im, reference))
+        load_pixels(reference, label=REFERENCE)
+        return colour_histograms(reference)
 
 
 def match_tables(histograms: Any, reference_histograms: Any) -> Any:
@@ -87,9 +105,11 @@ KIND = Kind(
         Arg("image", FILE, "the image to change (JPEG, PNG, GIF or BMP)"),
         Arg("reference", FILE, "the image whose histogram to match (same formats; both "
                                "grayscale or both colour)"),
+        ORIENT,
     ),
     main_input="image",
     output=IMAGE,
+    step=match_step,
     max_pixels=120_000_000,
     progress=True,
 )

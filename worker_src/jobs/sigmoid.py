@@ -10,6 +10,7 @@ from ..registry import (
     FILE,
     FLOAT,
     IMAGE,
+    ORIENT,
     Arg,
     JobFile,
     Kind,
@@ -24,8 +25,20 @@ def sigmoid(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits,
             progress: Progress = no_progress) -> Output:
     from ._tables import run_tables
 
-    return run_tables(files["image"], limits, progress=progress, make_tables=
-                      lambda _: sigmoid_table(args["cutoff"], args["gain"], args["inv"]))
+    return run_tables(files["image"], limits, sigmoid_tables(args), progress=progress,
+                      orient=args["orient"])
+
+
+def sigmoid_step(picture: Any, args: dict[str, Any], files: Mapping[str, JobFile],
+                 limits: Limits) -> Any:
+    from ._tables import tables_step
+
+    return tables_step(picture.pixels(), sigmoid_tables(args))
+
+
+def sigmoid_tables(args: dict[str, Any]) -> Any:
+    """histograms -> tables, for these arguments."""
+    return lambda _: sigmoid_table(args["cutoff"], args["gain"], args["inv"])
 
 
 def sigmoid_table(cutoff: float, gain: float, inv: bool) -> Any:
@@ -48,9 +61,11 @@ KIND = Kind(
             default=0.5, minimum=0, maximum=1),
         Arg("gain", FLOAT, "the curve's steepness", default=10.0, minimum=0),
         Arg("inv", BOOL, "the inverted curve (1 minus the sigmoid)", default=False),
+        ORIENT,
     ),
     main_input="image",
     output=IMAGE,
+    step=sigmoid_step,
     max_pixels=120_000_000,
     progress=True,
 )

@@ -9,6 +9,7 @@ from ..registry import (
     FILE,
     FLOAT,
     IMAGE,
+    ORIENT,
     Arg,
     ArgError,
     JobFile,
@@ -24,8 +25,20 @@ def stretch(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits,
             progress: Progress = no_progress) -> Output:
     from ._tables import run_tables
 
-    return run_tables(files["image"], limits, progress=progress, make_tables=
-                      lambda hist: stretch_table(hist.sum(axis=0), args["low"], args["high"]))
+    return run_tables(files["image"], limits, stretch_tables(args), progress=progress,
+                      orient=args["orient"])
+
+
+def stretch_step(picture: Any, args: dict[str, Any], files: Mapping[str, JobFile],
+                 limits: Limits) -> Any:
+    from ._tables import tables_step
+
+    return tables_step(picture.pixels(), stretch_tables(args))
+
+
+def stretch_tables(args: dict[str, Any]) -> Any:
+    """histograms -> tables, for these arguments."""
+    return lambda hist: stretch_table(hist.sum(axis=0), args["low"], args["high"])
 
 
 def stretch_table(histogram: Any, low: float, high: float) -> Any:
@@ -81,9 +94,11 @@ KIND = Kind(
             default=2.0, minimum=0, maximum=100),
         Arg("high", FLOAT, "the percentile of the colour samples that becomes 255",
             default=98.0, minimum=0, maximum=100),
+        ORIENT,
     ),
     main_input="image",
     output=IMAGE,
+    step=stretch_step,
     max_pixels=120_000_000,
     check=check,
     progress=True,

@@ -85,7 +85,9 @@ function showKindArgs() {
     input.id = id;
     input.dataset.arg = arg.name;
     const hint = el("span", "hint", `${arg.help} (${arg.allowed}${arg.required ? ", required" : ""})`);
-    row.append(label, input, hint);
+    row.append(label, input);
+    if (arg.type === "steps") row.append(stepPicker(input));
+    row.append(hint);
     box.append(row);
   }
 }
@@ -118,6 +120,23 @@ function argInput(arg) {
     if (arg.default !== null) input.value = String(arg.default);
   }
   return input;
+}
+
+// A pipeline's steps from the operation list: each pick adds `kind` (and a required
+// choice's first value) to the text field, where its arguments are typed as `:name=value`.
+function stepPicker(input) {
+  const select = el("select", "steps");
+  select.append(el("option", null, "add a step…"));
+  for (const kind of state.kinds.values()) if (kind.step) select.append(el("option", null, kind.name));
+  select.addEventListener("change", () => {
+    const kind = state.kinds.get(select.value);
+    if (!kind) return;
+    const required = kind.args.filter((a) => a.required && a.name !== kind.main_input && a.choices);
+    const step = [kind.name, ...required.map((a) => `${a.name}=${a.choices[0]}`)].join(":");
+    input.value = input.value.trim() ? `${input.value.trim()},${step}` : step;
+    select.selectedIndex = 0;
+  });
+  return select;
 }
 
 function formFor(file) {

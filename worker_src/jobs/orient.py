@@ -1,0 +1,38 @@
+"""The `orient` kind: turn an image upright from its EXIF orientation, and clear the tag.
+
+The pixels and metadata are Pillow's `ImageOps.exif_transpose`: the transpose the
+orientation (2 to 8) names, then the tag removed from the EXIF (and XMP); an image
+without an orientation, or with orientation 1, is left as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..registry import FILE, IMAGE, Arg, JobFile, Kind, Limits, Output
+
+
+def orient(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits) -> Output:
+    from ._picture import run_kind_alone
+
+    return run_kind_alone(KIND, args, files, limits)
+
+
+def orient_step(picture: Any, args: dict[str, Any], files: Mapping[str, JobFile],
+                limits: Limits) -> Any:
+    picture.orient()
+    return picture.image
+
+
+KIND = Kind(
+    name="orient",
+    summary="Turn the image upright from its EXIF orientation (ImageOps.exif_transpose) and "
+            "clear the tag.",
+    run=orient,
+    args=(Arg("image", FILE, "the image (JPEG, PNG, GIF or BMP)"),),
+    main_input="image",
+    output=IMAGE,
+    max_pixels=120_000_000,
+    step=orient_step,
+)
