@@ -320,3 +320,15 @@ def test_a_fork_that_fails_is_a_failure_that_may_pass_and_leaks_no_pipe(monkeypa
     with pytest.raises(workhorse.Failed, match="could not start a work horse"):
         workhorse.WorkHorse(call).run((value, 1), time_limit_s=10)
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_without_forking_ahead_each_job_forks_its_own_child_when_it_starts():
+    horse = workhorse.WorkHorse(call, max_jobs=1)
+    horse.fork_ahead = False  # what tests on in-process moto use: the child sees the job's data
+    try:
+        horse.prepare()
+        assert horse.pid is None  # nothing forked ahead
+        first, second = run(horse, pid), run(horse, pid)
+        assert first != second and horse.pid is None
+    finally:
+        horse.close()

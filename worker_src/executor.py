@@ -81,7 +81,7 @@ class Executor:
 
     def start(self) -> None:
         """Fork the work horse now, before any job (a job forks it if it is not there)."""
-        self.work_horse.start()
+        self.work_horse.prepare()
 
     def close(self) -> None:
         self.work_horse.close()

@@ -111,6 +111,9 @@ class WorkHorse:
         self.max_growth_bytes = max_growth_bytes
         self.max_jobs = max_jobs
         self.replaced = 0  # children retired so far (for tests and the log)
+        # Fork each child ahead of its job (at `prepare` and right after a replacement); off,
+        # a job forks its child (with max_jobs=1: a child per job, rq's model).
+        self.fork_ahead = True
         self._child: _Child | None = None
 
     @property
@@ -121,6 +124,11 @@ class WorkHorse:
         """Fork the child now if there is none (raises Failed if it cannot be forked)."""
         if self._child is None:
             self._child = self._fork()
+
+    def prepare(self) -> None:
+        """Fork the child ahead of the first job (the worker does at start), if forking ahead."""
+        if self.fork_ahead:
+            self.start()
 
     def close(self) -> None:
         """Retire the child: it exits at the end of its task pipe."""
@@ -183,7 +191,7 @@ class WorkHorse:
     def _replace(self) -> None:
         """A new child at once, so that the next job finds one ready."""
         try:
-            self.start()
+            self.prepare()
         except Failed as exc:  # the next job tries again, and fails as a job may
             log.warning("%s", exc)
 
