@@ -112,7 +112,9 @@ class Injector:
     def log(self, event: str, **fields: Any) -> None:
         if self.events is None:
             return
-        line = json.dumps({"t": time.time(), "pid": os.getpid(), "event": event, **fields})
+        # "pid": the worker's, also for what happens in its work horse ("in_work_horse").
+        where = {"pid": self.worker_pid, "in_work_horse": os.getpid() != self.worker_pid}
+        line = json.dumps({"t": time.time(), **where, "event": event, **fields})
         fd = os.open(self.events, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, (line + "\n").encode())
