@@ -1,7 +1,7 @@
 """The work horse: a long-lived child process, forked in advance, that runs jobs sent to it as data.
 
     horse = workhorse.WorkHorse(handler, memory_limit_bytes=400 * 2**20)
-    horse.start()                    # fork now, off any job's path (the worker does at start)
+    horse.prepare()                  # fork ahead, off any job's path (the worker does at start)
     value = horse.run(task, time_limit_s=60, on_progress=print, cancel=threading.Event())
 
 As Celery's prefork pool does (with one child: a worker runs one job at a time), the process
