@@ -230,6 +230,9 @@ class DiskFile:
     def read(self) -> bytes:
         return self.path.read_bytes()
 
+    def close(self) -> None:
+        return None
+
 
 def stats_args(rng: random.Random, count: int = 100) -> dict[str, Any]:
     return {"numbers": [rng.randint(-10**6, 10**6) for _ in range(count)]}

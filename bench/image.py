@@ -16,10 +16,12 @@ imports included; ru_maxrss where there is no /proc):
 
   (a) scikit-image's path: skimage.io.imread -> the exposure function
       (img_as_ubyte where it returns floats) -> save with Pillow, same format;
-  (b) ours: the kind's function as the worker calls it, Executor.perform: in a
-      work horse (a child forked per job, with its time and memory limits), decode,
-      the work, the histograms, encode and the output's way back to the parent
-      included; its peak RSS is the larger of the process's and the work horse's;
+  (b) ours: the kind's function as the worker calls it, Executor.perform: the job
+      sent as data to the work horse (a child forked in advance, before the clock
+      starts, as the worker forks it at its start), with its time and memory limits;
+      the argument checks, decode, the work, the histograms, encode and the output's
+      way back to the parent included; its peak RSS is the larger of the process's
+      and the work horse's;
   (c) the floor: Pillow decode + encode of the same file, no processing (for
       `match` the reference is decoded too: the job cannot avoid it).
 
@@ -133,23 +135,42 @@ def skimage_result(kind: str, pixels, reference_path: Path | None):
     raise ValueError(f"unknown kind {kind!r}")
 
 
-def bench_executor() -> Any:
-    """The worker's executor (it loads every kind's modules: before any clock starts)."""
+class DiskStore:
+    """The worker's store over local files: an input key's last part names a file in `folders`."""
+
+    def __init__(self, folders: list[Path]) -> None:
+        self.folders = folders
+
+    def connect(self) -> None:
+        return None
+
+    def open(self, key: str, max_bytes: int) -> DiskFile:
+        name = key.rsplit("/", 1)[-1]
+        return DiskFile(next(f / name for f in self.folders if (f / name).exists()))
+
+
+def bench_executor(path: Path, reference_path: Path | None = None) -> Any:
+    """The worker's executor, its work horse forked (as a worker does at start, before any
+    job): it loads every kind's modules, before any clock starts."""
     from worker_src.executor import Executor
 
-    return Executor(store=None, identity="bench")
+    folders = [path.parent] + ([reference_path.parent] if reference_path else [])
+    executor = Executor(store=DiskStore(folders), identity="bench")
+    executor.start()
+    return executor
 
 
 def run_kind(kind: str, path: Path, reference_path: Path | None, executor: Any = None):
-    """The kind's function as the executor calls it (in a work horse); its Output."""
-    executor = executor or bench_executor()
+    """The kind's function as the executor calls it (the job sent to its work horse); its Output."""
+    from worker_src import contract, wire
+
+    executor = executor or bench_executor(path, reference_path)
     spec = executor.find_kind(kind)
-    files = {spec.main_input: DiskFile(path)}
-    if reference_path is not None:
-        files["reference"] = DiskFile(reference_path)
-    args = spec.check_args({**KIND_ARGS[kind], **{n: f.name for n, f in files.items()}})
-    args = {name: value for name, value in args.items() if name not in files}
-    return executor.perform(spec, args, files, executor.limits(spec))
+    job_id = wire.new_job_id()
+    files = {spec.main_input: path, **({"reference": reference_path} if reference_path else {})}
+    args = {**KIND_ARGS[kind], **{n: contract.input_key(job_id, p.name) for n, p in files.items()}}
+    job = wire.Job(job_id=job_id, kind=kind, args=args, reply_to=None, submitted_at=time.time())
+    return executor.perform(job, spec).output
 
 
 def run_method(method: str, path: Path, kind: str = "equalize",
@@ -167,7 +188,7 @@ def run_method(method: str, path: Path, kind: str = "equalize",
         return time.perf_counter() - start
     if method == "b":
         # What the kinds import, imported before the clock starts, as (a)'s scikit-image is.
-        executor = bench_executor()
+        executor = bench_executor(path, reference_path)
 
         start = time.perf_counter()
         run_kind(kind, path, reference_path, executor)

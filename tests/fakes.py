@@ -108,6 +108,9 @@ class MemoryStore:
     content_types: dict[str, str] = field(default_factory=dict)
     fail_reads: int = 0
 
+    def connect(self) -> None:
+        return None
+
     def open(self, key: str, max_bytes: int) -> MemoryFile:
         if self.fail_reads > 0:
             self.fail_reads -= 1

@@ -63,6 +63,11 @@ def serving_worker(stack: api.StackInfo, *, executor: Any = None) -> Iterator[Wo
     worker = Worker(config, broker, store)
     if executor is not None:
         worker.executor = executor(store, worker.identity)
+    # In-process moto keeps its objects in this process's memory: a work horse forked before
+    # an input is put would not see it (S3 and the moto server share them). A child per job,
+    # forked by the job, sees what is there when the job starts.
+    worker.executor.work_horse.fork_ahead = False
+    worker.executor.work_horse.max_jobs = 1
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     try:

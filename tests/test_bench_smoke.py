@@ -229,3 +229,12 @@ def test_the_benchmark_measures_the_same_statistics(tmp_path) -> None:
         assert worker["value"] == reference["value"] and worker["passes"] == 1
         numbers = [int(line) for line in path.read_text().split()]
         assert_exact(wire.loads(worker["value"]), numbers)
+
+
+def test_bench_workhorse_times_both_ways_on_a_tiny_image(tmp_path: Path) -> None:
+    from bench.image import Case, make_image
+    from bench.workhorse import WAYS, run_once
+
+    path = make_image(tmp_path / "tiny.jpg", Case(0.01, "RGB", "JPEG"))
+    for way in WAYS:
+        assert 0 < run_once(way, path) < 60, way

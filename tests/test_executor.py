@@ -3,7 +3,7 @@
 import pytest
 
 from tests.fakes import MemoryStore
-from worker_src import contract, registry, wire
+from worker_src import contract, registry, wire, workhorse
 from worker_src.executor import Executor
 
 JOB = "0f8fad5b-d9cb-469f-a165-70867728950e"
@@ -103,8 +103,8 @@ def test_arguments_too_large_for_a_message_are_read_from_s3(store):
 
 
 def test_a_failure_that_may_pass_propagates_for_the_loop_to_retry(store):
-    store.fail_reads = 1
-    with pytest.raises(ConnectionError):
+    store.fail_reads = 1  # the inputs are read in the work horse: its error comes back as Failed
+    with pytest.raises(workhorse.Failed, match="ConnectionError: injected: connection reset"):
         run(store, {"doc": contract.input_key(JOB, "a.txt")})
 
 

@@ -2,6 +2,7 @@
 
 import io
 import json
+import multiprocessing
 import time
 from dataclasses import replace
 
@@ -49,7 +50,9 @@ class Env:
         self.sqs, self.s3, self.config, self.reply = sqs, s3, config, reply
         self.broker = SqsBroker(sqs, config.request_queue_url, config.dead_letter_queue_url,
                                 config.reply_queue_prefix)
-        self.worker = Worker(config, self.broker, S3Store(s3, config.bucket))
+        # The work horse's own client, from the session that made `s3` (as build_worker does).
+        self.worker = Worker(config, self.broker,
+                             S3Store(s3, config.bucket, connect=lambda _: boto3.client("s3")))
 
     def send(self, kind="stats", args=None, reply_to="default", body=None, job_id=None):
         job_id = job_id or wire.new_job_id()
@@ -68,11 +71,18 @@ class Env:
         return messages
 
     def break_reads(self, failures):
-        self.worker.executor.store = S3Store(FlakyS3(self.s3, failures), self.config.bucket)
+        """The next `failures` reads fail, in whichever process (the work horse reads inputs)."""
+        left = multiprocessing.Value("i", failures)
+        self.worker.executor.store = S3Store(FlakyS3(self.s3, left), self.config.bucket,
+                                             connect=lambda _: FlakyS3(boto3.client("s3"), left))
 
     def process(self, receive_count=None):
         messages = self.receive(receive_count)
         assert messages, "nothing to process"
+        # In-process moto keeps its objects in this process's memory: a work horse forked
+        # before the last put would not see them (S3 and the moto server share them). A
+        # fresh one is forked by the job.
+        self.worker.executor.close()
         self.worker.process_batch(messages)
 
     def replies(self):
@@ -179,15 +189,17 @@ def test_result_for_a_deleted_reply_queue_lands_in_s3(aws):
 
 
 class FlakyS3:
-    """Fails the first `failures` reads (get_object); everything else works."""
+    """Fails the first reads (get_object), as many as `failures` (shared memory) says."""
 
     def __init__(self, s3, failures):
         self.s3, self.failures = s3, failures
 
     def __getattr__(self, name):
         def call(**kwargs):
-            if name == "get_object" and self.failures > 0:
-                self.failures -= 1
+            with self.failures.get_lock():
+                fail = name == "get_object" and self.failures.value > 0
+                self.failures.value -= fail
+            if fail:
                 raise ConnectionError("injected: connection reset")
             return getattr(self.s3, name)(**kwargs)
         return call

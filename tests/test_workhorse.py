@@ -1,163 +1,279 @@
-"""The work horse: a job's function in a forked child, with time and memory limits."""
+"""The work horse: a long-lived child that runs tasks sent as data, with time and memory limits."""
 
 import os
 import signal
 import threading
 import time
 
+import numpy as np  # imported before any fork, as the worker imports its kinds
 import pytest
 
 from worker_src import registry, wire, workhorse
 
-
-def test_a_value_comes_back_from_the_child_with_every_digit():
-    value = workhorse.run(lambda progress: {"pid": os.getpid(), "big": 7 ** 9000},
-                          time_limit_s=10)
-    assert value["big"] == 7 ** 9000
-    assert value["pid"] != os.getpid()  # it ran in another process
+LEAK = []  # what `leak` keeps, in the child
 
 
-def test_a_large_output_crosses_the_pipe_whole():
+def call(task, progress):
+    """The handler: a task is (a module-level function, its arguments), pickled by name."""
+    function, *args = task
+    return function(progress, *args)
+
+
+def pid(progress):
+    return os.getpid()
+
+
+def value(progress, x):
+    return x
+
+
+def big_power(progress):
+    return {"pid": os.getpid(), "big": 7 ** 9000}
+
+
+def output(progress, data):
+    return registry.Output({"n": 1}, data, "image/png", ".png")
+
+
+def raise_(progress, error, *args):
+    raise error(*args)
+
+
+def sleep(progress, seconds):
+    time.sleep(seconds)
+
+
+def hog_the_gil(progress):
+    return 3 ** (10 ** 9)  # a 10-million-digit power: one long C call holding the GIL
+
+
+def allocate(progress, megabytes):
+    return len(bytearray(megabytes * 1024 * 1024))
+
+
+def numpy_sum(progress, megabytes):
+    return int(np.ones(megabytes * 1024 * 1024 // 8).sum())
+
+
+def leak(progress, megabytes):
+    LEAK.append(bytearray(b"x" * megabytes * 1024 * 1024))  # touched: resident
+    return os.getpid()
+
+
+def kill_self(progress, number):
+    os.kill(os.getpid(), number)
+
+
+def exit_(progress, code):
+    os._exit(code)
+
+
+def unpicklable(progress):
+    return threading.Lock()
+
+
+def steps(progress, n):
+    for step in range(n):
+        progress({"step": step, "of": n})
+    return "done"
+
+
+def report_then_sleep(progress):
+    progress("halfway")
+    time.sleep(1.0)
+    return time.monotonic()
+
+
+def report(progress, x):
+    progress(x)
+    return x
+
+
+def shrug_sigterm(progress):
+    os.kill(os.getpid(), signal.SIGTERM)
+    return "still here"
+
+
+@pytest.fixture
+def horse():
+    horse = workhorse.WorkHorse(call, memory_limit_bytes=150 * 1024 * 1024)
+    yield horse
+    horse.close()
+
+
+def run(horse, *task, **kw):
+    return horse.run(task, time_limit_s=kw.pop("time_limit_s", 10), **kw)
+
+
+def test_tasks_run_in_one_long_lived_child_forked_in_advance(horse):
+    horse.start()
+    child = horse.pid
+    assert child is not None and child != os.getpid()
+    assert [run(horse, pid) for _ in range(3)] == [child] * 3
+    assert horse.replaced == 0
+
+
+def test_a_value_comes_back_with_every_digit(horse):
+    assert run(horse, big_power)["big"] == 7 ** 9000
+
+
+def test_a_large_output_crosses_the_pipe_whole(horse):
     data = os.urandom(3 * 1024 * 1024 + 17)
-    output = workhorse.run(lambda progress: registry.Output({"n": 1}, data, "image/png", ".png"),
-                           time_limit_s=10)
-    assert output.data == data and output.suffix == ".png"
+    result = run(horse, output, data)
+    assert result.data == data and result.suffix == ".png"
 
 
-def test_a_job_error_keeps_its_code_and_message():
-    def refuse(progress):
-        raise wire.JobError(wire.NOT_FOUND, "inputs/x/a.png does not exist")
-
+def test_a_job_error_keeps_its_code_and_message_and_the_child(horse):
+    child = (horse.start(), horse.pid)[1]
     with pytest.raises(wire.JobError) as raised:
-        workhorse.run(refuse, time_limit_s=10)
+        run(horse, raise_, wire.JobError, wire.NOT_FOUND, "inputs/x/a.png does not exist")
     assert (raised.value.code, raised.value.message) == (wire.NOT_FOUND,
                                                         "inputs/x/a.png does not exist")
+    assert run(horse, pid) == child
 
 
-def test_an_argument_error_keeps_the_argument_name():
-    def refuse(progress):
-        raise registry.ArgError("gamma", "gamma must be > 0")
-
+def test_an_argument_error_keeps_the_argument_name(horse):
     with pytest.raises(registry.ArgError) as raised:
-        workhorse.run(refuse, time_limit_s=10)
+        run(horse, raise_, registry.ArgError, "gamma", "gamma must be > 0")
     assert (raised.value.name, raised.value.message) == ("gamma", "gamma must be > 0")
 
 
-def test_any_other_exception_is_a_failure_that_may_pass():
-    def broken(progress):
-        raise ConnectionResetError("injected: connection reset")
-
+def test_any_other_exception_is_a_failure_that_may_pass_and_the_child_serves_on(horse):
+    child = run(horse, pid)
     with pytest.raises(workhorse.Failed, match="ConnectionResetError: injected"):
-        workhorse.run(broken, time_limit_s=10)
+        run(horse, raise_, ConnectionResetError, "injected: connection reset")
+    assert run(horse, pid) == child
 
 
-def test_a_job_over_its_time_is_stopped_and_answered_time_limit():
+def test_a_job_over_its_time_is_stopped_and_a_new_child_serves_the_next(horse):
+    child = run(horse, pid)
     started = time.monotonic()
     with pytest.raises(wire.JobError) as raised:
-        workhorse.run(lambda progress: time.sleep(30), time_limit_s=0.5)
+        run(horse, sleep, 30, time_limit_s=0.5)
     assert raised.value.code == wire.TIME_LIMIT and "0.5 s" in raised.value.message
     assert time.monotonic() - started < 5
+    replacement = horse.pid  # forked at once, before the next job comes
+    assert replacement not in (None, child) and run(horse, pid) == replacement
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)  # killed and reaped
 
 
-def test_a_job_stuck_in_c_code_holding_the_gil_is_stopped_too():
-    # A 10-million-digit power: minutes of one C call that never lets go of the interpreter.
+def test_a_job_stuck_in_c_code_holding_the_gil_is_stopped_too(horse):
     started = time.monotonic()
     with pytest.raises(wire.JobError) as raised:
-        workhorse.run(lambda progress: 3 ** (10 ** 9), time_limit_s=0.5)
+        run(horse, hog_the_gil, time_limit_s=0.5)
     assert raised.value.code == wire.TIME_LIMIT and time.monotonic() - started < 5
 
 
-def test_an_allocation_over_the_memory_limit_is_too_large():
-    def greedy(progress):
-        return len(bytearray(300 * 1024 * 1024))
-
+def test_an_allocation_over_the_memory_limit_is_too_large_and_the_child_replaced(horse):
+    child = run(horse, pid)
     with pytest.raises(wire.JobError) as raised:
-        workhorse.run(greedy, time_limit_s=20, memory_limit_bytes=100 * 1024 * 1024)
-    assert raised.value.code == wire.TOO_LARGE and "100 MiB" in raised.value.message
+        run(horse, allocate, 300)
+    assert raised.value.code == wire.TOO_LARGE and "150 MiB" in raised.value.message
+    assert run(horse, pid) != child
+    assert run(horse, allocate, 100) == 100 * 1024 * 1024
 
 
-def test_numpy_over_the_memory_limit_is_too_large_and_within_it_works():
-    import numpy as np
-
-    def array(megabytes):
-        return lambda progress: int(np.ones(megabytes * 1024 * 1024 // 8).sum())
-
-    limit = 150 * 1024 * 1024
-    assert workhorse.run(array(100), time_limit_s=20, memory_limit_bytes=limit) == (
-        100 * 1024 * 1024 // 8)
+def test_numpy_over_the_memory_limit_is_too_large_and_within_it_works(horse):
+    assert run(horse, numpy_sum, 100) == 100 * 1024 * 1024 // 8
     with pytest.raises(wire.JobError) as raised:
-        workhorse.run(array(400), time_limit_s=20, memory_limit_bytes=limit)
+        run(horse, numpy_sum, 400)
     assert raised.value.code == wire.TOO_LARGE
 
 
+def test_every_job_gets_the_whole_memory_limit_however_many_ran_before(horse):
+    for _ in range(4):  # 4 x 100 MiB in one child, with a 150 MiB limit per job
+        assert run(horse, numpy_sum, 100) == 100 * 1024 * 1024 // 8
+    assert horse.replaced == 0
+
+
 @pytest.mark.parametrize("number", [signal.SIGSEGV, signal.SIGKILL])
-def test_a_crash_of_the_child_is_a_failure_not_a_dead_parent(number):
+def test_a_crash_of_the_child_is_a_failure_and_a_new_child_serves_the_next(horse, number):
+    child = run(horse, pid)
     with pytest.raises(workhorse.Failed, match=signal.Signals(number).name):
-        workhorse.run(lambda progress: os.kill(os.getpid(), number), time_limit_s=10)
-    assert workhorse.run(lambda progress: "alive", time_limit_s=10) == "alive"
+        run(horse, kill_self, number)
+    assert run(horse, pid) not in (child, os.getpid())
 
 
-def test_a_child_that_exits_without_a_result_is_a_failure():
+def test_a_child_that_exits_without_a_result_is_a_failure(horse):
     with pytest.raises(workhorse.Failed, match="exited with code 3"):
-        workhorse.run(lambda progress: os._exit(3), time_limit_s=10)
+        run(horse, exit_, 3)
+    assert run(horse, value, "next") == "next"
 
 
-def test_a_value_that_does_not_pickle_is_a_failure_naming_it():
+def test_a_child_killed_while_it_waits_is_replaced_for_the_next_task(horse):
+    horse.start()
+    child = horse.pid
+    os.kill(child, signal.SIGKILL)
+    time.sleep(0.1)
+    assert run(horse, pid) not in (child, None)
+
+
+def test_a_value_that_does_not_pickle_is_a_failure_naming_it(horse):
     with pytest.raises(workhorse.Failed, match="could not be sent"):
-        workhorse.run(lambda progress: threading.Lock(), time_limit_s=10)
+        run(horse, unpicklable)
 
 
-def test_progress_reaches_the_parent_while_the_job_runs_in_order():
+def test_memory_grown_past_the_threshold_gets_the_child_replaced():
+    horse = workhorse.WorkHorse(call, max_growth_bytes=32 * 1024 * 1024)
+    try:
+        first = run(horse, leak, 8)  # grew 8 MiB: kept
+        assert run(horse, pid) == first
+        assert run(horse, leak, 40) == first  # grew past 32 MiB: replaced after its job
+        assert horse.replaced == 1 and run(horse, pid) != first
+    finally:
+        horse.close()
+
+
+def test_a_child_is_replaced_after_its_number_of_jobs():
+    horse = workhorse.WorkHorse(call, max_jobs=2)
+    try:
+        pids = [run(horse, pid) for _ in range(5)]
+    finally:
+        horse.close()
+    assert pids[0] == pids[1] != pids[2] == pids[3] != pids[4]
+
+
+def test_progress_reaches_the_parent_while_the_job_runs_in_order(horse):
     seen = []
-
-    def steps(progress):
-        for step in range(5):
-            progress({"step": step, "of": 5})
-        return "done"
-
-    assert workhorse.run(steps, time_limit_s=10, on_progress=seen.append) == "done"
+    assert run(horse, steps, 5, on_progress=seen.append) == "done"
     assert seen == [{"step": step, "of": 5} for step in range(5)]
 
 
-def test_progress_arrives_before_the_job_ends():
+def test_progress_arrives_before_the_job_ends(horse):
     arrived = []
-
-    def slow(progress):
-        progress("halfway")
-        time.sleep(1.0)
-        return time.monotonic()
-
-    ended = workhorse.run(slow, time_limit_s=10,
-                          on_progress=lambda payload: arrived.append(time.monotonic()))
+    ended = run(horse, report_then_sleep,
+                on_progress=lambda payload: arrived.append(time.monotonic()))
     assert len(arrived) == 1 and arrived[0] < ended - 0.5
 
 
-def test_a_failing_progress_callback_does_not_stop_the_job():
+def test_a_failing_progress_callback_does_not_stop_the_job(horse):
     def boom(payload):
         raise ValueError("callback broke")
 
-    assert workhorse.run(lambda progress: progress(1) or "fine", time_limit_s=10,
-                         on_progress=boom) == "fine"
+    assert run(horse, report, "fine", on_progress=boom) == "fine"
 
 
-def test_progress_is_ignored_without_a_callback():
-    assert workhorse.run(lambda progress: progress("x") or 5, time_limit_s=10) == 5
+def test_progress_is_ignored_without_a_callback(horse):
+    assert run(horse, report, 5) == 5
 
 
-def test_a_cancel_kills_the_running_child_promptly():
+def test_a_cancel_kills_the_running_child_promptly_and_a_new_one_serves_the_next(horse):
+    child = run(horse, pid)
     cancel = threading.Event()
     threading.Timer(0.3, cancel.set).start()
     started = time.monotonic()
     with pytest.raises(workhorse.Cancelled):
-        workhorse.run(lambda progress: time.sleep(30), time_limit_s=60, cancel=cancel)
+        run(horse, sleep, 30, time_limit_s=60, cancel=cancel)
     assert time.monotonic() - started < 2
+    assert run(horse, pid) != child
 
 
-def test_an_unset_cancel_changes_nothing():
-    assert workhorse.run(lambda progress: 42, time_limit_s=10, cancel=threading.Event()) == 42
+def test_an_unset_cancel_changes_nothing(horse):
+    assert run(horse, value, 42, cancel=threading.Event()) == 42
 
 
-def test_the_parent_keeps_running_other_threads_while_the_child_works():
+def test_the_parent_keeps_running_other_threads_while_the_child_works(horse):
     ticks = []
     stop = threading.Event()
 
@@ -169,7 +285,7 @@ def test_the_parent_keeps_running_other_threads_while_the_child_works():
     thread.start()
     try:
         with pytest.raises(wire.JobError):
-            workhorse.run(lambda progress: 3 ** (10 ** 9), time_limit_s=1.0)
+            run(horse, hog_the_gil, time_limit_s=1.0)
     finally:
         stop.set()
         thread.join()
@@ -177,24 +293,22 @@ def test_the_parent_keeps_running_other_threads_while_the_child_works():
 
 
 def test_no_child_is_left_behind():
-    for target in (lambda p: 1, lambda p: time.sleep(5), lambda p: os.kill(os.getpid(), 9)):
+    horse = workhorse.WorkHorse(call)
+    for task in ((value, 1), (sleep, 5), (kill_self, 9), (value, 2)):
         try:
-            workhorse.run(target, time_limit_s=0.3)
+            horse.run(task, time_limit_s=0.3)
         except (wire.JobError, workhorse.Failed):
             pass
-    deadline = time.monotonic() + 5  # a finished child is reaped by a thread, at once
+    horse.close()
+    deadline = time.monotonic() + 5  # a retired child is reaped by a thread
     while threading.active_count() > 1 and time.monotonic() < deadline:
         time.sleep(0.01)
     with pytest.raises(ChildProcessError):
         os.waitpid(-1, os.WNOHANG)  # no child of this process, not even a zombie
 
 
-def test_the_child_ignores_sigterm_the_parent_decides():
-    def shrug(progress):
-        os.kill(os.getpid(), signal.SIGTERM)
-        return "still here"
-
-    assert workhorse.run(shrug, time_limit_s=10) == "still here"
+def test_the_child_ignores_sigterm_the_parent_decides(horse):
+    assert run(horse, shrug_sigterm) == "still here"
 
 
 def test_a_fork_that_fails_is_a_failure_that_may_pass_and_leaks_no_pipe(monkeypatch):
@@ -204,5 +318,17 @@ def test_a_fork_that_fails_is_a_failure_that_may_pass_and_leaks_no_pipe(monkeypa
     before = len(os.listdir("/proc/self/fd"))
     monkeypatch.setattr(os, "fork", no_fork)
     with pytest.raises(workhorse.Failed, match="could not start a work horse"):
-        workhorse.run(lambda progress: 1, time_limit_s=10)
+        workhorse.WorkHorse(call).run((value, 1), time_limit_s=10)
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_without_forking_ahead_each_job_forks_its_own_child_when_it_starts():
+    horse = workhorse.WorkHorse(call, max_jobs=1)
+    horse.fork_ahead = False  # what tests on in-process moto use: the child sees the job's data
+    try:
+        horse.prepare()
+        assert horse.pid is None  # nothing forked ahead
+        first, second = run(horse, pid), run(horse, pid)
+        assert first != second and horse.pid is None
+    finally:
+        horse.close()

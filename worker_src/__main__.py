@@ -19,7 +19,10 @@ def build_worker(config: WorkerConfig, *, worker_class: type[Worker] = Worker,
                  executor_class: type[Executor] = Executor) -> Worker:
     """The worker with its broker, store, executor and scale-in protection (classes overridable)."""
     session = aws.make_session()
-    store = S3Store(aws.make_client(session, "s3"), config.bucket)
+    # The work horse makes its own client from the same session: fast (models loaded), and
+    # with its own connections.
+    store = S3Store(aws.make_client(session, "s3"), config.bucket,
+                    connect=lambda _: aws.make_client(session, "s3"))
     broker = SqsBroker(aws.make_client(session, "sqs"), config.request_queue_url,
                        config.dead_letter_queue_url, config.reply_queue_prefix)
     executor = executor_class(store, identity=worker_identity(), max_pixels=config.max_pixels,

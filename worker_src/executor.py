@@ -2,14 +2,15 @@
 
 The executor never touches SQS (the loop in worker.py does): given a decoded job it
 returns the job's result, or raises for a failure that may pass (the loop retries).
-Override points, as in rq: `find_kind`, `load_args`, `open_files`, `perform`, `compute`,
+Override points, as in rq: `find_kind`, `perform`, `load_args`, `open_files`, `compute`,
 `store_output`; the fault-injection harness and tests override them.
 
-In this process: finding the kind, reading args.json (bounded: its size by the memory
-budget, its integers by their digits, its depth), checking the arguments, opening the
-input objects (their sizes checked before a byte is read), storing the output. In the
-work horse (workhorse.py, a child process with the kind's time limit and a memory
-limit from the budget): `compute`, the kind's function, which reads the inputs' bytes.
+In this process: finding the kind (its limits), handing the job to the work horse as data
+(`perform`), storing the output. In the work horse (workhorse.py, a long-lived child process,
+each job with the kind's time limit and a memory limit from the budget): `in_work_horse`:
+reading args.json (bounded: its size by the memory budget, its integers by their digits,
+its depth), checking the arguments, opening the input objects (their sizes checked before a
+byte is read, with the child's own S3 client) and `compute`, the kind's function.
 """
 
 from __future__ import annotations
@@ -45,6 +46,17 @@ class Execution:
     input_bytes: int
 
 
+@dataclass(frozen=True)
+class Computed:
+    """What the work horse sends back for a job: its output and how it got there."""
+
+    output: registry.Output
+    input_name: str | None  # the main input's file name (the output is named after it)
+    input_bytes: int
+    fetch_s: float
+    run_s: float
+
+
 class Executor:
     def __init__(self, store: Store, *, identity: str,
                  kinds: dict[str, registry.Kind] | None = None,
@@ -54,15 +66,25 @@ class Executor:
         self.store = store
         self.identity = identity
         if kinds is None:
-            registry.load_implementations()  # once, before any work horse is forked
+            registry.load_implementations()  # once, before the work horse is forked
         self.kinds = kinds if kinds is not None else registry.kinds()
         self.max_pixels = max_pixels
         self.memory_budget_bytes = memory_budget_bytes
         self.time_limit_s = time_limit_s  # lowers every kind's own (WQW_TIME_LIMIT_S)
         # The running job's watch (progress and cancel), set by the worker around execute().
         self.watch: lifecycle.Watch | None = None
-        # In a work horse child: the kind's progress callback (reports go to the parent).
+        # In the work horse: the kind's progress callback (reports go to the parent).
         self.progress: registry.Progress | None = None
+        self.work_horse = workhorse.WorkHorse(
+            self.in_work_horse, memory_limit_bytes=memory_budget_bytes + ADDRESS_SPACE_HEADROOM,
+            warm_up=self.store.connect)
+
+    def start(self) -> None:
+        """Fork the work horse now, before any job (a job forks it if it is not there)."""
+        self.work_horse.prepare()
+
+    def close(self) -> None:
+        self.work_horse.close()
 
     def execute(self, job: wire.Job, attempt: int) -> Execution:
         """Run `job`; a JobError becomes an error result, anything else propagates."""
@@ -70,19 +92,13 @@ class Executor:
         timing = {"queued_s": round(max(0.0, started - job.submitted_at), 6)}
         extra = {"timing": timing, "worker": self.identity, "attempt": attempt}
         input_bytes = 0
-        files: dict[str, Any] = {}
         try:
             kind = self.find_kind(job.kind)
-            args = kind.check_args(self.load_args(job))
-            files = self.open_files(job, kind, args)
-            input_bytes = sum(f.size for f in files.values())
-            timing["fetch_s"] = _since(started)
-            ran = time.time()
-            plain = {k: v for k, v in args.items() if k not in files}
-            output = self.perform(kind, plain, files, self.limits(kind))
-            timing["run_s"] = _since(ran)
+            computed = self.perform(job, kind)
+            input_bytes = computed.input_bytes
+            timing.update(fetch_s=computed.fetch_s, run_s=computed.run_s)
             stored = time.time()
-            value = self.store_output(job, kind, output, files)
+            value = self.store_output(job, kind, computed.output, computed.input_name)
             timing["store_s"] = _since(stored)
             return Execution(wire.ok_result(job.job_id, value, **extra), job.kind, input_bytes)
         except registry.ArgError as exc:
@@ -91,9 +107,6 @@ class Executor:
         except wire.JobError as exc:
             return Execution(wire.error_result(job.job_id, exc.code, exc.message, **extra),
                              job.kind, input_bytes)
-        finally:
-            for file in files.values():
-                file.close()
 
     # ---- the steps (override points) ---------------------------------------------------
 
@@ -102,6 +115,44 @@ class Executor:
             raise wire.JobError(wire.BAD_INPUT, f"unknown job kind {name!r}; this worker runs "
                                                 f"{', '.join(sorted(self.kinds))}")
         return self.kinds[name]
+
+    def perform(self, job: wire.Job, kind: registry.Kind) -> Computed:
+        """The job, sent as data to the work horse: its time and memory limited, its crash not ours.
+
+        Over its time: time_limit; over its memory: too_large; a crash of the work horse
+        or an unexpected error in it: workhorse.Failed (the loop retries the job). The
+        kind's progress reaches the watch; the watch's cancel kills the work horse: cancelled.
+        """
+        watch = self.watch
+        if watch is not None and watch.cancel.is_set():
+            raise wire.JobError(wire.CANCELLED, watch.cancelled_message())
+        try:
+            return self.work_horse.run(
+                job, time_limit_s=self.limits(kind).time_limit_s,
+                on_progress=watch.reported if watch is not None else None,
+                cancel=watch.cancel if watch is not None else None)
+        except workhorse.Cancelled:
+            assert watch is not None
+            raise wire.JobError(wire.CANCELLED, watch.cancelled_message()) from None
+
+    def in_work_horse(self, job: wire.Job, progress: registry.Progress) -> Computed:
+        """The job's part that runs in the work horse: arguments, inputs, the kind's function."""
+        started = time.time()
+        kind = self.find_kind(job.kind)
+        args = kind.check_args(self.load_args(job))
+        files = self.open_files(job, kind, args)
+        try:
+            fetch_s = _since(started)
+            ran = time.time()
+            plain = {k: v for k, v in args.items() if k not in files}
+            self.progress = lifecycle.throttled(progress)  # the work horse's copy of self
+            output = self.compute(kind, plain, files, self.limits(kind))
+            main = files.get(kind.main_input) if kind.main_input else None
+            return Computed(output, main.name if main is not None else None,
+                            sum(f.size for f in files.values()), fetch_s, _since(ran))
+        finally:
+            for file in files.values():
+                file.close()
 
     def load_args(self, job: wire.Job) -> dict[str, Any]:
         if job.args_key is None:
@@ -141,45 +192,17 @@ class Executor:
                                time_limit_s=min(kind.time_limit_s,
                                                 self.time_limit_s or kind.time_limit_s))
 
-    def perform(self, kind: registry.Kind, args: dict[str, Any], files: dict[str, Any],
-                limits: registry.Limits) -> registry.Output:
-        """`compute` in a work horse: its time and memory limited, its crash not ours.
-
-        Over its time: time_limit; over its memory: too_large; a crash of the work horse
-        or an unexpected error in it: workhorse.Failed (the loop retries the job). The
-        kind's progress reaches the watch; the watch's cancel kills the work horse: cancelled.
-        """
-        watch = self.watch
-        if watch is not None and watch.cancel.is_set():
-            raise wire.JobError(wire.CANCELLED, watch.cancelled_message())
-
-        def in_child(progress: workhorse.Progress) -> registry.Output:
-            self.progress = lifecycle.throttled(progress)  # the child's copy of self
-            return self.compute(kind, args, files, limits)
-
-        try:
-            return workhorse.run(
-                in_child,
-                time_limit_s=limits.time_limit_s,
-                memory_limit_bytes=limits.memory_budget_bytes + ADDRESS_SPACE_HEADROOM,
-                on_progress=watch.reported if watch is not None else None,
-                cancel=watch.cancel if watch is not None else None)
-        except workhorse.Cancelled:
-            assert watch is not None
-            raise wire.JobError(wire.CANCELLED, watch.cancelled_message()) from None
-
     def compute(self, kind: registry.Kind, args: dict[str, Any], files: dict[str, Any],
                 limits: registry.Limits) -> registry.Output:
         """The kind's function (runs in the work horse), with its progress callback."""
         return kind.call(args, files, limits, self.progress)
 
     def store_output(self, job: wire.Job, kind: registry.Kind, output: registry.Output,
-                     files: dict[str, Any]) -> dict[str, Any]:
+                     input_name: str | None) -> dict[str, Any]:
         """Put the output file (if any) under outputs/<job_id>/; the result's value."""
         value = dict(output.value)
         if output.data is not None:
-            main = files.get(kind.main_input) if kind.main_input else None
-            stem = PurePosixPath(main.name).stem if main is not None else "output"
+            stem = PurePosixPath(input_name).stem if input_name is not None else "output"
             key = contract.output_key(job.job_id,
                                       contract.output_name(stem, kind.name, output.suffix))
             content_type = output.content_type or "application/octet-stream"

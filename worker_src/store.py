@@ -4,9 +4,8 @@
 
 Fork safety (the work horse is a forked child, workhorse.py): a child must never send a
 request over a connection of its parent's pools (both would read the same socket). The
-first read of an input uses the response the parent's GET opened for it, whose
-connection that response alone holds; any later request of a child goes through a new
-session and client, made in the child on first use.
+child makes its own session and client (`connect`, which the work horse calls as it starts,
+before its first job) and keeps it for its life.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ from . import aws, contract, wire
 
 
 class Store(Protocol):
+    def connect(self) -> None: ...
     def open(self, key: str, max_bytes: int) -> Any: ...
     def put(self, key: str, data: bytes, content_type: str) -> None: ...
     def put_result(self, result: wire.Result) -> None: ...
@@ -90,6 +90,10 @@ class S3Store:
         if self._s3 is None:  # first use in a forked child
             self._s3 = self._connect(self._forked_from)
         return self._s3
+
+    def connect(self) -> None:
+        """Make the client now (a work horse does as it starts, before its first job)."""
+        _ = self.s3
 
     def _after_fork(self) -> None:
         if self._s3 is not None:

@@ -106,6 +106,7 @@ class Worker:
         if self.config.ready_file:
             self.config.ready_file.write_text(self.identity + "\n")
         log.info("worker %s polling %s", self.identity, self.config.request_queue_url)
+        self._start_work_horse()
         threading.Thread(target=self.heartbeat, name="heartbeat", daemon=True).start()
         try:
             while not self._stopping.is_set():
@@ -126,6 +127,7 @@ class Worker:
         finally:
             # The heartbeat outlives a SIGTERM: the job in hand keeps its message until done.
             self._finished.set()
+            self.executor.close()
         self.protection.set_busy(False)
         log.info("worker %s stopped: %d jobs processed, errors by code %s, %d failed attempts, "
                  "%d dead-lettered", self.identity, self.stats.processed,
@@ -133,6 +135,13 @@ class Worker:
 
     def stop(self) -> None:
         self._stopping.set()
+
+    def _start_work_horse(self) -> None:
+        """Fork the work horse before the first job (off its path); a job retries it."""
+        try:
+            self.executor.start()
+        except Exception as exc:
+            log.warning("work horse not started (%s); the first job starts it", describe(exc))
 
     def install_signal_handlers(self) -> None:
         """SIGTERM/SIGINT: finish the job in hand, take no new one; a second one stops at once.

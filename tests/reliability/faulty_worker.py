@@ -5,9 +5,12 @@
 Nothing here is imported by the worker itself. Faults are injected from outside: botocore
 event hooks on every client the worker creates (HTTP-level errors, throttling, dropped
 connections, delays, before the SDK's own retries see them), and subclasses of the worker's
-override points (Executor.open_files/perform/compute, Worker.heartbeat) for points no AWS call
-marks. `in_compute` fires inside the work horse (the job's child process): a kill there kills
-the work horse, not the worker; "hog" allocates memory there.
+override points (Executor.perform/open_files/compute, Worker.heartbeat) for points no AWS call
+marks. Reading the inputs, `after_read` and `in_compute` happen inside the work horse (the
+worker's child process, which runs each job sent to it): a kill at `in_compute` kills the
+work horse, not the worker ("hog" allocates memory there); a kill at any other point kills
+the worker (its work horse dies with it), wherever the point fires. The work horse learns the
+job's receive count and the batch's from the job it is sent (`TracedJob`).
 
 Environment:
   WQW_FAULT_PLAN    JSON file {"rules": [rule, ...]}, re-read whenever it changes. A rule:
@@ -35,11 +38,22 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ConnectionClosedError
+
+from worker_src import wire
+
+
+@dataclass(frozen=True)
+class TracedJob(wire.Job):
+    """A job as the harness sends it to the work horse: with what the worker's injector knows."""
+
+    receive_count: int | None = None
+    batch_max: int = 0
 
 # Where a fault can be injected, in the order a job meets them.
 POINTS = (
@@ -85,6 +99,7 @@ class Injector:
         self._counts: dict[str, int] = {}  # job id -> receive count, latest
         self._batch_max = 0  # highest receive count among the messages held now
         self.job = threading.local()  # the job whose function runs in this thread
+        self.worker_pid = os.getpid()  # the work horse is a child of it
 
     @classmethod
     def from_env(cls) -> Injector:
@@ -97,7 +112,9 @@ class Injector:
     def log(self, event: str, **fields: Any) -> None:
         if self.events is None:
             return
-        line = json.dumps({"t": time.time(), "pid": os.getpid(), "event": event, **fields})
+        # "pid": the worker's, also for what happens in its work horse ("in_work_horse").
+        where = {"pid": self.worker_pid, "in_work_horse": os.getpid() != self.worker_pid}
+        line = json.dumps({"t": time.time(), **where, "event": event, **fields})
         fd = os.open(self.events, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, (line + "\n").encode())
@@ -159,6 +176,8 @@ class Injector:
             self.log("fault", rule=rule["id"], point=point, action=action, job=job or None,
                      attempt=self._counts.get(job))
             if action == "kill":
+                if point != "in_compute":  # the worker dies, wherever the point fires
+                    os.kill(self.worker_pid, signal.SIGKILL)
                 os.kill(os.getpid(), signal.SIGKILL)
             if action == "delay":
                 time.sleep(float(rule.get("seconds", 1)))
@@ -297,20 +316,28 @@ class Injector:
                 finally:
                     injector.log("finish", job=job.job_id, attempt=attempt_seen)
 
+            def perform(self, job: Any, kind: Any) -> Any:
+                jobs = [job.job_id]
+                injector._raise_if(injector.fire("before_compute", jobs,
+                                                 ("kill", "delay", "raise")))
+                traced = TracedJob(**vars(job), receive_count=injector._counts.get(job.job_id),
+                                   batch_max=injector._batch_max)
+                computed = super().perform(traced, kind)
+                injector._raise_if(injector.fire("after_compute", jobs,
+                                                 ("kill", "delay", "raise")))
+                return computed
+
+            def in_work_horse(self, job: Any, progress: Any) -> Any:
+                injector.job.current = job.job_id  # in the work horse: what the worker knew
+                injector._counts[job.job_id] = job.receive_count
+                injector._batch_max = job.batch_max
+                return super().in_work_horse(job, progress)
+
             def open_files(self, job: Any, kind: Any, args: Any) -> Any:
                 files = super().open_files(job, kind, args)
                 injector._raise_if(injector.fire("after_read", [job.job_id],
                                                  ("kill", "delay", "raise")))
                 return files
-
-            def perform(self, kind: Any, args: Any, files: Any, limits: Any) -> Any:
-                jobs = [getattr(injector.job, "current", "")]
-                injector._raise_if(injector.fire("before_compute", jobs,
-                                                 ("kill", "delay", "raise")))
-                output = super().perform(kind, args, files, limits)
-                injector._raise_if(injector.fire("after_compute", jobs,
-                                                 ("kill", "delay", "raise")))
-                return output
 
             def compute(self, kind: Any, args: Any, files: Any, limits: Any) -> Any:
                 rule = injector.fire("in_compute", [getattr(injector.job, "current", "")],
@@ -346,9 +373,7 @@ class Injector:
 
 
 def _job_of(body: str) -> str:
-    from worker_src import wire  # bounded: a hostile body must not break the harness either
-
-    try:
+    try:  # bounded: a hostile body must not break the harness either
         job = wire.parse_json(body).get("job_id")
     except (ValueError, AttributeError):
         return ""
