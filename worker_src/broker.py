@@ -142,8 +142,3 @@ def _sent_at(message: Mapping[str, Any]) -> float | None:
 def _chunks(messages: list[Message]) -> list[list[Message]]:
     return [[messages[i] for i in indexes]
             for indexes in sqs_batches([len(m.receipt) for m in messages])]
-
-
-# The name worker.py imports (it is being rewritten beside this change); aws.error_text
-# is the one definition.
-describe = error_text

@@ -4,8 +4,9 @@
         -> flush: results to reply queues (batched) or S3, then broker.delete
 
 All SQS I/O goes through the broker (broker.py), all job work through the executor
-(executor.py, whose job functions run in a work horse); this loop only decides. A message
-is deleted only after its result is delivered. A job that can never succeed (bad input)
+(executor.py, whose job functions run in a work horse); this loop only decides. Results
+are delivered and messages acknowledged by the Worker's `Delivering` part (delivery.py): a
+message is deleted only after its result is delivered. A job that can never succeed (bad input)
 gets an error result at once. Any other failure leaves the message to come back after a
 backoff; on its last allowed receive the client gets an `internal` error result and the
 message is moved to the dead-letter queue. While a message is held, a heartbeat keeps it
@@ -24,16 +25,15 @@ import signal
 import socket
 import threading
 import time
-from collections import defaultdict
-from dataclasses import dataclass, field
 from typing import Any
 
-from . import metrics, wire
-from .broker import Broker, Message, QueueGone, describe
+from . import wire
+from .aws import error_text
+from .broker import Broker, Message
 from .capacity import BacklogSignal
 from .config import WorkerConfig
-from .contract import MessageAttribute
-from .executor import Execution, Executor
+from .delivery import Delivering, Held, Stats
+from .executor import Executor
 from .lifecycle import Lifecycle
 from .protection import ScaleInProtection
 from .store import Store
@@ -47,34 +47,13 @@ FLUSH_AFTER_SECONDS = 0.2
 BATCH_SECONDS = 1.0
 
 
-@dataclass
-class _Held:
-    """A received message the worker has not acknowledged yet."""
-
-    message: Message
-    state: str = "pending"  # pending -> done -> acked, or pending -> retry
-    job: wire.Job | None = None  # decoded, once
-    unreadable: wire.WireError | None = None  # or why it could not be
-    result: wire.Result | None = None
-    execution: Execution | None = None
-    reply_to: str | None = None
-    dead_letter_reason: str | None = None
-    received_at: float = field(default_factory=time.time)
-
-
-@dataclass
-class _Stats:
-    processed: int = 0
-    failed_attempts: int = 0
-    dead_lettered: int = 0
-    by_code: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-
-
 def worker_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-class Worker:
+class Worker(Delivering):
+    """Receives jobs, has each executed, decides what becomes of each message."""
+
     def __init__(self, config: WorkerConfig, broker: Broker, store: Store,
                  executor: Executor | None = None,
                  protection: ScaleInProtection | None = None,
@@ -91,11 +70,11 @@ class Worker:
         # Full batches in a row raise the group's capacity (capacity.py).
         self.backlog = backlog or BacklogSignal(None, None, None, "")
         self.lifecycle = Lifecycle(broker, store, self.identity)
-        self.stats = _Stats()
+        self.stats = Stats()
         self._stopping = threading.Event()
         self._finished = threading.Event()
         self._job_seconds = 0.0  # moving average of one job's run time
-        self._held: list[_Held] = []
+        self._held: list[Held] = []
         self._held_lock = threading.Lock()
 
     # ---- lifecycle -------------------------------------------------------
@@ -114,7 +93,7 @@ class Worker:
                     asked = self.batch_size()
                     messages = self.broker.receive(asked, self.config.wait_seconds)
                 except Exception as exc:  # keep receiving whatever happens
-                    log.warning("receive failed (%s); retrying in 1 s", describe(exc))
+                    log.warning("receive failed (%s); retrying in 1 s", error_text(exc))
                     self._stopping.wait(1)
                     continue
                 self.protection.set_busy(bool(messages))
@@ -141,7 +120,7 @@ class Worker:
         try:
             self.executor.start()
         except Exception as exc:
-            log.warning("work horse not started (%s); the first job starts it", describe(exc))
+            log.warning("work horse not started (%s); the first job starts it", error_text(exc))
 
     def install_signal_handlers(self) -> None:
         """SIGTERM/SIGINT: finish the job in hand, take no new one; a second one stops at once.
@@ -171,7 +150,7 @@ class Worker:
                 return
             except Exception as exc:
                 log.warning("request queue not reachable (%s); retrying in %.0f s",
-                            describe(exc), delay)
+                            error_text(exc), delay)
                 self._stopping.wait(delay)
                 delay = min(delay * 2, 60.0)
 
@@ -194,7 +173,7 @@ class Worker:
 
     def process_batch(self, messages: list[Message]) -> None:
         # Jobs on their last allowed receive go first, each with a stand-in result in S3.
-        batch = sorted((_Held(m) for m in messages), key=lambda h: -h.message.receive_count)
+        batch = sorted((Held(m) for m in messages), key=lambda h: -h.message.receive_count)
         self.lifecycle.batch_started()
         with self._held_lock:
             self._held.extend(batch)
@@ -233,23 +212,20 @@ class Worker:
             with self._held_lock:
                 self._held = [h for h in self._held if h not in batch]
 
-    def _take_cancels(self, controls: list[_Held], batch: list[_Held]) -> None:
+    def _take_cancels(self, controls: list[Held], batch: list[Held]) -> None:
         """Cancel messages first: a job of this batch that one names never starts."""
         in_hand = {h.job.job_id for h in batch if h.job is not None}
         for held in controls:
             held.dead_letter_reason = self.lifecycle.take_cancel(held.message, in_hand)
             held.state = "done"  # deleted with the batch's next acknowledgement
 
-    def _last_chance(self, held: _Held) -> bool:
-        return held.message.receive_count >= self.config.max_receive_count
-
-    def _decode(self, held: _Held) -> None:
+    def _decode(self, held: Held) -> None:
         try:
             held.job = wire.decode_job(held.message.body)
         except wire.WireError as exc:
             held.unreadable = exc
 
-    def _store_stand_in(self, held: _Held) -> None:
+    def _store_stand_in(self, held: Held) -> None:
         """Leave an error result in S3 that the real one overwrites.
 
         If this worker dies too, SQS moves the message to the dead-letter queue on
@@ -268,17 +244,17 @@ class Worker:
                                                     worker=self.identity, attempt=count))
         except Exception as exc:
             log.warning("could not store the stand-in result of job %s (%s)", job_id,
-                        describe(exc))
+                        error_text(exc))
 
-    def _handle_alone(self, held: _Held) -> None:
+    def _handle_alone(self, held: Held) -> None:
         """`handle`, whatever it raises concerning this message alone."""
         try:
             self.handle(held)
         except Exception as exc:
             held.result = None
-            self._failed(held, describe(exc))
+            self._failed(held, error_text(exc))
 
-    def _failed(self, held: _Held, reason: str) -> None:
+    def _failed(self, held: Held, reason: str) -> None:
         """A failure that may pass: retried after a backoff; on the last receive, answered
         `internal` (if the job can be named) and dead-lettered with the reason."""
         self.stats.failed_attempts += 1
@@ -304,7 +280,7 @@ class Worker:
         except Exception:  # a broker that cannot tell: the result goes to S3
             return False
 
-    def handle(self, held: _Held) -> None:
+    def handle(self, held: Held) -> None:
         """Run one job; leave `held` done (result ready) or not done (retry later)."""
         attempt = held.message.receive_count
         if held.job is None and held.unreadable is None:
@@ -342,7 +318,7 @@ class Worker:
                 finally:
                     self.executor.watch = None
         except Exception as exc:
-            self._failed(held, describe(exc))
+            self._failed(held, error_text(exc))
             return
         held.result = held.execution.result
         if not held.result.ok:
@@ -350,119 +326,3 @@ class Worker:
         if held.result.error_code == wire.CANCELLED:
             self.lifecycle.clean_up(job)
         held.state = "done"
-
-    def _error(self, job_id: str, code: str, message: str, attempt: int) -> wire.Result:
-        self.stats.by_code[code] += 1
-        return wire.error_result(job_id, code, message, worker=self.identity, attempt=attempt)
-
-    # ---- delivering and acknowledging ------------------------------------------
-
-    def _flush(self, batch: list[_Held]) -> None:
-        """Deliver the results of finished jobs, then delete their messages."""
-        ready = [h for h in batch if h.state == "done"]
-        if not ready:
-            return
-        by_queue: dict[str, list[_Held]] = defaultdict(list)
-        for held in ready:
-            if held.result is not None and held.reply_to:
-                by_queue[held.reply_to].append(held)
-            elif held.result is not None:
-                self._store_or_retry(held)
-        for queue_url, group in by_queue.items():
-            self._send_results(queue_url, group)
-        for held in ready:
-            if self._also_store(held) and held.reply_to and held.state == "done":
-                try:  # replace the stand-in result; the client has the real one anyway
-                    self.store.put_result(held.result)
-                except Exception as exc:
-                    log.warning("job %s: the stand-in result in S3 stays (%s)",
-                                held.result.job_id, describe(exc))
-        for held in ready:
-            if held.dead_letter_reason and held.state == "done":
-                try:
-                    self.broker.dead_letter(held.message.body, held.dead_letter_reason)
-                    self.stats.dead_lettered += 1
-                except Exception as exc:
-                    self._mark_retry([held], exc)
-        acked = [h for h in ready if h.state == "done"]
-        self.broker.delete([h.message for h in acked])
-        for held in acked:
-            held.state = "acked"
-            if held.result is not None:
-                self.stats.processed += 1
-                try:
-                    self.finished(held)
-                except Exception as exc:  # a log line lost is no reason to stop the batch
-                    log.warning("could not log job %s (%s)", held.result.job_id, describe(exc))
-
-    def _also_store(self, held: _Held) -> bool:
-        """Whether a result sent to a reply queue goes to S3 too: where a stale one may be.
-
-        On a job's last receive the stand-in is there; a redriven job's old result was
-        removed by the redrive, and `result JOB_ID` must find the new one.
-        """
-        return (self._last_chance(held) or MessageAttribute.REDRIVEN in held.message.attributes
-                # whoever cancelled it reads it there (docs/cancel.md)
-                or (held.result is not None and held.result.error_code == wire.CANCELLED))
-
-    def finished(self, held: _Held) -> None:
-        """A job's result is delivered and its message deleted: log it, and its metric line."""
-        result = held.result
-        self.lifecycle.finished(result.job_id, "ok" if result.ok else str(result.error_code))
-        log.info("job %s %s (attempt %d)", result.job_id,
-                 "ok" if result.ok else result.error_code, held.message.receive_count)
-        if self.config.metric_namespace:
-            execution = held.execution
-            kind = execution.kind if execution else held.job.kind if held.job else None
-            metrics.write(metrics.job_metrics(
-                self.config.metric_namespace, metrics.kind_dimension(kind, self.executor.kinds),
-                result, execution.input_bytes if execution else None))
-
-    def _send_results(self, queue_url: str, group: list[_Held]) -> None:
-        try:
-            failed = self.broker.send_results(queue_url, [self._encoded(h) for h in group])
-        except QueueGone:
-            log.info("reply queue %s is gone; storing results in S3", queue_url)
-            failed = set(range(len(group)))
-        except Exception as exc:  # also a dropped connection, after the SDK's retries
-            self._mark_retry(group, exc)
-            return
-        for index in sorted(failed):
-            self._store_or_retry(group[index])
-
-    def _encoded(self, held: _Held) -> str:
-        """The result's message; one that cannot be written becomes an `internal` error."""
-        try:
-            return wire.encode_result(held.result)
-        except Exception as exc:
-            log.error("job %s: its result cannot be written (%s)", held.result.job_id,
-                      describe(exc))
-            held.result = self._error(held.result.job_id, wire.INTERNAL,
-                                      f"the job's result could not be written: {describe(exc)}",
-                                      held.message.receive_count)
-            return wire.encode_result(held.result)
-
-    def _store_or_retry(self, held: _Held) -> None:
-        self._encoded(held)  # one that cannot be written is replaced first
-        try:
-            self.store.put_result(held.result)
-        except Exception as exc:
-            self._mark_retry([held], exc)
-
-    def _mark_retry(self, helds: list[_Held], exc: Exception) -> None:
-        log.warning("could not deliver %d result(s) (%s); the job(s) will be retried",
-                    len(helds), describe(exc))
-        for held in helds:
-            held.dead_letter_reason = None
-            self._backoff(held)
-
-    def _backoff(self, held: _Held) -> None:
-        """Let the message come back after 2, 4, 8... seconds (capped)."""
-        held.state = "retry"
-        delay = min(self.config.visibility_timeout, 2 ** held.message.receive_count)
-        self.broker.change_visibility([held.message], delay)
-
-    def _release(self, helds: list[_Held]) -> None:
-        """Hand messages this worker will not process back to the queue at once."""
-        if helds:
-            self.broker.change_visibility([h.message for h in helds], 0)
