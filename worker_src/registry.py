@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
+from .contract import MAX_PIXELS
 from .wire import shown
 
 # Argument types, as written in `kinds --json` and the wire format's args (the pipeline's
@@ -229,7 +230,9 @@ class Kind:
     main_input: str | None = None
     output: str = JSON
     max_input_bytes: int = 200 * 1024 * 1024
-    max_pixels: int | None = None
+    # Pixels an input image may have (checked from its header); the worker's WQW_MAX_PIXELS
+    # replaces it.
+    max_pixels: int = MAX_PIXELS
     # A check across arguments (e.g. low < high): raise ArgError naming one of them.
     check: Callable[[dict[str, Any]], None] | None = None
     # True: `run` takes a `progress` keyword, a Progress (the fraction done, 0 to 1).

@@ -77,7 +77,6 @@ KIND = Kind(
     main_input="image",
     output=IMAGE,
     example={"format": "png", "metadata": "strip"},
-    max_pixels=120_000_000,
     check=check,
     step=convert_step,
 )

@@ -88,7 +88,6 @@ KIND = Kind(
     main_input="image",
     output=IMAGE,
     example={"left": 0.25, "right": 0.75, "units": "fractions"},
-    max_pixels=120_000_000,
     check=check,
     step=crop_step,
 )

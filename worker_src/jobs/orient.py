@@ -33,6 +33,5 @@ KIND = Kind(
     args=(Arg("image", FILE, "the image (JPEG, PNG, GIF or BMP)"),),
     main_input="image",
     output=IMAGE,
-    max_pixels=120_000_000,
     step=orient_step,
 )

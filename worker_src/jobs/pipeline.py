@@ -61,7 +61,6 @@ KIND = Kind(
     output=IMAGE,
     example={"steps": [{"kind": "orient"}, {"kind": "thumbnail", "args": {"width": 256}},
                        {"kind": "equalize"}]},
-    max_pixels=120_000_000,
     check=check,
     progress=True,
 )

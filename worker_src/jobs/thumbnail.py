@@ -99,7 +99,6 @@ KIND = Kind(
     main_input="image",
     output=IMAGE,
     example={"width": 256},
-    max_pixels=120_000_000,
     check=check,
     step=thumbnail_step,
 )
