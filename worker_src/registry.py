@@ -170,7 +170,9 @@ class Arg:
                 "allowed": self.range_text()}
 
 
-# The option every image kind has: turn the image upright first (what the orient kind does).
+# The input of most image kinds, and the option every image kind has: turn the image upright
+# first (what the orient kind does).
+IMAGE_FILE = Arg("image", FILE, "the image (JPEG, PNG, GIF or BMP)")
 ORIENT = Arg("orient", BOOL, "apply the EXIF orientation first (turn the image upright) and "
                              "clear the tag", default=False)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..registry import FILE, FLOAT, IMAGE, ORIENT, Arg, Kind
+from ..registry import FLOAT, IMAGE, IMAGE_FILE, ORIENT, Arg, Kind
 from ._table_kind import table_functions
 
 
@@ -29,7 +29,7 @@ KIND = Kind(
     summary="Gamma correction (skimage.exposure.adjust_gamma): 255 * gain * (v/255)**gamma.",
     run=gamma,
     args=(
-        Arg("image", FILE, "the image (JPEG, PNG, GIF or BMP)"),
+        IMAGE_FILE,
         Arg("gamma", FLOAT, "the exponent: below 1 brightens, above 1 darkens",
             default=1.0, minimum=0),
         Arg("gain", FLOAT, "the constant multiplier (results above 255 become 255)",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..registry import BOOL, FILE, FLOAT, IMAGE, ORIENT, Arg, Kind
+from ..registry import BOOL, FLOAT, IMAGE, IMAGE_FILE, ORIENT, Arg, Kind
 from ._table_kind import table_functions
 
 
@@ -29,7 +29,7 @@ KIND = Kind(
     summary="Logarithmic correction (skimage.exposure.adjust_log): 255 * gain * log2(1 + v/255).",
     run=log,
     args=(
-        Arg("image", FILE, "the image (JPEG, PNG, GIF or BMP)"),
+        IMAGE_FILE,
         # Above 1, scikit-image's uint8 result wraps around (510 becomes 254).
         Arg("gain", FLOAT, "the constant multiplier", default=1.0, minimum=0, maximum=1),
         Arg("inv", BOOL, "the inverse correction: 255 * gain * (2**(v/255) - 1)",

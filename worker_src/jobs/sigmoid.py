@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..registry import BOOL, FILE, FLOAT, IMAGE, ORIENT, Arg, Kind
+from ..registry import BOOL, FLOAT, IMAGE, IMAGE_FILE, ORIENT, Arg, Kind
 from ._table_kind import table_functions
 
 
@@ -31,7 +31,7 @@ KIND = Kind(
             "255 / (1 + exp(gain * (cutoff - v/255))).",
     run=sigmoid,
     args=(
-        Arg("image", FILE, "the image (JPEG, PNG, GIF or BMP)"),
+        IMAGE_FILE,
         Arg("cutoff", FLOAT, "the level (0 to 1) at the curve's midpoint",
             default=0.5, minimum=0, maximum=1),
         Arg("gain", FLOAT, "the curve's steepness", default=10.0, minimum=0),

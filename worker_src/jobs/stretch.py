@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..registry import FILE, FLOAT, IMAGE, ORIENT, Arg, ArgError, Kind
+from ..registry import FLOAT, IMAGE, IMAGE_FILE, ORIENT, Arg, ArgError, Kind
 from ._table_kind import table_functions
 
 
@@ -64,7 +64,7 @@ KIND = Kind(
             "high-th percentile to 0..255.",
     run=stretch,
     args=(
-        Arg("image", FILE, "the image (JPEG, PNG, GIF or BMP)"),
+        IMAGE_FILE,
         Arg("low", FLOAT, "the percentile of the colour samples that becomes 0",
             default=2.0, minimum=0, maximum=100),
         Arg("high", FLOAT, "the percentile of the colour samples that becomes 255",
