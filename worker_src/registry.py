@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
+from .contract import MAX_PIXELS
 from .wire import shown
 
 # Argument types, as written in `kinds --json` and the wire format's args (the pipeline's
@@ -169,7 +170,9 @@ class Arg:
                 "allowed": self.range_text()}
 
 
-# The option every image kind has: turn the image upright first (what the orient kind does).
+# The input of most image kinds, and the option every image kind has: turn the image upright
+# first (what the orient kind does).
+IMAGE_FILE = Arg("image", FILE, "the image (JPEG, PNG, GIF or BMP)")
 ORIENT = Arg("orient", BOOL, "apply the EXIF orientation first (turn the image upright) and "
                              "clear the tag", default=False)
 
@@ -229,7 +232,9 @@ class Kind:
     main_input: str | None = None
     output: str = JSON
     max_input_bytes: int = 200 * 1024 * 1024
-    max_pixels: int | None = None
+    # Pixels an input image may have (checked from its header); the worker's WQW_MAX_PIXELS
+    # replaces it.
+    max_pixels: int = MAX_PIXELS
     # A check across arguments (e.g. low < high): raise ArgError naming one of them.
     check: Callable[[dict[str, Any]], None] | None = None
     # True: `run` takes a `progress` keyword, a Progress (the fraction done, 0 to 1).

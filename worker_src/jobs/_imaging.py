@@ -23,10 +23,11 @@ from typing import Any, BinaryIO
 from PIL import Image, ImageFile, JpegImagePlugin, PngImagePlugin, UnidentifiedImageError
 
 from .. import wire
+from ..contract import MAX_PIXELS
 from ..registry import JobFile, Limits, Output
 
 # 100 MP images pass; the worker may lower or raise it with WQW_MAX_PIXELS.
-DEFAULT_MAX_PIXELS = 120_000_000
+DEFAULT_MAX_PIXELS = MAX_PIXELS
 
 # Formats we read and write back in the same format. Pillow calls a JPEG that
 # carries extra pictures (camera previews, MPF) "MPO"; we treat it as a JPEG.

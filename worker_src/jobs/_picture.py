@@ -131,13 +131,12 @@ def run_step(picture: Picture, kind: Kind, args: dict[str, Any],
     """One step: its `orient` option first, its own pixel cap, then the kind's step."""
     if args.get("orient"):
         picture.orient()
-    if kind.max_pixels is not None:
-        width, height = picture.size
-        cap = min(kind.max_pixels, limits.max_pixels or kind.max_pixels)
-        if width * height > cap:
-            raise wire.JobError(
-                wire.TOO_LARGE, f"{kind.name} takes at most {cap:,} pixels; its image is "
-                f"{width}x{height} = {width * height:,}")
+    width, height = picture.size
+    cap = min(kind.max_pixels, limits.max_pixels or kind.max_pixels)
+    if width * height > cap:
+        raise wire.JobError(
+            wire.TOO_LARGE, f"{kind.name} takes at most {cap:,} pixels; its image is "
+            f"{width}x{height} = {width * height:,}")
     assert kind.step is not None
     picture.image = kind.step(picture, args, files, limits)
 

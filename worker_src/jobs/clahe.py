@@ -137,6 +137,7 @@ KIND = Kind(
     main_input="image",
     output=IMAGE,
     step=clahe_step,
+    # Below the shared cap: CLAHE keeps about 3 more bytes a pixel beside the image.
     max_pixels=50_000_000,
     check=check,
     progress=True,

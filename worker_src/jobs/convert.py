@@ -14,8 +14,8 @@ from typing import Any
 
 from ..registry import (
     BOOL,
-    FILE,
     IMAGE,
+    IMAGE_FILE,
     INT,
     ORIENT,
     STR,
@@ -64,7 +64,7 @@ KIND = Kind(
             "and metadata options.",
     run=convert,
     args=(
-        Arg("image", FILE, "the image (JPEG, PNG, GIF or BMP)"),
+        IMAGE_FILE,
         Arg("format", STR, "the output's format", choices=FORMATS),
         Arg("quality", INT, "the encoder's quality, 1 (smallest) to 100 (best); default: "
                             "Pillow's (75 for jpeg and avif, 80 for webp)",
@@ -77,7 +77,6 @@ KIND = Kind(
     main_input="image",
     output=IMAGE,
     example={"format": "png", "metadata": "strip"},
-    max_pixels=120_000_000,
     check=check,
     step=convert_step,
 )

@@ -11,7 +11,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..registry import FILE, FLOAT, IMAGE, ORIENT, STR, Arg, ArgError, JobFile, Kind, Limits, Output
+from ..registry import (
+    FLOAT,
+    IMAGE,
+    IMAGE_FILE,
+    ORIENT,
+    STR,
+    Arg,
+    ArgError,
+    JobFile,
+    Kind,
+    Limits,
+    Output,
+)
 
 PIXELS, FRACTIONS = "pixels", "fractions"
 
@@ -74,7 +86,7 @@ KIND = Kind(
     summary="Crop to a box (left, top, right, bottom) in pixels or in fractions of the size.",
     run=crop,
     args=(
-        Arg("image", FILE, "the image (JPEG, PNG, GIF or BMP)"),
+        IMAGE_FILE,
         Arg("left", FLOAT, "the box's left edge", default=0.0, minimum=0, maximum=1e9),
         Arg("top", FLOAT, "the box's top edge", default=0.0, minimum=0, maximum=1e9),
         Arg("right", FLOAT, "the box's right edge, excluded (default: the image's)",
@@ -88,7 +100,6 @@ KIND = Kind(
     main_input="image",
     output=IMAGE,
     example={"left": 0.25, "right": 0.75, "units": "fractions"},
-    max_pixels=120_000_000,
     check=check,
     step=crop_step,
 )

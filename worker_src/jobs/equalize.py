@@ -8,41 +8,18 @@ the whole computation is one 256-entry table built from the image's histogram.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, BinaryIO
 
-from ..registry import (
-    FILE,
-    IMAGE,
-    ORIENT,
-    Arg,
-    JobFile,
-    Kind,
-    Limits,
-    Output,
-    Progress,
-    no_progress,
-)
-
-
-def equalize(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits,
-             progress: Progress = no_progress) -> Output:
-    from ._tables import run_tables
-
-    return run_tables(files["image"], limits, equalize_tables(args), progress=progress,
-                      orient=args["orient"])
-
-
-def equalize_step(picture: Any, args: dict[str, Any], files: Mapping[str, JobFile],
-                  limits: Limits) -> Any:
-    from ._tables import tables_step
-
-    return tables_step(picture.pixels(), equalize_tables(args))
+from ..registry import FILE, IMAGE, ORIENT, Arg, Kind
+from ._table_kind import table_functions
 
 
 def equalize_tables(args: dict[str, Any]) -> Any:
     """histograms -> tables, for these arguments."""
     return lambda hist: equalization_lut(hist.sum(axis=0))
+
+
+equalize, equalize_step = table_functions(equalize_tables)
 
 
 def equalization_lut(histogram: Any) -> Any:
@@ -97,6 +74,5 @@ KIND = Kind(
     main_input="image",
     output=IMAGE,
     step=equalize_step,
-    max_pixels=120_000_000,
     progress=True,
 )

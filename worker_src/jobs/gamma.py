@@ -2,42 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from ..registry import (
-    FILE,
-    FLOAT,
-    IMAGE,
-    ORIENT,
-    Arg,
-    JobFile,
-    Kind,
-    Limits,
-    Output,
-    Progress,
-    no_progress,
-)
-
-
-def gamma(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits,
-          progress: Progress = no_progress) -> Output:
-    from ._tables import run_tables
-
-    return run_tables(files["image"], limits, gamma_tables(args), progress=progress,
-                      orient=args["orient"])
-
-
-def gamma_step(picture: Any, args: dict[str, Any], files: Mapping[str, JobFile],
-               limits: Limits) -> Any:
-    from ._tables import tables_step
-
-    return tables_step(picture.pixels(), gamma_tables(args))
+from ..registry import FLOAT, IMAGE, IMAGE_FILE, ORIENT, Arg, Kind
+from ._table_kind import table_functions
 
 
 def gamma_tables(args: dict[str, Any]) -> Any:
     """histograms -> tables, for these arguments."""
     return lambda _: gamma_table(args["gamma"], args["gain"])
+
+
+gamma, gamma_step = table_functions(gamma_tables)
 
 
 def gamma_table(exponent: float, gain: float) -> Any:
@@ -53,7 +29,7 @@ KIND = Kind(
     summary="Gamma correction (skimage.exposure.adjust_gamma): 255 * gain * (v/255)**gamma.",
     run=gamma,
     args=(
-        Arg("image", FILE, "the image (JPEG, PNG, GIF or BMP)"),
+        IMAGE_FILE,
         Arg("gamma", FLOAT, "the exponent: below 1 brightens, above 1 darkens",
             default=1.0, minimum=0),
         Arg("gain", FLOAT, "the constant multiplier (results above 255 become 255)",
@@ -63,6 +39,5 @@ KIND = Kind(
     main_input="image",
     output=IMAGE,
     step=gamma_step,
-    max_pixels=120_000_000,
     progress=True,
 )

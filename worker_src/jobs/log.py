@@ -2,43 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from ..registry import (
-    BOOL,
-    FILE,
-    FLOAT,
-    IMAGE,
-    ORIENT,
-    Arg,
-    JobFile,
-    Kind,
-    Limits,
-    Output,
-    Progress,
-    no_progress,
-)
-
-
-def log(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits,
-        progress: Progress = no_progress) -> Output:
-    from ._tables import run_tables
-
-    return run_tables(files["image"], limits, log_tables(args), progress=progress,
-                      orient=args["orient"])
-
-
-def log_step(picture: Any, args: dict[str, Any], files: Mapping[str, JobFile],
-             limits: Limits) -> Any:
-    from ._tables import tables_step
-
-    return tables_step(picture.pixels(), log_tables(args))
+from ..registry import BOOL, FLOAT, IMAGE, IMAGE_FILE, ORIENT, Arg, Kind
+from ._table_kind import table_functions
 
 
 def log_tables(args: dict[str, Any]) -> Any:
     """histograms -> tables, for these arguments."""
     return lambda _: log_table(args["gain"], args["inv"])
+
+
+log, log_step = table_functions(log_tables)
 
 
 def log_table(gain: float, inv: bool) -> Any:
@@ -54,7 +29,7 @@ KIND = Kind(
     summary="Logarithmic correction (skimage.exposure.adjust_log): 255 * gain * log2(1 + v/255).",
     run=log,
     args=(
-        Arg("image", FILE, "the image (JPEG, PNG, GIF or BMP)"),
+        IMAGE_FILE,
         # Above 1, scikit-image's uint8 result wraps around (510 becomes 254).
         Arg("gain", FLOAT, "the constant multiplier", default=1.0, minimum=0, maximum=1),
         Arg("inv", BOOL, "the inverse correction: 255 * gain * (2**(v/255) - 1)",
@@ -64,6 +39,5 @@ KIND = Kind(
     main_input="image",
     output=IMAGE,
     step=log_step,
-    max_pixels=120_000_000,
     progress=True,
 )

@@ -110,6 +110,5 @@ KIND = Kind(
     main_input="image",
     output=IMAGE,
     step=match_step,
-    max_pixels=120_000_000,
     progress=True,
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..registry import FILE, IMAGE, Arg, JobFile, Kind, Limits, Output
+from ..registry import IMAGE, IMAGE_FILE, JobFile, Kind, Limits, Output
 
 
 def orient(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits) -> Output:
@@ -30,9 +30,8 @@ KIND = Kind(
     summary="Turn the image upright from its EXIF orientation (ImageOps.exif_transpose) and "
             "clear the tag.",
     run=orient,
-    args=(Arg("image", FILE, "the image (JPEG, PNG, GIF or BMP)"),),
+    args=(IMAGE_FILE,),
     main_input="image",
     output=IMAGE,
-    max_pixels=120_000_000,
     step=orient_step,
 )

@@ -15,6 +15,7 @@ from .. import registry
 from ..registry import (
     FILE,
     IMAGE,
+    IMAGE_FILE,
     Arg,
     ArgError,
     JobFile,
@@ -52,7 +53,7 @@ KIND = Kind(
             "orient,thumbnail:width=800,equalize,convert:format=webp.",
     run=pipeline,
     args=(
-        Arg("image", FILE, "the image (JPEG, PNG, GIF or BMP)"),
+        IMAGE_FILE,
         StepsArg("steps", "kind[:arg=value...] joined by commas, e.g. orient,thumbnail:"
                          "width=800,convert:format=webp (or the wire format's JSON list)"),
         Arg("reference", FILE, "the reference image of a match step", default=None),
@@ -61,7 +62,6 @@ KIND = Kind(
     output=IMAGE,
     example={"steps": [{"kind": "orient"}, {"kind": "thumbnail", "args": {"width": 256}},
                        {"kind": "equalize"}]},
-    max_pixels=120_000_000,
     check=check,
     progress=True,
 )

@@ -2,43 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from ..registry import (
-    BOOL,
-    FILE,
-    FLOAT,
-    IMAGE,
-    ORIENT,
-    Arg,
-    JobFile,
-    Kind,
-    Limits,
-    Output,
-    Progress,
-    no_progress,
-)
-
-
-def sigmoid(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits,
-            progress: Progress = no_progress) -> Output:
-    from ._tables import run_tables
-
-    return run_tables(files["image"], limits, sigmoid_tables(args), progress=progress,
-                      orient=args["orient"])
-
-
-def sigmoid_step(picture: Any, args: dict[str, Any], files: Mapping[str, JobFile],
-                 limits: Limits) -> Any:
-    from ._tables import tables_step
-
-    return tables_step(picture.pixels(), sigmoid_tables(args))
+from ..registry import BOOL, FLOAT, IMAGE, IMAGE_FILE, ORIENT, Arg, Kind
+from ._table_kind import table_functions
 
 
 def sigmoid_tables(args: dict[str, Any]) -> Any:
     """histograms -> tables, for these arguments."""
     return lambda _: sigmoid_table(args["cutoff"], args["gain"], args["inv"])
+
+
+sigmoid, sigmoid_step = table_functions(sigmoid_tables)
 
 
 def sigmoid_table(cutoff: float, gain: float, inv: bool) -> Any:
@@ -56,7 +31,7 @@ KIND = Kind(
             "255 / (1 + exp(gain * (cutoff - v/255))).",
     run=sigmoid,
     args=(
-        Arg("image", FILE, "the image (JPEG, PNG, GIF or BMP)"),
+        IMAGE_FILE,
         Arg("cutoff", FLOAT, "the level (0 to 1) at the curve's midpoint",
             default=0.5, minimum=0, maximum=1),
         Arg("gain", FLOAT, "the curve's steepness", default=10.0, minimum=0),
@@ -66,6 +41,5 @@ KIND = Kind(
     main_input="image",
     output=IMAGE,
     step=sigmoid_step,
-    max_pixels=120_000_000,
     progress=True,
 )

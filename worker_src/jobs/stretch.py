@@ -2,43 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from ..registry import (
-    FILE,
-    FLOAT,
-    IMAGE,
-    ORIENT,
-    Arg,
-    ArgError,
-    JobFile,
-    Kind,
-    Limits,
-    Output,
-    Progress,
-    no_progress,
-)
-
-
-def stretch(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits,
-            progress: Progress = no_progress) -> Output:
-    from ._tables import run_tables
-
-    return run_tables(files["image"], limits, stretch_tables(args), progress=progress,
-                      orient=args["orient"])
-
-
-def stretch_step(picture: Any, args: dict[str, Any], files: Mapping[str, JobFile],
-                 limits: Limits) -> Any:
-    from ._tables import tables_step
-
-    return tables_step(picture.pixels(), stretch_tables(args))
+from ..registry import FLOAT, IMAGE, IMAGE_FILE, ORIENT, Arg, ArgError, Kind
+from ._table_kind import table_functions
 
 
 def stretch_tables(args: dict[str, Any]) -> Any:
     """histograms -> tables, for these arguments."""
     return lambda hist: stretch_table(hist.sum(axis=0), args["low"], args["high"])
+
+
+stretch, stretch_step = table_functions(stretch_tables)
 
 
 def stretch_table(histogram: Any, low: float, high: float) -> Any:
@@ -89,7 +64,7 @@ KIND = Kind(
             "high-th percentile to 0..255.",
     run=stretch,
     args=(
-        Arg("image", FILE, "the image (JPEG, PNG, GIF or BMP)"),
+        IMAGE_FILE,
         Arg("low", FLOAT, "the percentile of the colour samples that becomes 0",
             default=2.0, minimum=0, maximum=100),
         Arg("high", FLOAT, "the percentile of the colour samples that becomes 255",
@@ -99,7 +74,6 @@ KIND = Kind(
     main_input="image",
     output=IMAGE,
     step=stretch_step,
-    max_pixels=120_000_000,
     check=check,
     progress=True,
 )

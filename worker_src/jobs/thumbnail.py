@@ -14,7 +14,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..registry import BOOL, FILE, IMAGE, INT, ORIENT, Arg, ArgError, JobFile, Kind, Limits, Output
+from ..registry import (
+    BOOL,
+    IMAGE,
+    IMAGE_FILE,
+    INT,
+    ORIENT,
+    Arg,
+    ArgError,
+    JobFile,
+    Kind,
+    Limits,
+    Output,
+)
 
 MAX_SIDE = 65_535  # the largest side JPEG, WebP and Pillow's encoders all take
 # The interpreter with Pillow and the decoded input, beside an enlarged thumbnail.
@@ -84,7 +96,7 @@ KIND = Kind(
             "resize; JPEGs shrink while decoding).",
     run=thumbnail,
     args=(
-        Arg("image", FILE, "the image (JPEG, PNG, GIF or BMP)"),
+        IMAGE_FILE,
         Arg("width", INT, "the largest width in pixels", default=None, minimum=1,
             maximum=MAX_SIDE),
         Arg("height", INT, "the largest height in pixels", default=None, minimum=1,
@@ -99,7 +111,6 @@ KIND = Kind(
     main_input="image",
     output=IMAGE,
     example={"width": 256},
-    max_pixels=120_000_000,
     check=check,
     step=thumbnail_step,
 )
