@@ -15,10 +15,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from worker_src import contract, wire
+from botocore.exceptions import ClientError
+
+from worker_src import aws, contract, wire
 from worker_src import wire_lifecycle as lw
 
-from .errors import ClientFailure, UsageError, aws_call
+from .errors import AwsUnavailable, ClientFailure, UsageError, aws_call
 
 # States of a job, as the CLI's --json and the web page name them.
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
@@ -82,8 +84,10 @@ def _read(client: Any, key: str, limit: int = 64 * 1024) -> bytes | None:
     try:
         body = client.s3.get_object(Bucket=client.stack.bucket, Key=key)["Body"]
         return body.read(limit)
-    except Exception:  # missing (the usual case) or unreadable: nothing to say
-        return None
+    except ClientError as exc:  # missing is the usual case; any other error is the caller's
+        if aws.object_missing(exc):
+            return None
+        raise AwsUnavailable(aws.error_text(exc), aws.error_code(exc)) from None
 
 
 # ---- cancel ---------------------------------------------------------------------------------

@@ -21,17 +21,23 @@ def protected(autoscaling, group):
     return instance["ProtectedFromScaleIn"]
 
 
-@mock_aws
-def test_protection_follows_the_busy_state():
+def one_instance_group(**options):
+    """A group "workers" with one instance (moto): the client and that instance."""
     ec2 = boto3.client("ec2")
     autoscaling = boto3.client("autoscaling")
     image = ec2.describe_images()["Images"][0]["ImageId"]
     autoscaling.create_launch_configuration(LaunchConfigurationName="lc", ImageId=image,
                                             InstanceType="t2.micro")
     autoscaling.create_auto_scaling_group(AutoScalingGroupName="workers",
-                                          LaunchConfigurationName="lc", MinSize=1, MaxSize=1,
-                                          AvailabilityZones=["us-east-1a"])
+                                          LaunchConfigurationName="lc", MinSize=1,
+                                          AvailabilityZones=["us-east-1a"], **options)
     [instance] = autoscaling.describe_auto_scaling_groups()["AutoScalingGroups"][0]["Instances"]
+    return autoscaling, instance
+
+
+@mock_aws
+def test_protection_follows_the_busy_state():
+    autoscaling, instance = one_instance_group(MaxSize=1)
     counting = Counting(autoscaling)
     protection = ScaleInProtection(counting, "workers", instance["InstanceId"])
 
@@ -46,16 +52,7 @@ def test_protection_follows_the_busy_state():
 @mock_aws
 def test_the_first_idle_receive_lifts_the_launch_protection():
     """A scaling group launches its instances protected; the worker's first call lifts it."""
-    ec2 = boto3.client("ec2")
-    autoscaling = boto3.client("autoscaling")
-    image = ec2.describe_images()["Images"][0]["ImageId"]
-    autoscaling.create_launch_configuration(LaunchConfigurationName="lc", ImageId=image,
-                                            InstanceType="t2.micro")
-    autoscaling.create_auto_scaling_group(AutoScalingGroupName="workers",
-                                          LaunchConfigurationName="lc", MinSize=1, MaxSize=2,
-                                          AvailabilityZones=["us-east-1a"],
-                                          NewInstancesProtectedFromScaleIn=True)
-    [instance] = autoscaling.describe_auto_scaling_groups()["AutoScalingGroups"][0]["Instances"]
+    autoscaling, instance = one_instance_group(MaxSize=2, NewInstancesProtectedFromScaleIn=True)
     assert instance["ProtectedFromScaleIn"] is True
     counting = Counting(autoscaling)
     protection = ScaleInProtection(counting, "workers", instance["InstanceId"])
