@@ -48,7 +48,7 @@ class S3File:
         try:
             return self._store.s3.get_object(Bucket=self._bucket, Key=self.key)
         except ClientError as exc:
-            if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
+            if aws.object_missing(exc):
                 raise wire.JobError(wire.NOT_FOUND,
                                     f"s3://{self._bucket}/{self.key} does not exist") from None
             raise
@@ -114,7 +114,7 @@ class S3Store:
         try:
             self.s3.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
-            if exc.response["Error"]["Code"] in ("NoSuchKey", "404", "NotFound"):
+            if aws.object_missing(exc):
                 return False
             raise
         return True
