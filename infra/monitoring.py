@@ -1,14 +1,16 @@
 """The stack's log group, alarm topic, dead-letter alarm and stuck-backlog alarm."""
 
+from collections.abc import Callable
+
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra.queues import JobQueues
 from worker_src import contract
 
 # How long a replacement worker may take to install and take jobs: twice the cold launch
@@ -35,22 +37,14 @@ class Monitoring(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        requests: sqs.IQueue,
-        dead_letters: sqs.IQueue,
+        queues: JobQueues,
         alarm_email: str | None = None,
-        visibility_timeout: int = contract.VISIBILITY_TIMEOUT,
-        max_receive_count: int = contract.MAX_RECEIVE_COUNT,
     ) -> None:
         """
-        :param requests: the request queue; its oldest message's age is the backlog alarm's
-            metric.
-        :param dead_letters: the dead-letter queue; any visible message raises its alarm.
+        :param queues: the job queues: any visible dead letter raises an alarm, and so does the
+            requests queue's oldest message once older than its visibility timeouts allow.
         :param alarm_email: address subscribed to the alarm topic.
             @default None (no subscription)
-        :param visibility_timeout: the request queue's visibility timeout in seconds.
-            @default contract.VISIBILITY_TIMEOUT (120)
-        :param max_receive_count: receives before a job moves to the dead-letter queue.
-            @default contract.MAX_RECEIVE_COUNT (3)
         """
         super().__init__(scope, construct_id)
         self.log_group = logs.LogGroup(
@@ -62,39 +56,42 @@ class Monitoring(Construct):
         self.topic = sns.Topic(self, "AlarmTopic", enforce_ssl=True)
         if alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
-        minute = Duration.minutes(1)
 
-        self.dead_letter_alarm = cloudwatch.Alarm(
-            self,
+        receives = queues.max_receive_count
+        visibility_timeout = int(queues.visibility_timeout.to_seconds())
+        self.dead_letter_alarm = self._alarm(
             "DeadLetterAlarm",
-            alarm_description="A job message reached the dead-letter queue (failed 3 receives).",
-            metric=dead_letters.metric_approximate_number_of_messages_visible(
-                period=minute, statistic="Maximum"
-            ),
+            f"A job message reached the dead-letter queue (failed {receives} receives).",
+            queues.dead_letters.metric_approximate_number_of_messages_visible,
             threshold=0,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            evaluation_periods=1,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        threshold = backlog_age_threshold(visibility_timeout, receives)
+        # The age only grows while nothing takes jobs, so one minute above the line is enough.
+        self.backlog_alarm = self._alarm(
+            "BacklogAgeAlarm",
+            f"The oldest waiting job is older than {threshold} s ({receives} visibility "
+            f"timeouts of {visibility_timeout} s plus a new worker's {WORKER_WARMUP_SECONDS} s "
+            "warm-up): no worker takes jobs, or too few.",
+            queues.requests.metric_approximate_age_of_oldest_message,
+            threshold=threshold,
         )
 
-        threshold = backlog_age_threshold(visibility_timeout, max_receive_count)
-        # The age only grows while nothing takes jobs, so one minute above the line is enough.
-        self.backlog_alarm = cloudwatch.Alarm(
+    def _alarm(
+        self, alarm_id: str, description: str, metric: Callable[..., cloudwatch.Metric], *,
+        threshold: int,
+    ) -> cloudwatch.Alarm:
+        """An alarm when `metric`'s one-minute maximum is above `threshold`, sent to the topic
+        as it goes into ALARM and back to OK."""
+        alarm = cloudwatch.Alarm(
             self,
-            "BacklogAgeAlarm",
-            alarm_description=(
-                f"The oldest waiting job is older than {threshold} s ({max_receive_count} "
-                f"visibility timeouts of {visibility_timeout} s plus a new worker's "
-                f"{WORKER_WARMUP_SECONDS} s warm-up): no worker takes jobs, or too few."
-            ),
-            metric=requests.metric_approximate_age_of_oldest_message(
-                period=minute, statistic="Maximum"
-            ),
+            alarm_id,
+            alarm_description=description,
+            metric=metric(period=Duration.minutes(1), statistic="Maximum"),
             threshold=threshold,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             evaluation_periods=1,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        for alarm in (self.dead_letter_alarm, self.backlog_alarm):
-            alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.topic))
-            alarm.add_ok_action(cloudwatch_actions.SnsAction(self.topic))
+        alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.topic))
+        alarm.add_ok_action(cloudwatch_actions.SnsAction(self.topic))
+        return alarm

@@ -27,6 +27,8 @@ class JobQueues(Construct):
             @default contract.MAX_RECEIVE_COUNT (3)
         """
         super().__init__(scope, construct_id)
+        self.visibility_timeout = visibility_timeout
+        self.max_receive_count = max_receive_count
         self.dead_letters = sqs.Queue(
             self,
             "DeadLetterQueue",

@@ -67,13 +67,33 @@ class BacklogScaling(Construct):
         visible = queue.metric_approximate_number_of_messages_visible(
             period=Duration.minutes(1), statistic="Maximum"
         )
-        scale_out = autoscaling.StepScalingAction(
-            self,
-            "ScaleOut",
-            auto_scaling_group=group,
-            adjustment_type=autoscaling.AdjustmentType.EXACT_CAPACITY,
-            metric_aggregation_type=autoscaling.MetricAggregationType.MAXIMUM,
-        )
+
+        def step_policy(
+            policy_id: str, alarm_id: str, description: str, *, threshold: int,
+            comparison: cloudwatch.ComparisonOperator, evaluation_periods: int = 1,
+        ) -> autoscaling.StepScalingAction:
+            """A policy that sets the group's capacity, and the alarm on `visible` that runs it."""
+            policy = autoscaling.StepScalingAction(
+                self,
+                policy_id,
+                auto_scaling_group=group,
+                adjustment_type=autoscaling.AdjustmentType.EXACT_CAPACITY,
+                metric_aggregation_type=autoscaling.MetricAggregationType.MAXIMUM,
+            )
+            alarm = cloudwatch.Alarm(
+                self,
+                alarm_id,
+                alarm_description=description,
+                metric=visible,
+                threshold=threshold,
+                comparison_operator=comparison,
+                evaluation_periods=evaluation_periods,
+                # No data is not proof of idleness (or of a backlog): leave the workers be.
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+            alarm.add_alarm_action(cloudwatch_actions.AutoScalingAction(policy))
+            return policy
+
         # k waiting jobs ask for low + k // jobs_per_worker workers (from low = 0: one more,
         # so that one job gets a worker), the last step for all of them. Step bounds are
         # relative to the alarm's threshold, the first step's start.
@@ -83,6 +103,13 @@ class BacklogScaling(Construct):
             return max(1, (extra - first) * jobs_per_worker)
 
         threshold = start(1)
+        scale_out = step_policy(
+            "ScaleOut",
+            "BacklogAlarm",
+            f"{threshold} or more jobs wait: one worker per {jobs_per_worker} waiting jobs.",
+            threshold=threshold,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        )
         for extra in range(1, high - low + 1):
             last = extra == high - low
             scale_out.add_adjustment(
@@ -90,37 +117,14 @@ class BacklogScaling(Construct):
                 lower_bound=start(extra) - threshold,
                 upper_bound=None if last else start(extra + 1) - threshold,
             )
-        backlog = cloudwatch.Alarm(
-            self,
-            "BacklogAlarm",
-            alarm_description=f"{threshold} or more jobs wait: one worker per "
-            f"{jobs_per_worker} waiting jobs.",
-            metric=visible,
-            threshold=threshold,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            evaluation_periods=1,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
-        backlog.add_alarm_action(cloudwatch_actions.AutoScalingAction(scale_out))
 
-        scale_in = autoscaling.StepScalingAction(
-            self,
+        scale_in = step_policy(
             "ScaleIn",
-            auto_scaling_group=group,
-            adjustment_type=autoscaling.AdjustmentType.EXACT_CAPACITY,
-            metric_aggregation_type=autoscaling.MetricAggregationType.MAXIMUM,
+            "IdleAlarm",
+            f"No job waiting for {idle_minutes} minutes: back to {low} worker(s); busy "
+            "workers are protected and stay until they find no job.",
+            threshold=1,
+            comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            evaluation_periods=idle_minutes,
         )
         scale_in.add_adjustment(adjustment=low, upper_bound=0)
-        idle = cloudwatch.Alarm(
-            self,
-            "IdleAlarm",
-            alarm_description=f"No job waiting for {idle_minutes} minutes: back to {low} "
-            f"worker(s); busy workers are protected and stay until they find no job.",
-            metric=visible,
-            threshold=1,
-            comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
-            evaluation_periods=idle_minutes,
-            # No data is not proof of idleness: keep the workers.
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
-        idle.add_alarm_action(cloudwatch_actions.AutoScalingAction(scale_in))

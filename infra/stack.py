@@ -33,11 +33,8 @@ class WebQueueWorkerStack(Stack):
         self.monitoring = Monitoring(
             self,
             "Monitoring",
-            requests=self.queues.requests,
-            dead_letters=self.queues.dead_letters,
+            queues=self.queues,
             alarm_email=config.alarm_email,
-            visibility_timeout=config.visibility_timeout,
-            max_receive_count=MAX_RECEIVE_COUNT,
         )
         # Public subnets only and no NAT gateway (about 32 USD a month each): the workers reach
         # the AWS APIs through their public IPv4 address, and nothing may connect to them.

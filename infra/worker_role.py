@@ -84,82 +84,39 @@ def worker_policy(
     """
     arn = f"arn:{Aws.PARTITION}"
     where = f"{Aws.REGION}:{Aws.ACCOUNT_ID}"
-    return iam.PolicyDocument(
-        statements=[
-            iam.PolicyStatement(
-                sid="ConsumeRequests",
-                actions=[
-                    "sqs:ReceiveMessage",
-                    "sqs:DeleteMessage",
-                    "sqs:ChangeMessageVisibility",
-                    "sqs:GetQueueAttributes",
-                ],
-                resources=[requests.queue_arn],
-            ),
-            iam.PolicyStatement(
-                sid="DeadLetterUnparseable",
-                actions=["sqs:SendMessage"],
-                resources=[dead_letters.queue_arn],
-            ),
-            iam.PolicyStatement(
-                sid="SendReplies",
-                actions=["sqs:SendMessage"],
-                resources=[f"{arn}:sqs:{where}:{reply_queue_prefix}*"],
-            ),
-            iam.PolicyStatement(
-                sid="ReadInputs",
-                actions=["s3:GetObject"],
-                resources=[bucket.arn_for_objects(f"{contract.INPUTS}*")],
-            ),
-            iam.PolicyStatement(
-                sid="WriteOutputsAndResults",
-                actions=["s3:PutObject"],
-                resources=[
-                    bucket.arn_for_objects(f"{contract.OUTPUTS}*"),
-                    bucket.arn_for_objects(f"{contract.RESULTS}*"),
-                ],
-            ),
-            iam.PolicyStatement(
-                sid="ReadCancelMarkers",  # a HEAD of cancels/<job_id> (docs/cancel.md)
-                actions=["s3:GetObject"],
-                resources=[bucket.arn_for_objects(f"{contract.CANCELS}*")],
-            ),
-            iam.PolicyStatement(
-                sid="KeepRunningStates",  # running/<job_id>.json while a long job runs
-                actions=["s3:PutObject", "s3:DeleteObject"],
-                resources=[bucket.arn_for_objects(f"{contract.RUNNING}*")],
-            ),
-            iam.PolicyStatement(
-                sid="DeleteCancelledInputs",
-                actions=["s3:DeleteObject"],
-                resources=[bucket.arn_for_objects(f"{contract.INPUTS}*")],
-            ),
-            iam.PolicyStatement(
-                sid="ShipLogs",
-                actions=["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-                resources=[log_group.log_group_arn],
-            ),
-            # Protect itself while busy; raise capacity on a backlog (worker_src/capacity.py);
-            # finish its launch (install.sh and the boot unit complete the lifecycle hook).
-            iam.PolicyStatement(
-                sid="OwnGroup",
-                actions=[
-                    "autoscaling:SetInstanceProtection",
-                    "autoscaling:SetDesiredCapacity",
-                    "autoscaling:CompleteLifecycleAction",
-                ],
-                resources=[group_arn(group_name)],
-            ),
-            # Describe calls take no resource; it reads MaxSize and DesiredCapacity.
-            iam.PolicyStatement(
-                sid="ReadGroups",
-                actions=["autoscaling:DescribeAutoScalingGroups"],
-                resources=["*"],
-            ),
-            iam.PolicyStatement(
-                sid="DownloadWorkerAsset",
-                actions=["s3:GetObject"],
-                resources=[asset.bucket.arn_for_objects(asset.s3_object_key)],
-            ),
-        ]
-    )
+
+    def objects(*prefixes: str) -> list[str]:
+        return [bucket.arn_for_objects(f"{prefix}*") for prefix in prefixes]
+
+    grants = [  # (sid, actions, resources)
+        ("ConsumeRequests",
+         ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
+          "sqs:GetQueueAttributes"],
+         [requests.queue_arn]),
+        ("DeadLetterUnparseable", ["sqs:SendMessage"], [dead_letters.queue_arn]),
+        ("SendReplies", ["sqs:SendMessage"], [f"{arn}:sqs:{where}:{reply_queue_prefix}*"]),
+        ("ReadInputs", ["s3:GetObject"], objects(contract.INPUTS)),
+        ("WriteOutputsAndResults", ["s3:PutObject"], objects(contract.OUTPUTS, contract.RESULTS)),
+        # a HEAD of cancels/<job_id> (docs/cancel.md)
+        ("ReadCancelMarkers", ["s3:GetObject"], objects(contract.CANCELS)),
+        # running/<job_id>.json while a long job runs
+        ("KeepRunningStates", ["s3:PutObject", "s3:DeleteObject"], objects(contract.RUNNING)),
+        ("DeleteCancelledInputs", ["s3:DeleteObject"], objects(contract.INPUTS)),
+        ("ShipLogs",
+         ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+         [log_group.log_group_arn]),
+        # Protect itself while busy; raise capacity on a backlog (worker_src/capacity.py);
+        # finish its launch (install.sh and the boot unit complete the lifecycle hook).
+        ("OwnGroup",
+         ["autoscaling:SetInstanceProtection", "autoscaling:SetDesiredCapacity",
+          "autoscaling:CompleteLifecycleAction"],
+         [group_arn(group_name)]),
+        # Describe calls take no resource; it reads MaxSize and DesiredCapacity.
+        ("ReadGroups", ["autoscaling:DescribeAutoScalingGroups"], ["*"]),
+        ("DownloadWorkerAsset", ["s3:GetObject"],
+         [asset.bucket.arn_for_objects(asset.s3_object_key)]),
+    ]
+    return iam.PolicyDocument(statements=[
+        iam.PolicyStatement(sid=sid, actions=actions, resources=resources)
+        for sid, actions, resources in grants
+    ])
