@@ -27,6 +27,16 @@ function el(tag, className, text) {
   return node;
 }
 
+// A table body's rows, or, when there are none, one row saying so across its `columns`.
+function rowsOrNote(rows, note, columns) {
+  if (rows.length) return rows;
+  const row = el("tr");
+  const cell = el("td", "note", note);
+  cell.colSpan = columns;
+  row.append(cell);
+  return [row];
+}
+
 async function api(path, options = {}) {
   const response = await fetch(path, { credentials: "same-origin", ...options });
   let body = null;
@@ -346,14 +356,7 @@ async function pollStatus() {
       row.append(el("td", "mono", w.id), el("td", null, w.state), el("td", null, w.health));
       return row;
     });
-    if (!rows.length) {
-      const row = el("tr");
-      const cell = el("td", "note", "no worker group in this stack's outputs");
-      cell.colSpan = 3;
-      row.append(cell);
-      rows.push(row);
-    }
-    $("workers").replaceChildren(...rows);
+    $("workers").replaceChildren(...rowsOrNote(rows, "no worker group in this stack's outputs", 3));
     $("status-note").textContent = `updated ${new Date().toLocaleTimeString()}`;
   } catch (error) {
     $("status-note").textContent = `status unavailable: ${error.message}`;
@@ -390,7 +393,7 @@ async function start() {
     const [info, catalogue] = await Promise.all([api("/api/info"), api("/api/kinds")]);
     $("stack-name").textContent = info.stack;
     $("upload-limit").textContent = `up to ${Math.round(info.max_upload_bytes / 1048576)} MiB per image`;
-    state.deadLetters = deadLetterPanel({ $, api, el });
+    state.deadLetters = deadLetterPanel({ $, api, el, rowsOrNote });
     for (const kind of catalogue.kinds) state.kinds.set(kind.name, kind);
     fillKinds(info.default_kind);
   } catch (error) {

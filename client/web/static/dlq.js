@@ -3,7 +3,7 @@
 
 const REREAD_MS = 60000; // read again when the status's count changes, or this often
 
-export function deadLetterPanel({ $, api, el }) {
+export function deadLetterPanel({ $, api, el, rowsOrNote }) {
   let count = null; // the status's dead-letter count at the last listing
   let readAt = 0;
 
@@ -12,15 +12,8 @@ export function deadLetterPanel({ $, api, el }) {
     try {
       const listing = await api("/api/dlq");
       const rows = listing.dead_letters.map(row);
-      if (!rows.length) {
-        const empty = el("tr");
-        const cell = el("td", "note", "no dead letters");
-        cell.colSpan = 6;
-        empty.append(cell);
-        rows.push(empty);
-      }
       if (listing.truncated) $("dlq-report").textContent = `only the first ${listing.count} were read`;
-      $("dead-letter-rows").replaceChildren(...rows);
+      $("dead-letter-rows").replaceChildren(...rowsOrNote(rows, "no dead letters", 6));
       $("dlq-redrive-all").disabled = !listing.count;
     } catch (error) {
       count = null; // read again at the next status
