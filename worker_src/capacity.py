@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -78,21 +79,20 @@ def raise_capacity(autoscaling: Any, sqs: Any, group: str, queue_url: str,
     return wanted
 
 
+@dataclass(eq=False)
 class BacklogSignal:
     """A worker's view of the backlog: after FULL_BATCHES_IN_A_ROW full receives, raise the
     group's capacity (at most once per RAISE_INTERVAL_SECONDS). Without a group (the worker
     outside an Auto Scaling group) it does nothing."""
 
-    def __init__(self, autoscaling: Any, sqs: Any, group: str | None, queue_url: str,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.autoscaling = autoscaling
-        self.sqs = sqs
-        self.group = group
-        self.queue_url = queue_url
-        self.clock = clock
-        self.full_in_a_row = 0
-        self.last_raise = float("-inf")
-        self.raises = 0  # calls made, for the local stack's and the tests' eyes
+    autoscaling: Any
+    sqs: Any
+    group: str | None
+    queue_url: str
+    clock: Callable[[], float] = time.monotonic
+    full_in_a_row: int = field(default=0, init=False)
+    last_raise: float = field(default=float("-inf"), init=False)
+    raises: int = field(default=0, init=False)  # calls made, for the local stack's and tests' eyes
 
     def observe(self, received: int, asked: int) -> None:
         """One receive's outcome: `received` messages of the `asked` most."""
