@@ -250,7 +250,7 @@ def test_match_without_a_reference_file_is_bad_input_naming_it() -> None:
         match.KIND.check_args({"image": "a.png"})
     assert refused.value.name == "reference"
     with pytest.raises(wire.JobError) as caught:  # sent anyway
-        match.KIND.run({}, {"image": image}, limits())
+        match.KIND.run(registry.JobContext({}, {"image": image}, limits()))
     assert caught.value.code == wire.BAD_INPUT and "reference" in caught.value.message
 
 

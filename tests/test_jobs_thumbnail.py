@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from tests.exposure_helpers import decoded, limits
+from tests.exposure_helpers import decoded, limits, run_kind
 from tests.image_steps_helpers import (
     MODES,
     ORIENTATIONS,
@@ -80,10 +80,8 @@ def test_an_image_that_fits_keeps_its_size_unless_enlarge_is_asked():
 
 def test_an_enlarged_thumbnail_beyond_the_pixel_cap_is_too_large():
     file = png_file("L", size=(30, 20))
-    kind = registry.get_kind("thumbnail")
-    args = kind.check_args({"image": "x", "width": 60000, "enlarge": True})
     with pytest.raises(wire.JobError) as caught:
-        kind.run({k: v for k, v in args.items() if k != "image"}, {"image": file}, limits())
+        run("thumbnail", {"image": file}, width="60000", enlarge="true")
     assert caught.value.code == wire.TOO_LARGE and "60000x40000" in caught.value.message
 
 
@@ -120,10 +118,8 @@ def test_the_draft_is_used_only_for_jpeg_and_a_gif_thumbnail_stays_a_gif():
 
 def test_an_enlarged_thumbnail_beyond_the_memory_budget_is_too_large():
     file = png_file("RGB", size=(30, 20))
-    kind = registry.get_kind("thumbnail")
-    args = kind.check_args({"image": "x", "width": 3000, "enlarge": True})
     with pytest.raises(wire.JobError) as caught:
-        kind.run({k: v for k, v in args.items() if k != "image"}, {"image": file},
-                 limits(memory_budget_bytes=120 * 1024 * 1024))
+        run_kind(registry.get_kind("thumbnail"), {"width": 3000, "enlarge": True},
+                 {"image": file}, limits(memory_budget_bytes=120 * 1024 * 1024))
     assert caught.value.code == wire.TOO_LARGE
     assert "a 3000x2000 thumbnail needs about 153 MB" in caught.value.message
