@@ -8,14 +8,16 @@ Standard library only at the top (the kind modules import it where the client li
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from ..registry import IMAGE, IMAGE_FILE, ORIENT, Arg, JobContext, Kind, Output
 
 # A check across arguments: see Kind.check.
 Check = Callable[[dict[str, Any]], None]
-# A kind's arguments -> (histograms -> tables): see _tables.MakeTables.
-TablesFor = Callable[[dict[str, Any]], Callable[[Any], Any]]
+# A table kind's tables from its arguments and the image's colour histograms (channels x 256
+# counts): channels x 256 uint8 values, or 256 for every channel (see _tables.MakeTables).
+Tables = Callable[[dict[str, Any], Any], Any]
 
 
 def step_kind(name: str, summary: str, step: Callable[[Any, JobContext], Any],
@@ -34,9 +36,9 @@ def step_kind(name: str, summary: str, step: Callable[[Any, JobContext], Any],
     return kind
 
 
-def table_kind(name: str, summary: str, tables_for: TablesFor, args: tuple[Arg, ...] = (),
+def table_kind(name: str, summary: str, tables: Tables, args: tuple[Arg, ...] = (),
                *, image: Arg = IMAGE_FILE, check: Check | None = None) -> Kind:
-    """The kind whose pixels are `tables_for(args)` applied to its image (see _tables).
+    """The kind whose pixels are its `tables` applied to its image (see _tables).
 
     Alone it reports progress by strips; as a step it changes the decoded image in place.
     """
@@ -44,12 +46,12 @@ def table_kind(name: str, summary: str, tables_for: TablesFor, args: tuple[Arg, 
     def run(ctx: JobContext) -> Output:
         from ._tables import run_tables
 
-        return run_tables(ctx, tables_for(ctx.args))
+        return run_tables(ctx, partial(tables, ctx.args))
 
     def step(picture: Any, ctx: JobContext) -> Any:
         from ._tables import tables_step
 
-        return tables_step(picture.pixels(), tables_for(ctx.args))
+        return tables_step(picture.pixels(), partial(tables, ctx.args))
 
     return Kind(name=name, summary=summary, run=run, args=(image, *args, ORIENT),
                 main_input=image.name, output=IMAGE, step=step, check=check)

@@ -14,11 +14,6 @@ from ..registry import FILE, Arg
 from ._image_kinds import table_kind
 
 
-def equalize_tables(args: dict[str, Any]) -> Any:
-    """histograms -> tables, for these arguments."""
-    return lambda hist: equalization_lut(hist.sum(axis=0))
-
-
 def equalization_lut(histogram: Any) -> Any:
     """The uint8 table equalize_hist + img_as_ubyte amount to, for an 8-bit histogram.
 
@@ -66,6 +61,6 @@ def equalize_image(data: bytes | BinaryIO, *, max_pixels: int | None = None) -> 
 KIND = table_kind(
     "equalize",
     "Histogram equalization (skimage.exposure.equalize_hist), same format and mode.",
-    equalize_tables,
+    lambda _args, histograms: equalization_lut(histograms.sum(axis=0)),
     image=Arg("image", FILE, "the image to equalize (JPEG, PNG, GIF or BMP)"),
 )

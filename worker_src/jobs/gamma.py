@@ -8,11 +8,6 @@ from ..registry import FLOAT, Arg
 from ._image_kinds import table_kind
 
 
-def gamma_tables(args: dict[str, Any]) -> Any:
-    """histograms -> tables, for these arguments."""
-    return lambda _: gamma_table(args["gamma"], args["gain"])
-
-
 def gamma_table(exponent: float, gain: float) -> Any:
     """adjust_gamma of every 8-bit value: scikit-image's own table for uint8 images."""
     import numpy as np
@@ -24,7 +19,7 @@ def gamma_table(exponent: float, gain: float) -> Any:
 KIND = table_kind(
     "gamma",
     "Gamma correction (skimage.exposure.adjust_gamma): 255 * gain * (v/255)**gamma.",
-    gamma_tables,
+    lambda args, _histograms: gamma_table(args["gamma"], args["gain"]),
     args=(
         Arg("gamma", FLOAT, "the exponent: below 1 brightens, above 1 darkens",
             default=1.0, minimum=0),

@@ -8,17 +8,12 @@ from ..registry import BOOL, FLOAT, Arg
 from ._image_kinds import table_kind
 
 
-def log_tables(args: dict[str, Any]) -> Any:
-    """histograms -> tables, for these arguments."""
-    return lambda _: log_table(args["gain"], args["inv"])
-
-
-def log_table(gain: float, inv: bool) -> Any:
+def log_tables(args: dict[str, Any], _histograms: Any) -> Any:
     """adjust_log of every 8-bit value (its uint8 result, truncated as scikit-image does)."""
     import numpy as np
     from skimage import exposure
 
-    return exposure.adjust_log(np.arange(256, dtype=np.uint8), gain, inv)
+    return exposure.adjust_log(np.arange(256, dtype=np.uint8), args["gain"], args["inv"])
 
 
 KIND = table_kind(

@@ -8,18 +8,14 @@ from ..registry import BOOL, FLOAT, Arg
 from ._image_kinds import table_kind
 
 
-def sigmoid_tables(args: dict[str, Any]) -> Any:
-    """histograms -> tables, for these arguments."""
-    return lambda _: sigmoid_table(args["cutoff"], args["gain"], args["inv"])
-
-
-def sigmoid_table(cutoff: float, gain: float, inv: bool) -> Any:
+def sigmoid_tables(args: dict[str, Any], _histograms: Any) -> Any:
     """adjust_sigmoid of every 8-bit value (its uint8 result, truncated as scikit-image does)."""
     import numpy as np
     from skimage import exposure
 
     with np.errstate(over="ignore"):  # exp(large) is inf, and 1 / (1 + inf) is 0 as it should
-        return exposure.adjust_sigmoid(np.arange(256, dtype=np.uint8), cutoff, gain, inv)
+        return exposure.adjust_sigmoid(np.arange(256, dtype=np.uint8), args["cutoff"],
+                                       args["gain"], args["inv"])
 
 
 KIND = table_kind(

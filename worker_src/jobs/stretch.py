@@ -8,21 +8,17 @@ from ..registry import FLOAT, Arg, ArgError
 from ._image_kinds import table_kind
 
 
-def stretch_tables(args: dict[str, Any]) -> Any:
-    """histograms -> tables, for these arguments."""
-    return lambda hist: stretch_table(hist.sum(axis=0), args["low"], args["high"])
-
-
-def stretch_table(histogram: Any, low: float, high: float) -> Any:
+def stretch_tables(args: dict[str, Any], histograms: Any) -> Any:
     """rescale_intensity(v, in_range=np.percentile(image, (low, high))) of every 8-bit value.
 
     The percentiles are those of all colour samples together, found from the
-    histogram with numpy's own arithmetic (method "linear").
+    histograms with numpy's own arithmetic (method "linear").
     """
     import numpy as np
     from skimage import exposure
 
-    in_range = (percentile(histogram, low), percentile(histogram, high))
+    histogram = histograms.sum(axis=0)
+    in_range = (percentile(histogram, args["low"]), percentile(histogram, args["high"]))
     return exposure.rescale_intensity(np.arange(256, dtype=np.uint8), in_range=in_range)
 
 
