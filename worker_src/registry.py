@@ -206,7 +206,7 @@ Progress = Callable[[float], None]
 
 
 def no_progress(_fraction: float) -> None:
-    """The progress callback of a job run without a worker (tests, benchmarks)."""
+    """A progress callback that reports nowhere: a job run without a worker (tests, benchmarks)."""
 
 
 @dataclass(frozen=True)
