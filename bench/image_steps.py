@@ -75,7 +75,7 @@ def run_kind(kind_name: str, args: dict[str, Any], path: Path) -> Any:
     checked = kind.check_args({**args, kind.main_input: path.name})
     checked.pop(kind.main_input)
     limits = registry.Limits(max_input_bytes=kind.max_input_bytes, max_pixels=kind.max_pixels)
-    return kind.run(checked, {kind.main_input: DiskFile(path)}, limits)
+    return kind.run(registry.JobContext(checked, {kind.main_input: DiskFile(path)}, limits))
 
 
 def pipeline_args() -> dict[str, Any]:

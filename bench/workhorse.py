@@ -43,12 +43,15 @@ def run_once(way: str, path: Path) -> float:
         started = time.perf_counter()
         run_kind("equalize", path, None, executor)
         return time.perf_counter() - started
+    from worker_src.registry import JobContext
+
     executor = Executor(store=DiskStore([path.parent]), identity="bench")
     kind = executor.find_kind("equalize")
     started = time.perf_counter()
     args = kind.check_args({kind.main_input: path.name})  # the defaults filled in
     del args[kind.main_input]
-    executor.compute(kind, args, {kind.main_input: DiskFile(path)}, executor.limits(kind))
+    executor.compute(kind, JobContext(args, {kind.main_input: DiskFile(path)},
+                                      executor.limits(kind)))
     return time.perf_counter() - started
 
 

@@ -47,7 +47,7 @@ def run_kind(kind: Kind, args: Mapping[str, Any], files: Mapping[str, FakeFile],
     """What the executor does: check the arguments (file ones by name), then run."""
     checked = kind.check_args({**args, **{name: f.name for name, f in files.items()}})
     checked = {name: value for name, value in checked.items() if name not in kind.file_args()}
-    return kind.run(checked, files, job_limits or limits())
+    return kind.run(registry.JobContext(checked, files, job_limits or limits()))
 
 
 def encoded(image: Image.Image, fmt: str = "PNG", **params: Any) -> bytes:

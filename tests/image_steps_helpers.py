@@ -92,7 +92,7 @@ def run(kind_name: str, files: dict[str, FakeFile], **texts: str) -> Output:
     args = {name: kind.arg(name).parse(text) for name, text in texts.items()}
     checked = kind.check_args({**args, **{name: f.name for name, f in files.items()}})
     plain = {name: value for name, value in checked.items() if name not in kind.file_args()}
-    return kind.run(plain, files, limits())
+    return kind.run(registry.JobContext(plain, files, limits()))
 
 
 def pixels_of(output: Output) -> np.ndarray:

@@ -9,10 +9,11 @@ from worker_src.executor import Executor
 JOB = "0f8fad5b-d9cb-469f-a165-70867728950e"
 
 
-def echo(args, files, limits):
+def echo(ctx):
     """A plugin kind that reports what the executor handed it."""
+    args, files = ctx.args, ctx.files
     value = {"args": args, "files": {n: f.read().decode() for n, f in files.items()},
-             "max_pixels": limits.max_pixels}
+             "max_pixels": ctx.limits.max_pixels}
     if args.get("emit"):
         return registry.Output(value, data=b"out:" + files["doc"].read(),
                                content_type="text/plain", suffix=".txt")

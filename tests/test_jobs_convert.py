@@ -81,7 +81,8 @@ def test_an_image_wider_than_webp_allows_is_bad_input():
     file = FakeFile("wide.png", encoded(Image.new("L", (17_000, 2), 128), "PNG"))
     kind = registry.get_kind("convert")
     with pytest.raises(wire.JobError) as caught:
-        kind.run(kind.check_args({"image": "x", "format": "webp"}), {"image": file}, limits())
+        kind.run(registry.JobContext(kind.check_args({"image": "x", "format": "webp"}),
+                                     {"image": file}, limits()))
     assert caught.value.code == wire.BAD_INPUT and "at most 16,383 pixels a side" in (
         caught.value.message)
 
@@ -100,9 +101,11 @@ def test_an_avif_too_large_for_the_memory_budget_is_refused_from_the_header():
     kind = registry.get_kind("convert")
     small = limits(memory_budget_bytes=150 * 1024 * 1024)
     with pytest.raises(wire.JobError) as caught:
-        kind.run(kind.check_args({"image": "x", "format": "avif"}), {"image": file}, small)
+        kind.run(registry.JobContext(kind.check_args({"image": "x", "format": "avif"}),
+                                     {"image": file}, small))
     assert caught.value.code == wire.TOO_LARGE
     assert "encoding this 2000x1500 image as AVIF needs about 201 MB" in caught.value.message
     with pytest.raises(wire.JobError) as truncated:  # WebP fits: then the pixels are read
-        kind.run(kind.check_args({"image": "x", "format": "webp"}), {"image": file}, small)
+        kind.run(registry.JobContext(kind.check_args({"image": "x", "format": "webp"}),
+                                     {"image": file}, small))
     assert truncated.value.code == wire.BAD_INPUT

@@ -82,14 +82,21 @@ def test_property_each_table_kind_equals_skimage(name: str) -> None:
     check()
 
 
+def run_match(image: tuple[np.ndarray, str],
+              reference: tuple[np.ndarray, str]) -> tuple[registry.Output, np.ndarray]:
+    """The match kind on two drawn images: its output, and the output's pixels."""
+    (pixels, mode), (ref_pixels, ref_mode) = image, reference
+    output = run_kind(match.KIND, {}, {"image": png_file(pixels, mode),
+                                       "reference": png_file(ref_pixels, ref_mode, "ref.png")})
+    return output, np.asarray(decoded(output))
+
+
 @settings(max_examples=40, deadline=None)
 @given(images(modes=("L", "LA")), images(modes=("L", "LA")))
 def test_property_grayscale_match_is_the_colour_paths_answer(image, reference) -> None:
     """scikit-image's grayscale match is float64 0..255; its colour path truncates to uint8."""
-    (pixels, mode), (ref_pixels, ref_mode) = image, reference
-    output = run_kind(match.KIND, {}, {"image": png_file(pixels, mode),
-                                       "reference": png_file(ref_pixels, ref_mode, "ref.png")})
-    result = np.asarray(decoded(output))
+    (pixels, mode), (ref_pixels, _) = image, reference
+    output, result = run_match(image, reference)
     grey, ref_grey = (p if p.ndim == 2 else p[..., 0] for p in (pixels, ref_pixels))
     one_channel = exposure.match_histograms(grey[..., None], ref_grey[..., None],
                                             channel_axis=-1)[..., 0]
@@ -103,10 +110,8 @@ def test_property_grayscale_match_is_the_colour_paths_answer(image, reference) -
 @settings(max_examples=40, deadline=None)
 @given(images(modes=("RGB", "RGBA")), images(modes=("RGB", "RGBA")))
 def test_property_colour_match_equals_skimage_per_channel(image, reference) -> None:
-    (pixels, mode), (ref_pixels, ref_mode) = image, reference
-    output = run_kind(match.KIND, {}, {"image": png_file(pixels, mode),
-                                       "reference": png_file(ref_pixels, ref_mode, "ref.png")})
-    result = np.asarray(decoded(output))
+    (pixels, mode), (ref_pixels, _) = image, reference
+    output, result = run_match(image, reference)
     want = expected(pixels, mode, lambda colour: exposure.match_histograms(
         colour, ref_pixels[..., :3], channel_axis=-1))
     assert np.array_equal(result, want)
@@ -250,7 +255,7 @@ def test_match_without_a_reference_file_is_bad_input_naming_it() -> None:
         match.KIND.check_args({"image": "a.png"})
     assert refused.value.name == "reference"
     with pytest.raises(wire.JobError) as caught:  # sent anyway
-        match.KIND.run({}, {"image": image}, limits())
+        match.KIND.run(registry.JobContext({}, {"image": image}, limits()))
     assert caught.value.code == wire.BAD_INPUT and "reference" in caught.value.message
 
 

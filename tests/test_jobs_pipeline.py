@@ -125,7 +125,7 @@ def test_a_step_keeps_its_kinds_own_pixel_cap():
     saved, module._KINDS = module._KINDS, capped
     try:
         with pytest.raises(wire.JobError) as caught:
-            kind.run({"steps": args["steps"]}, {"image": file}, limits())
+            kind.run(registry.JobContext({"steps": args["steps"]}, {"image": file}, limits()))
     finally:
         module._KINDS = saved
     assert caught.value.code == wire.TOO_LARGE
@@ -137,7 +137,7 @@ def test_a_bad_step_at_run_time_names_its_problem():
     kind = registry.get_kind("pipeline")
     args = kind.check_args({"image": "x", "steps": STEPS.parse("orient,clahe")})
     with pytest.raises(wire.JobError, match="palette \\(P\\) images cannot hold CLAHE"):
-        kind.run({"steps": args["steps"]}, {"image": file}, limits())
+        kind.run(registry.JobContext({"steps": args["steps"]}, {"image": file}, limits()))
 
 
 def test_every_image_kinds_demo_arguments_pass_its_own_check():
@@ -152,5 +152,6 @@ def test_a_pipeline_reports_the_share_of_steps_done():
     kind = registry.get_kind("pipeline")
     args = kind.check_args({"image": "x", "steps": STEPS.parse("orient,equalize,crop:left=2")})
     heard = []
-    kind.call({"steps": args["steps"]}, {"image": file}, limits(), heard.append)
+    kind.run(registry.JobContext({"steps": args["steps"]}, {"image": file}, limits(),
+                                 heard.append))
     assert heard == [0.25, 0.5, 0.75]

@@ -20,7 +20,7 @@ from worker_src import wire
 from worker_src.integer_text import MAX_DIGITS
 from worker_src.jobs import _stats_select, stats
 from worker_src.jobs.stats import KIND, WORKING_BYTES, compute_stats, file_stats
-from worker_src.registry import ArgError, Limits
+from worker_src.registry import ArgError, JobContext, Limits
 
 INT64 = (-(2**63), 2**63 - 1)
 
@@ -249,7 +249,7 @@ def limits(budget_values: int) -> Limits:
 
 def run_file(data: bytes, budget_values: int = 10**7) -> tuple[dict, int]:
     file = FakeFile(data)
-    value = stats.stats({"numbers": None}, {"file": file}, limits(budget_values)).value
+    value = stats.stats(JobContext({"numbers": None}, {"file": file}, limits(budget_values))).value
     return value, file.opened
 
 

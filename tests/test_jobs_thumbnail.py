@@ -1,11 +1,11 @@
 """The thumbnail kind against Pillow's resize(..., LANCZOS) of the full decode."""
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from PIL import Image
 
-from tests.exposure_helpers import decoded, limits
+from tests.exposure_helpers import decoded, limits, run_kind
 from tests.image_steps_helpers import (
     MODES,
     ORIENTATIONS,
@@ -80,10 +80,8 @@ def test_an_image_that_fits_keeps_its_size_unless_enlarge_is_asked():
 
 def test_an_enlarged_thumbnail_beyond_the_pixel_cap_is_too_large():
     file = png_file("L", size=(30, 20))
-    kind = registry.get_kind("thumbnail")
-    args = kind.check_args({"image": "x", "width": 60000, "enlarge": True})
     with pytest.raises(wire.JobError) as caught:
-        kind.run({k: v for k, v in args.items() if k != "image"}, {"image": file}, limits())
+        run("thumbnail", {"image": file}, width="60000", enlarge="true")
     assert caught.value.code == wire.TOO_LARGE and "60000x40000" in caught.value.message
 
 
@@ -94,16 +92,19 @@ def test_a_thumbnail_needs_a_width_or_a_height():
 
 @given(st.integers(1, 5000), st.integers(1, 5000), st.none() | st.integers(1, 3000),
        st.none() | st.integers(1, 3000))
+@example(1, 3, 1, 2)  # the height binds, and the scaled width happens to equal box_w
 def test_the_fitted_size_fits_keeps_the_aspect_and_touches_a_bound(width, height, box_w, box_h):
     if box_w is None and box_h is None:
         return
     new_w, new_h = fitted_size((width, height), box_w, box_h, enlarge=True)
     assert (box_w is None or new_w <= box_w) and (box_h is None or new_h <= box_h)
-    assert new_w == box_w or new_h == box_h
-    # Each side is the other scaled by the aspect ratio, rounded to the nearest pixel.
-    if new_w == box_w:
+    # The bound with the smaller scale is met; the other side is scaled by the aspect ratio,
+    # rounded to the nearest pixel.
+    if box_h is None or (box_w is not None and box_w / width <= box_h / height):
+        assert new_w == box_w
         assert abs(new_h - height * new_w / width) <= 0.5 or new_h == 1
     else:
+        assert new_h == box_h
         assert abs(new_w - width * new_h / height) <= 0.5 or new_w == 1
     assert fitted_size((width, height), box_w, box_h, enlarge=False) == (
         (width, height) if (box_w or width) >= width and (box_h or height) >= height
@@ -120,10 +121,8 @@ def test_the_draft_is_used_only_for_jpeg_and_a_gif_thumbnail_stays_a_gif():
 
 def test_an_enlarged_thumbnail_beyond_the_memory_budget_is_too_large():
     file = png_file("RGB", size=(30, 20))
-    kind = registry.get_kind("thumbnail")
-    args = kind.check_args({"image": "x", "width": 3000, "enlarge": True})
     with pytest.raises(wire.JobError) as caught:
-        kind.run({k: v for k, v in args.items() if k != "image"}, {"image": file},
-                 limits(memory_budget_bytes=120 * 1024 * 1024))
+        run_kind(registry.get_kind("thumbnail"), {"width": 3000, "enlarge": True},
+                 {"image": file}, limits(memory_budget_bytes=120 * 1024 * 1024))
     assert caught.value.code == wire.TOO_LARGE
     assert "a 3000x2000 thumbnail needs about 153 MB" in caught.value.message

@@ -22,10 +22,10 @@ from worker_src.worker import Worker
 TRACE = {}  # "path": the file each call of `record` appends to (from its work horse child)
 
 
-def record(args, files, limits):
+def record(ctx):
     with open(TRACE["path"], "a") as trace:
-        trace.write(f"{args['n']}\n")
-    return registry.Output({"n": args["n"]})
+        trace.write(f"{ctx.args['n']}\n")
+    return registry.Output({"n": ctx.args["n"]})
 
 
 def calls():
@@ -113,19 +113,18 @@ def test_a_malformed_cancel_message_is_dead_lettered_alone(loop):
     assert "lacks the field(s) reply_to, sent_at" in reason
 
 
-def test_a_kind_gets_the_progress_callback_only_if_it_declares_it():
+def test_the_executor_hands_a_kind_the_work_horses_progress_callback():
+    def halfway(ctx):
+        ctx.progress(0.5)
+        return registry.Output({"n": ctx.args["n"]})
+
+    kinds = {"p": registry.Kind(name="p", summary="", run=halfway,
+                                args=(registry.Arg("n", registry.INT, "n"),))}
+    job = wire.Job(job_id=wire.new_job_id(), kind="p", args={"n": 3}, reply_to=None,
+                   submitted_at=1.0)
     seen = []
-
-    def with_progress(args, files, limits, progress):
-        progress(0.5)
-        return registry.Output({})
-
-    limits = registry.Limits(max_input_bytes=1)
-    declared = registry.Kind(name="p", summary="", run=with_progress, progress=True)
-    declared.call({}, {}, limits, seen.append)
-    plain = registry.Kind(name="q", summary="", run=lambda a, f, lim: registry.Output({}))
-    plain.call({}, {}, limits, seen.append)
-    assert seen == [0.5]
+    computed = Executor(MemoryStore(), identity="t", kinds=kinds).in_work_horse(job, seen.append)
+    assert seen == [0.5] and computed.output.value == {"n": 3}
 
 
 def test_stats_reports_progress_by_passes_and_bytes_read():
@@ -175,8 +174,8 @@ def test_image_kinds_report_progress_by_strips(kind_name, monkeypatch):
     kind = registry.kinds()[kind_name]
     seen = []
     limits = registry.Limits(max_input_bytes=1 << 20, max_pixels=1 << 20)
-    kind.call(kind.check_args({"image": "x"}) | {}, {"image": MemoryFile(
-        "inputs/j/g.png", buffer.getvalue())}, limits, seen.append)
+    kind.run(registry.JobContext(kind.check_args({"image": "x"}), {"image": MemoryFile(
+        "inputs/j/g.png", buffer.getvalue())}, limits, seen.append))
     assert seen == [0.25, 0.5, 0.75, 1.0]
 
 

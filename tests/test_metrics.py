@@ -81,8 +81,8 @@ def declared(document: dict) -> dict[str, str]:
     return {metric["Name"]: metric["Unit"] for metric in directive["Metrics"]}
 
 
-def copy(args, files, limits):
-    return registry.Output({"bytes": len(files["data"].read())})
+def copy(ctx):
+    return registry.Output({"bytes": len(ctx.files["data"].read())})
 
 
 KINDS = {"copy": registry.Kind(name="copy", summary="reads a file", run=copy,

@@ -253,7 +253,7 @@ def test_the_fallback_histogram_counts_colour_channels_only():
 
 # ---- any registered kind: its arguments from the form ------------------------------------
 
-def _never_run(args, files, limits):
+def _never_run(ctx):
     raise AssertionError("no worker runs in this test")
 
 

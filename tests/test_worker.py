@@ -360,7 +360,7 @@ def test_slow_jobs_are_taken_a_few_at_a_time(aws):
     aws.process()
     assert aws.worker.batch_size() == 10  # stats jobs take milliseconds
 
-    def slow(args, files, limits):
+    def slow(ctx):
         time.sleep(0.25)
         return registry.Output({"slept": 0.25})
 

@@ -13,16 +13,16 @@ from worker_src.executor import Executor
 from worker_src.worker import Worker
 
 
-def sleepy(args, files, limits):
-    time.sleep(args["seconds"])
-    return registry.Output({"slept": args["seconds"]})
+def sleepy(ctx):
+    time.sleep(ctx.args["seconds"])
+    return registry.Output({"slept": ctx.args["seconds"]})
 
 
-def greedy(args, files, limits):
-    return registry.Output({"bytes": len(bytearray(args["megabytes"] * 1024 * 1024))})
+def greedy(ctx):
+    return registry.Output({"bytes": len(bytearray(ctx.args["megabytes"] * 1024 * 1024))})
 
 
-def crash(args, files, limits):
+def crash(ctx):
     os.kill(os.getpid(), 11)  # a segfault in a decoder, say
 
 

@@ -11,7 +11,7 @@ from worker_src.executor import Executor
 from worker_src.worker import Worker
 
 
-def fail_once(args, files, limits):
+def fail_once(ctx):
     if not getattr(fail_once, "failed", False):
         fail_once.failed = True
         raise ConnectionError("injected: connection reset")
@@ -19,8 +19,8 @@ def fail_once(args, files, limits):
 
 
 KINDS = {
-    "add": registry.Kind(name="add", summary="a + b", run=lambda a, f, lim: registry.Output(
-        {"sum": a["a"] + a["b"]}), args=(registry.Arg("a", registry.INT, "a"),
+    "add": registry.Kind(name="add", summary="a + b", run=lambda ctx: registry.Output(
+        {"sum": ctx.args["a"] + ctx.args["b"]}), args=(registry.Arg("a", registry.INT, "a"),
                                          registry.Arg("b", registry.INT, "b", default=0))),
     "flaky": registry.Kind(name="flaky", summary="fails once", run=fail_once),
 }
@@ -101,7 +101,7 @@ def test_a_slow_jobs_result_is_sent_before_the_next_job_starts(loop):
     broker, store, worker = loop
     events = []
 
-    def slow(args, files, limits):  # runs in the work horse: it reports its start in its value
+    def slow(ctx):  # runs in the work horse: it reports its start in its value
         started = time.monotonic()
         time.sleep(0.25)
         return registry.Output({"started": started})

@@ -73,8 +73,6 @@ class Executor:
         self.time_limit_s = time_limit_s  # lowers every kind's own (WQW_TIME_LIMIT_S)
         # The running job's watch (progress and cancel), set by the worker around execute().
         self.watch: lifecycle.Watch | None = None
-        # In the work horse: the kind's progress callback (reports go to the parent).
-        self.progress: registry.Progress | None = None
         self.work_horse = workhorse.WorkHorse(
             self.in_work_horse, memory_limit_bytes=memory_budget_bytes + ADDRESS_SPACE_HEADROOM,
             warm_up=self.store.connect)
@@ -145,8 +143,8 @@ class Executor:
             fetch_s = _since(started)
             ran = time.time()
             plain = {k: v for k, v in args.items() if k not in files}
-            self.progress = lifecycle.throttled(progress)  # the work horse's copy of self
-            output = self.compute(kind, plain, files, self.limits(kind))
+            output = self.compute(kind, registry.JobContext(
+                plain, files, self.limits(kind), lifecycle.throttled(progress)))
             main = files.get(kind.main_input) if kind.main_input else None
             return Computed(output, main.name if main is not None else None,
                             sum(f.size for f in files.values()), fetch_s, _since(ran))
@@ -192,10 +190,9 @@ class Executor:
                                time_limit_s=min(kind.time_limit_s,
                                                 self.time_limit_s or kind.time_limit_s))
 
-    def compute(self, kind: registry.Kind, args: dict[str, Any], files: dict[str, Any],
-                limits: registry.Limits) -> registry.Output:
-        """The kind's function (runs in the work horse), with its progress callback."""
-        return kind.call(args, files, limits, self.progress)
+    def compute(self, kind: registry.Kind, ctx: registry.JobContext) -> registry.Output:
+        """The kind's function (runs in the work horse)."""
+        return kind.run(ctx)
 
     def store_output(self, job: wire.Job, kind: registry.Kind, output: registry.Output,
                      input_name: str | None) -> dict[str, Any]:

@@ -10,13 +10,12 @@ imports what it needs when it runs.
                 args=(Arg("image", FILE, "the image"),), main_input="image",
                 output=IMAGE, run=invert)
 
-The function is called as `run(args, files, limits)`: `args` are the checked
-arguments with defaults filled in (file arguments left out), `files` the file
-arguments as `JobFile`s by name, `limits` the worker's `Limits`. It returns an
-`Output`, or raises `wire.JobError` for input that can never succeed. A kind that
-declares `progress=True` is called with one more keyword, `progress`: a callable
-taking the fraction done (0 to 1), to call as often as it likes (the worker sends
-at most one word every few seconds, and only for jobs that run longer than one).
+The function is called as `run(ctx)` with one `JobContext`: `ctx.args` are the checked
+arguments with defaults filled in (file arguments left out), `ctx.files` the file
+arguments as `JobFile`s by name, `ctx.limits` the worker's `Limits`, and `ctx.progress`
+a callable taking the fraction done (0 to 1), to call as often as it likes (the worker
+sends at most one word every few seconds, and only for jobs that run longer than one).
+It returns an `Output`, or raises `wire.JobError` for input that can never succeed.
 """
 
 from __future__ import annotations
@@ -207,7 +206,17 @@ Progress = Callable[[float], None]
 
 
 def no_progress(_fraction: float) -> None:
-    """The progress callback of a job run without a worker (tests, benchmarks)."""
+    """A progress callback that reports nowhere: a job run without a worker (tests, benchmarks)."""
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a kind's function (and its pipeline step) is given for one job."""
+
+    args: dict[str, Any]  # checked, defaults filled in, file arguments left out
+    files: Mapping[str, JobFile]  # the file arguments given, by name
+    limits: Limits
+    progress: Progress = no_progress
 
 
 @dataclass(frozen=True)
@@ -226,7 +235,7 @@ class Kind:
 
     name: str
     summary: str
-    run: Callable[[dict[str, Any], Mapping[str, JobFile], Limits], Output]
+    run: Callable[[JobContext], Output]
     args: tuple[Arg, ...] = ()
     # The file argument that `run KIND FILE ...` fills (one job per FILE); None: no FILE.
     main_input: str | None = None
@@ -237,13 +246,11 @@ class Kind:
     max_pixels: int = MAX_PIXELS
     # A check across arguments (e.g. low < high): raise ArgError naming one of them.
     check: Callable[[dict[str, Any]], None] | None = None
-    # True: `run` takes a `progress` keyword, a Progress (the fraction done, 0 to 1).
-    progress: bool = False
     # Wall-clock seconds a job of this kind may run before it is stopped (time_limit).
     time_limit_s: float = DEFAULT_TIME_LIMIT_S
     # How the kind runs as a pipeline step (image in, image out), None if it cannot:
-    # step(picture, args, files, limits) -> the new image (see jobs/_picture.py).
-    step: Callable[[Any, dict[str, Any], Mapping[str, JobFile], Limits], Any] | None = None
+    # step(picture, ctx) -> the new image (see jobs/_picture.py).
+    step: Callable[[Any, JobContext], Any] | None = None
     # Arguments a demo job of this kind uses (`python -m client demo`) besides its files.
     example: Mapping[str, Any] = field(default_factory=dict)
 
@@ -259,13 +266,6 @@ class Kind:
                              f"file argument")
         if self.output not in (JSON, IMAGE):
             raise ValueError(f"kind {self.name}: output must be {JSON!r} or {IMAGE!r}")
-
-    def call(self, args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits,
-             progress: Progress | None = None) -> Output:
-        """Run the kind's function; `progress` reaches it only if the kind declares it."""
-        if self.progress and progress is not None:
-            return self.run(args, files, limits, progress=progress)  # type: ignore[call-arg]
-        return self.run(args, files, limits)
 
     def arg(self, name: str) -> Arg:
         for arg in self.args:

@@ -339,7 +339,7 @@ class Injector:
                                                  ("kill", "delay", "raise")))
                 return files
 
-            def compute(self, kind: Any, args: Any, files: Any, limits: Any) -> Any:
+            def compute(self, kind: Any, ctx: Any) -> Any:
                 rule = injector.fire("in_compute", [getattr(injector.job, "current", "")],
                                      ("kill", "delay", "raise", "hog"))
                 if rule is not None and rule["action"] == "hog":
@@ -347,7 +347,7 @@ class Injector:
                     hoard[::4096] = b"x" * len(hoard[::4096])  # touched: resident
                 injector._raise_if(rule if rule is not None and rule["action"] == "raise"
                                    else None)
-                return super().compute(kind, args, files, limits)
+                return super().compute(kind, ctx)
 
         class FaultyWorker(Worker):
             def heartbeat(self) -> None:

@@ -12,14 +12,13 @@ pipeline are the kind's own.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from PIL import Image, ImageOps
 
 from .. import wire
-from ..registry import JobFile, Kind, Limits, Output, Progress
+from ..registry import JobContext, Kind, Limits, Output, no_progress
 from ._imaging import image_output, load_pixels, open_input
 
 ORIENTATION_TAG = 0x0112
@@ -126,43 +125,41 @@ def transposed_box(box: tuple[float, float, float, float], size: tuple[int, int]
     }[method]
 
 
-def run_step(picture: Picture, kind: Kind, args: dict[str, Any],
-             files: Mapping[str, JobFile], limits: Limits) -> None:
+def run_step(picture: Picture, kind: Kind, ctx: JobContext) -> None:
     """One step: its `orient` option first, its own pixel cap, then the kind's step."""
-    if args.get("orient"):
+    if ctx.args.get("orient"):
         picture.orient()
     width, height = picture.size
-    cap = min(kind.max_pixels, limits.max_pixels or kind.max_pixels)
+    cap = min(kind.max_pixels, ctx.limits.max_pixels or kind.max_pixels)
     if width * height > cap:
         raise wire.JobError(
             wire.TOO_LARGE, f"{kind.name} takes at most {cap:,} pixels; its image is "
             f"{width}x{height} = {width * height:,}")
     assert kind.step is not None
-    picture.image = kind.step(picture, args, files, limits)
+    picture.image = kind.step(picture, ctx)
 
 
-def run_steps(steps: list[tuple[Kind, dict[str, Any]]], files: Mapping[str, JobFile],
-              limits: Limits, progress: Progress | None = None) -> Output:
-    """Open the image, run the steps in order, encode once; the value times each step.
+def run_steps(steps: list[tuple[Kind, dict[str, Any]]], ctx: JobContext) -> Output:
+    """Open `ctx`'s image, run the steps (each with its own args) in order, encode once.
 
-    `progress` hears the share of steps done, the encode counted as one more.
+    The value times each step; `ctx.progress` hears the share of steps done, the encode
+    counted as one more.
     """
-    file = files["image"]
-    im = open_input(file, limits)
+    file = ctx.files["image"]
+    im = open_input(file, ctx.limits)
     with im:
         picture = Picture(im)
         timings = []
         for kind, args in steps:
             started = time.perf_counter()
             decode_before = picture.decode_s
-            run_step(picture, kind, args, files, limits)
+            run_step(picture, kind, replace(ctx, args=args))
             seconds = time.perf_counter() - started - (picture.decode_s - decode_before)
             timings.append({"kind": kind.name, "seconds": round(seconds, 6)})
-            if progress is not None:
-                progress(len(timings) / (len(steps) + 1))
+            ctx.progress(len(timings) / (len(steps) + 1))
         out = picture.pixels()
         started = time.perf_counter()
-        output = encode_output(picture, out, file.name, limits)
+        output = encode_output(picture, out, file.name, ctx.limits)
         encode_s = time.perf_counter() - started
         width, height = out.size
         value = {"width": width, "height": height, "steps": timings,
@@ -171,10 +168,13 @@ def run_steps(steps: list[tuple[Kind, dict[str, Any]]], files: Mapping[str, JobF
                       suffix=output.suffix)
 
 
-def run_kind_alone(kind: Kind, args: dict[str, Any], files: Mapping[str, JobFile],
-                   limits: Limits) -> Output:
-    """A step kind's own job: the pipeline of its one step."""
-    return run_steps([(kind, args)], files, limits)
+def run_kind_alone(kind: Kind, ctx: JobContext) -> Output:
+    """A step kind's own job: the pipeline of its one step.
+
+    It reports no progress: "half done" after the one step says little when the encode
+    may take as long.
+    """
+    return run_steps([(kind, ctx.args)], replace(ctx, progress=no_progress))
 
 
 def encode_output(picture: Picture, out: Image.Image, input_name: str,

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image, ImageOps
 
-from ..registry import JobFile, Limits, Output, Progress
+from ..registry import JobContext, Output, Progress
 from ._imaging import MODES, colour_band_count, image_output, load_pixels, open_input
 
 # Pixels per strip when applying the tables: the extra memory is about one strip.
@@ -26,12 +26,16 @@ STRIP_PIXELS = 1_048_576
 MakeTables = Callable[[np.ndarray], np.ndarray]
 
 
-def run_tables(file: JobFile, limits: Limits, make_tables: MakeTables,
-               progress: Progress | None = None, *, orient: bool = False) -> Output:
-    """A table kind's whole job: open and check, decode, (orient,) apply, encode."""
-    im = open_input(file, limits)
+def run_tables(ctx: JobContext, make_tables: MakeTables) -> Output:
+    """A table kind's whole job on its "image": open and check, decode, apply, encode.
+
+    With the kind's `orient` argument set, the EXIF orientation is applied first.
+    """
+    file = ctx.files["image"]
+    im = open_input(file, ctx.limits)
     with im:
-        return tables_output(im, file.name, make_tables, progress, orient=orient)
+        return tables_output(im, file.name, make_tables, ctx.progress,
+                             orient=ctx.args.get("orient", False))
 
 
 def tables_output(im: Image.Image, input_name: str, make_tables: MakeTables,

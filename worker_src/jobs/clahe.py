@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from .. import wire
@@ -15,12 +14,11 @@ from ..registry import (
     ORIENT,
     Arg,
     ArgError,
-    JobFile,
+    JobContext,
     Kind,
     Limits,
     Output,
     Progress,
-    no_progress,
 )
 
 # Regions x bins the clipping may work through (scikit-image's clip_histogram runs
@@ -33,12 +31,11 @@ _EXTRA_BYTES_PER_PIXEL = 3
 _FIXED_BYTES = 120 * 1024 * 1024
 
 
-def clahe(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits,
-          progress: Progress = no_progress) -> Output:
+def clahe(ctx: JobContext) -> Output:
     from ._imaging import image_output, load_pixels, open_input
     from ._tables import colour_histograms, histogram_value_of
 
-    file = files["image"]
+    args, file, limits = ctx.args, ctx.files["image"], ctx.limits
     im = open_input(file, limits)
     with im:
         swaps = args["orient"] and im.getexif().get(0x0112, 1) in (5, 6, 7, 8)
@@ -46,15 +43,14 @@ def clahe(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits,
         load_pixels(im)
         pixels = _oriented(im) if args["orient"] else im
         before = colour_histograms(pixels)
-        out = clahe_pixels(pixels, args, progress)
+        out = clahe_pixels(pixels, args, ctx.progress)
         value = {"histogram": histogram_value_of(before, colour_histograms(out))}
         return image_output(out, im, file.name, value)
 
 
-def clahe_step(picture: Any, args: dict[str, Any], files: Mapping[str, JobFile],
-               limits: Limits) -> Any:
-    _check_image(picture.image, args, 0, limits, size=picture.size)
-    return clahe_pixels(picture.pixels(), args)
+def clahe_step(picture: Any, ctx: JobContext) -> Any:
+    _check_image(picture.image, ctx.args, 0, ctx.limits, size=picture.size)
+    return clahe_pixels(picture.pixels(), ctx.args)
 
 
 def clahe_pixels(im: Any, args: dict[str, Any], progress: Progress | None = None) -> Any:
@@ -140,5 +136,4 @@ KIND = Kind(
     # Below the shared cap: CLAHE keeps about 3 more bytes a pixel beside the image.
     max_pixels=50_000_000,
     check=check,
-    progress=True,
 )

@@ -9,41 +9,22 @@ As a pipeline step it chooses the format the pipeline's one encode writes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from ..registry import (
-    BOOL,
-    IMAGE,
-    IMAGE_FILE,
-    INT,
-    ORIENT,
-    STR,
-    Arg,
-    ArgError,
-    JobFile,
-    Kind,
-    Limits,
-    Output,
-)
+from ..registry import BOOL, INT, STR, Arg, ArgError, JobContext
+from ._image_kinds import step_kind
 
 FORMATS = ("jpeg", "png", "webp", "avif")
 KEEP, STRIP = "keep", "strip"
 
 
-def convert(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits) -> Output:
-    from ._picture import run_kind_alone
-
-    return run_kind_alone(KIND, args, files, limits)
-
-
-def convert_step(picture: Any, args: dict[str, Any], files: Mapping[str, JobFile],
-                 limits: Limits) -> Any:
+def convert_step(picture: Any, ctx: JobContext) -> Any:
     from ._formats import check_encodable
     from ._picture import Target
 
+    args = ctx.args
     # From the header, before decoding; checked again on the image a later step leaves.
-    check_encodable(picture.size, args["format"].upper(), limits)
+    check_encodable(picture.size, args["format"].upper(), ctx.limits)
     picture.target = Target(format=args["format"].upper(), quality=args["quality"],
                             lossless=args["lossless"], strip=args["metadata"] == STRIP)
     return picture.image
@@ -58,13 +39,12 @@ def check(args: dict[str, Any]) -> None:
         raise ArgError("quality", "png is lossless: it takes no quality")
 
 
-KIND = Kind(
-    name="convert",
-    summary="Convert to JPEG, PNG, WebP or AVIF (Pillow's codecs), with quality, lossless "
-            "and metadata options.",
-    run=convert,
+KIND = step_kind(
+    "convert",
+    "Convert to JPEG, PNG, WebP or AVIF (Pillow's codecs), with quality, lossless and metadata "
+    "options.",
+    convert_step,
     args=(
-        IMAGE_FILE,
         Arg("format", STR, "the output's format", choices=FORMATS),
         Arg("quality", INT, "the encoder's quality, 1 (smallest) to 100 (best); default: "
                             "Pillow's (75 for jpeg and avif, 80 for webp)",
@@ -72,11 +52,7 @@ KIND = Kind(
         Arg("lossless", BOOL, "lossless webp", default=False),
         Arg("metadata", STR, "keep or strip EXIF, XMP, comments and text (the ICC profile "
                              "is kept)", default=KEEP, choices=(KEEP, STRIP)),
-        ORIENT,
     ),
-    main_input="image",
-    output=IMAGE,
-    example={"format": "png", "metadata": "strip"},
     check=check,
-    step=convert_step,
+    example={"format": "png", "metadata": "strip"},
 )

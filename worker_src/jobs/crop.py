@@ -8,35 +8,16 @@ header before any pixel is decoded.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from ..registry import (
-    FLOAT,
-    IMAGE,
-    IMAGE_FILE,
-    ORIENT,
-    STR,
-    Arg,
-    ArgError,
-    JobFile,
-    Kind,
-    Limits,
-    Output,
-)
+from ..registry import FLOAT, STR, Arg, ArgError, JobContext
+from ._image_kinds import step_kind
 
 PIXELS, FRACTIONS = "pixels", "fractions"
 
 
-def crop(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits) -> Output:
-    from ._picture import run_kind_alone
-
-    return run_kind_alone(KIND, args, files, limits)
-
-
-def crop_step(picture: Any, args: dict[str, Any], files: Mapping[str, JobFile],
-              limits: Limits) -> Any:
-    box = pixel_box(args, picture.size)
+def crop_step(picture: Any, ctx: JobContext) -> Any:
+    box = pixel_box(ctx.args, picture.size)
     return picture.pixels().crop(box)
 
 
@@ -81,12 +62,11 @@ def check(args: dict[str, Any]) -> None:
                                 f"and {high}={args[high]:g}")
 
 
-KIND = Kind(
-    name="crop",
-    summary="Crop to a box (left, top, right, bottom) in pixels or in fractions of the size.",
-    run=crop,
+KIND = step_kind(
+    "crop",
+    "Crop to a box (left, top, right, bottom) in pixels or in fractions of the size.",
+    crop_step,
     args=(
-        IMAGE_FILE,
         Arg("left", FLOAT, "the box's left edge", default=0.0, minimum=0, maximum=1e9),
         Arg("top", FLOAT, "the box's top edge", default=0.0, minimum=0, maximum=1e9),
         Arg("right", FLOAT, "the box's right edge, excluded (default: the image's)",
@@ -95,11 +75,7 @@ KIND = Kind(
             default=None, minimum=0, maximum=1e9),
         Arg("units", STR, "what the numbers count: pixels, or fractions of the width and "
                           "height", default=PIXELS, choices=(PIXELS, FRACTIONS)),
-        ORIENT,
     ),
-    main_input="image",
-    output=IMAGE,
-    example={"left": 0.25, "right": 0.75, "units": "fractions"},
     check=check,
-    step=crop_step,
+    example={"left": 0.25, "right": 0.75, "units": "fractions"},
 )

@@ -10,16 +10,8 @@ from __future__ import annotations
 
 from typing import Any, BinaryIO
 
-from ..registry import FILE, IMAGE, ORIENT, Arg, Kind
-from ._table_kind import table_functions
-
-
-def equalize_tables(args: dict[str, Any]) -> Any:
-    """histograms -> tables, for these arguments."""
-    return lambda hist: equalization_lut(hist.sum(axis=0))
-
-
-equalize, equalize_step = table_functions(equalize_tables)
+from ..registry import FILE, Arg
+from ._image_kinds import table_kind
 
 
 def equalization_lut(histogram: Any) -> Any:
@@ -66,13 +58,9 @@ def equalize_image(data: bytes | BinaryIO, *, max_pixels: int | None = None) -> 
         return encode(equalize_pixels(im, in_place=True), im)
 
 
-KIND = Kind(
-    name="equalize",
-    summary="Histogram equalization (skimage.exposure.equalize_hist), same format and mode.",
-    run=equalize,
-    args=(Arg("image", FILE, "the image to equalize (JPEG, PNG, GIF or BMP)"), ORIENT),
-    main_input="image",
-    output=IMAGE,
-    step=equalize_step,
-    progress=True,
+KIND = table_kind(
+    "equalize",
+    "Histogram equalization (skimage.exposure.equalize_hist), same format and mode.",
+    lambda _args, histograms: equalization_lut(histograms.sum(axis=0)),
+    image=Arg("image", FILE, "the image to equalize (JPEG, PNG, GIF or BMP)"),
 )

@@ -4,16 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..registry import FLOAT, IMAGE, IMAGE_FILE, ORIENT, Arg, Kind
-from ._table_kind import table_functions
-
-
-def gamma_tables(args: dict[str, Any]) -> Any:
-    """histograms -> tables, for these arguments."""
-    return lambda _: gamma_table(args["gamma"], args["gain"])
-
-
-gamma, gamma_step = table_functions(gamma_tables)
+from ..registry import FLOAT, Arg
+from ._image_kinds import table_kind
 
 
 def gamma_table(exponent: float, gain: float) -> Any:
@@ -24,20 +16,14 @@ def gamma_table(exponent: float, gain: float) -> Any:
     return exposure.adjust_gamma(np.arange(256, dtype=np.uint8), exponent, gain)
 
 
-KIND = Kind(
-    name="gamma",
-    summary="Gamma correction (skimage.exposure.adjust_gamma): 255 * gain * (v/255)**gamma.",
-    run=gamma,
+KIND = table_kind(
+    "gamma",
+    "Gamma correction (skimage.exposure.adjust_gamma): 255 * gain * (v/255)**gamma.",
+    lambda args, _histograms: gamma_table(args["gamma"], args["gain"]),
     args=(
-        IMAGE_FILE,
         Arg("gamma", FLOAT, "the exponent: below 1 brightens, above 1 darkens",
             default=1.0, minimum=0),
         Arg("gain", FLOAT, "the constant multiplier (results above 255 become 255)",
             default=1.0, minimum=0, maximum=1e6),
-        ORIENT,
     ),
-    main_input="image",
-    output=IMAGE,
-    step=gamma_step,
-    progress=True,
 )

@@ -4,40 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..registry import BOOL, FLOAT, IMAGE, IMAGE_FILE, ORIENT, Arg, Kind
-from ._table_kind import table_functions
+from ..registry import BOOL, FLOAT, Arg
+from ._image_kinds import table_kind
 
 
-def log_tables(args: dict[str, Any]) -> Any:
-    """histograms -> tables, for these arguments."""
-    return lambda _: log_table(args["gain"], args["inv"])
-
-
-log, log_step = table_functions(log_tables)
-
-
-def log_table(gain: float, inv: bool) -> Any:
+def log_tables(args: dict[str, Any], _histograms: Any) -> Any:
     """adjust_log of every 8-bit value (its uint8 result, truncated as scikit-image does)."""
     import numpy as np
     from skimage import exposure
 
-    return exposure.adjust_log(np.arange(256, dtype=np.uint8), gain, inv)
+    return exposure.adjust_log(np.arange(256, dtype=np.uint8), args["gain"], args["inv"])
 
 
-KIND = Kind(
-    name="log",
-    summary="Logarithmic correction (skimage.exposure.adjust_log): 255 * gain * log2(1 + v/255).",
-    run=log,
+KIND = table_kind(
+    "log",
+    "Logarithmic correction (skimage.exposure.adjust_log): 255 * gain * log2(1 + v/255).",
+    log_tables,
     args=(
-        IMAGE_FILE,
         # Above 1, scikit-image's uint8 result wraps around (510 becomes 254).
         Arg("gain", FLOAT, "the constant multiplier", default=1.0, minimum=0, maximum=1),
         Arg("inv", BOOL, "the inverse correction: 255 * gain * (2**(v/255) - 1)",
             default=False),
-        ORIENT,
     ),
-    main_input="image",
-    output=IMAGE,
-    step=log_step,
-    progress=True,
 )

@@ -2,31 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from .. import wire
-from ..registry import (
-    FILE,
-    IMAGE,
-    ORIENT,
-    Arg,
-    JobFile,
-    Kind,
-    Limits,
-    Output,
-    Progress,
-    no_progress,
-)
+from ..registry import FILE, IMAGE, ORIENT, Arg, JobContext, JobFile, Kind, Limits, Output
 
 REFERENCE = "the reference"
 
 
-def match(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits,
-          progress: Progress = no_progress) -> Output:
+def match(ctx: JobContext) -> Output:
     from ._imaging import open_input
     from ._tables import tables_output
 
+    files, limits = ctx.files, ctx.limits
     if "reference" not in files:
         raise wire.JobError(wire.BAD_INPUT, "match needs the argument reference: "
                                             "the image whose histogram to match")
@@ -37,14 +25,14 @@ def match(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits,
         # The reference's pixels are freed before the image's are decoded.
         return tables_output(im, files["image"].name,
                              lambda histograms: match_tables(histograms, reference_histograms),
-                             progress, orient=args["orient"])
+                             ctx.progress, orient=ctx.args["orient"])
 
 
-def match_step(picture: Any, args: dict[str, Any], files: Mapping[str, JobFile],
-               limits: Limits) -> Any:
+def match_step(picture: Any, ctx: JobContext) -> Any:
     from ._tables import tables_step
 
-    reference_histograms = _reference_histograms(picture.image, files["reference"], limits)
+    reference_histograms = _reference_histograms(picture.image, ctx.files["reference"],
+                                                 ctx.limits)
     return tables_step(picture.pixels(),
                        lambda histograms: match_tables(histograms, reference_histograms))
 
@@ -110,5 +98,4 @@ KIND = Kind(
     main_input="image",
     output=IMAGE,
     step=match_step,
-    progress=True,
 )

@@ -7,20 +7,18 @@ without an orientation, or with orientation 1, is left as it is.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from ..registry import IMAGE, IMAGE_FILE, JobFile, Kind, Limits, Output
+from ..registry import IMAGE, IMAGE_FILE, JobContext, Kind, Output
 
 
-def orient(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits) -> Output:
+def orient(ctx: JobContext) -> Output:
     from ._picture import run_kind_alone
 
-    return run_kind_alone(KIND, args, files, limits)
+    return run_kind_alone(KIND, ctx)
 
 
-def orient_step(picture: Any, args: dict[str, Any], files: Mapping[str, JobFile],
-                limits: Limits) -> Any:
+def orient_step(picture: Any, ctx: JobContext) -> Any:
     picture.orient()
     return picture.image
 

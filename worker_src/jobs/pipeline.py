@@ -8,33 +8,18 @@ the share of steps done (the encode counts as one more).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from .. import registry
-from ..registry import (
-    FILE,
-    IMAGE,
-    IMAGE_FILE,
-    Arg,
-    ArgError,
-    JobFile,
-    Kind,
-    Limits,
-    Output,
-    Progress,
-    no_progress,
-)
+from ..registry import FILE, IMAGE, IMAGE_FILE, Arg, ArgError, JobContext, Kind, Output
 from ..steps import StepsArg
 
 
-def pipeline(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits,
-             progress: Progress = no_progress) -> Output:
+def pipeline(ctx: JobContext) -> Output:
     from ._picture import run_steps
 
     kinds = registry.kinds()
-    return run_steps([(kinds[step["kind"]], step["args"]) for step in args["steps"]],
-                     files, limits, progress)
+    return run_steps([(kinds[step["kind"]], step["args"]) for step in ctx.args["steps"]], ctx)
 
 
 def check(args: dict[str, Any]) -> None:
@@ -63,5 +48,4 @@ KIND = Kind(
     example={"steps": [{"kind": "orient"}, {"kind": "thumbnail", "args": {"width": 256}},
                        {"kind": "equalize"}]},
     check=check,
-    progress=True,
 )

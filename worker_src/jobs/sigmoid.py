@@ -4,42 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..registry import BOOL, FLOAT, IMAGE, IMAGE_FILE, ORIENT, Arg, Kind
-from ._table_kind import table_functions
+from ..registry import BOOL, FLOAT, Arg
+from ._image_kinds import table_kind
 
 
-def sigmoid_tables(args: dict[str, Any]) -> Any:
-    """histograms -> tables, for these arguments."""
-    return lambda _: sigmoid_table(args["cutoff"], args["gain"], args["inv"])
-
-
-sigmoid, sigmoid_step = table_functions(sigmoid_tables)
-
-
-def sigmoid_table(cutoff: float, gain: float, inv: bool) -> Any:
+def sigmoid_tables(args: dict[str, Any], _histograms: Any) -> Any:
     """adjust_sigmoid of every 8-bit value (its uint8 result, truncated as scikit-image does)."""
     import numpy as np
     from skimage import exposure
 
     with np.errstate(over="ignore"):  # exp(large) is inf, and 1 / (1 + inf) is 0 as it should
-        return exposure.adjust_sigmoid(np.arange(256, dtype=np.uint8), cutoff, gain, inv)
+        return exposure.adjust_sigmoid(np.arange(256, dtype=np.uint8), args["cutoff"],
+                                       args["gain"], args["inv"])
 
 
-KIND = Kind(
-    name="sigmoid",
-    summary="Sigmoid contrast (skimage.exposure.adjust_sigmoid): "
-            "255 / (1 + exp(gain * (cutoff - v/255))).",
-    run=sigmoid,
+KIND = table_kind(
+    "sigmoid",
+    "Sigmoid contrast (skimage.exposure.adjust_sigmoid): 255 / (1 + exp(gain * (cutoff - v/255))).",
+    sigmoid_tables,
     args=(
-        IMAGE_FILE,
         Arg("cutoff", FLOAT, "the level (0 to 1) at the curve's midpoint",
             default=0.5, minimum=0, maximum=1),
         Arg("gain", FLOAT, "the curve's steepness", default=10.0, minimum=0),
         Arg("inv", BOOL, "the inverted curve (1 minus the sigmoid)", default=False),
-        ORIENT,
     ),
-    main_input="image",
-    output=IMAGE,
-    step=sigmoid_step,
-    progress=True,
 )

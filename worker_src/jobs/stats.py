@@ -10,7 +10,6 @@ memory budget is computed exactly in a few more streamed passes (_stats_compute)
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import Any
 
 from .. import wire
@@ -20,6 +19,7 @@ from ..registry import (
     INTEGERS,
     Arg,
     ArgError,
+    JobContext,
     JobFile,
     Kind,
     Limits,
@@ -89,11 +89,10 @@ def file_stats(file: JobFile, limits: Limits,
     return value
 
 
-def stats(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits,
-          progress: Progress = no_progress) -> Output:
-    if args.get("numbers") is not None:
-        return Output(value=compute_stats(args["numbers"]))
-    return Output(value=file_stats(files["file"], limits, progress))
+def stats(ctx: JobContext) -> Output:
+    if ctx.args.get("numbers") is not None:
+        return Output(value=compute_stats(ctx.args["numbers"]))
+    return Output(value=file_stats(ctx.files["file"], ctx.limits, ctx.progress))
 
 
 def _one_input(args: dict[str, Any]) -> None:
@@ -129,7 +128,6 @@ KIND = Kind(
     main_input="file",
     max_input_bytes=MAX_FILE_BYTES,
     check=_one_input,
-    progress=True,
     # A 10 GiB file takes about 100 s per pass; a few passes on a slow instance.
     time_limit_s=3600,
 )

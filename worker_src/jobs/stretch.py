@@ -4,28 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..registry import FLOAT, IMAGE, IMAGE_FILE, ORIENT, Arg, ArgError, Kind
-from ._table_kind import table_functions
+from ..registry import FLOAT, Arg, ArgError
+from ._image_kinds import table_kind
 
 
-def stretch_tables(args: dict[str, Any]) -> Any:
-    """histograms -> tables, for these arguments."""
-    return lambda hist: stretch_table(hist.sum(axis=0), args["low"], args["high"])
-
-
-stretch, stretch_step = table_functions(stretch_tables)
-
-
-def stretch_table(histogram: Any, low: float, high: float) -> Any:
+def stretch_tables(args: dict[str, Any], histograms: Any) -> Any:
     """rescale_intensity(v, in_range=np.percentile(image, (low, high))) of every 8-bit value.
 
     The percentiles are those of all colour samples together, found from the
-    histogram with numpy's own arithmetic (method "linear").
+    histograms with numpy's own arithmetic (method "linear").
     """
     import numpy as np
     from skimage import exposure
 
-    in_range = (percentile(histogram, low), percentile(histogram, high))
+    histogram = histograms.sum(axis=0)
+    in_range = (percentile(histogram, args["low"]), percentile(histogram, args["high"]))
     return exposure.rescale_intensity(np.arange(256, dtype=np.uint8), in_range=in_range)
 
 
@@ -58,22 +51,16 @@ def check(args: dict[str, Any]) -> None:
                               f"and high={args['high']:g}")
 
 
-KIND = Kind(
-    name="stretch",
-    summary="Contrast stretching (skimage.exposure.rescale_intensity) from the low-th to the "
-            "high-th percentile to 0..255.",
-    run=stretch,
+KIND = table_kind(
+    "stretch",
+    "Contrast stretching (skimage.exposure.rescale_intensity) from the low-th to the high-th "
+    "percentile to 0..255.",
+    stretch_tables,
     args=(
-        IMAGE_FILE,
         Arg("low", FLOAT, "the percentile of the colour samples that becomes 0",
             default=2.0, minimum=0, maximum=100),
         Arg("high", FLOAT, "the percentile of the colour samples that becomes 255",
             default=98.0, minimum=0, maximum=100),
-        ORIENT,
     ),
-    main_input="image",
-    output=IMAGE,
-    step=stretch_step,
     check=check,
-    progress=True,
 )

@@ -11,40 +11,22 @@ image that already fits is left at its size unless `enlarge` is set.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from ..registry import (
-    BOOL,
-    IMAGE,
-    IMAGE_FILE,
-    INT,
-    ORIENT,
-    Arg,
-    ArgError,
-    JobFile,
-    Kind,
-    Limits,
-    Output,
-)
+from ..registry import BOOL, INT, Arg, ArgError, JobContext
+from ._image_kinds import step_kind
 
 MAX_SIDE = 65_535  # the largest side JPEG, WebP and Pillow's encoders all take
 # The interpreter with Pillow and the decoded input, beside an enlarged thumbnail.
 ENLARGE_FIXED_BYTES = 100 * 1024 * 1024
 
 
-def thumbnail(args: dict[str, Any], files: Mapping[str, JobFile], limits: Limits) -> Output:
-    from ._picture import run_kind_alone
-
-    return run_kind_alone(KIND, args, files, limits)
-
-
-def thumbnail_step(picture: Any, args: dict[str, Any], files: Mapping[str, JobFile],
-                   limits: Limits) -> Any:
+def thumbnail_step(picture: Any, ctx: JobContext) -> Any:
     from PIL import Image
 
     from .. import wire
 
+    args, limits = ctx.args, ctx.limits
     size = fitted_size(picture.size, args["width"], args["height"], args["enlarge"])
     if size == picture.size:
         return picture.pixels()
@@ -90,13 +72,12 @@ def check(args: dict[str, Any]) -> None:
         raise ArgError("width", "thumbnail needs a width, a height or both")
 
 
-KIND = Kind(
-    name="thumbnail",
-    summary="Fit within a width and/or height, keeping the aspect ratio (Pillow's LANCZOS "
-            "resize; JPEGs shrink while decoding).",
-    run=thumbnail,
+KIND = step_kind(
+    "thumbnail",
+    "Fit within a width and/or height, keeping the aspect ratio (Pillow's LANCZOS resize; "
+    "JPEGs shrink while decoding).",
+    thumbnail_step,
     args=(
-        IMAGE_FILE,
         Arg("width", INT, "the largest width in pixels", default=None, minimum=1,
             maximum=MAX_SIDE),
         Arg("height", INT, "the largest height in pixels", default=None, minimum=1,
@@ -106,11 +87,7 @@ KIND = Kind(
         Arg("shrink_on_load", BOOL, "decode a JPEG at a reduced scale first when that still "
                                     "leaves at least the thumbnail's size (faster)",
             default=True),
-        ORIENT,
     ),
-    main_input="image",
-    output=IMAGE,
-    example={"width": 256},
     check=check,
-    step=thumbnail_step,
+    example={"width": 256},
 )
