@@ -17,6 +17,10 @@ from worker_src.config import WorkerConfig
 from worker_src.store import S3Store
 from worker_src.worker import Worker
 
+# The name of the local stacks the end-to-end tests start with the default options: one name,
+# so one synthesized template (client/emulator_template.py keeps it) serves them all.
+LOCAL_STACK = "wqw-local-test"
+
 
 def deploy(stack: str, *, visibility_timeout: int | None = None,
            outputs: dict[str, str] | None = None) -> api.StackInfo:

@@ -13,8 +13,10 @@ import pytest
 from PIL import Image
 from skimage import exposure, util
 
+from tests.moto_stack import LOCAL_STACK
+
 ROOT = Path(__file__).resolve().parent.parent
-STACK = "wqw-e2e"
+STACK = LOCAL_STACK
 pytestmark = [pytest.mark.slow,
               pytest.mark.filterwarnings("ignore:This might be a color image")]
 

@@ -19,9 +19,10 @@ from PIL import Image
 from skimage import exposure, util
 
 from client.local import LOCAL_CREDENTIALS, LocalStack
+from tests.moto_stack import LOCAL_STACK
 
 ROOT = Path(__file__).resolve().parent.parent
-STACK = "wqw-web-e2e"
+STACK = LOCAL_STACK
 READY_LINE = re.compile(r"web: (http://127\.0\.0\.1:(\d+))/\?token=([A-Za-z0-9_-]+)")
 WEB_COMMAND = [sys.executable, "-m", "client", "web", "--port", "0", "--no-browser",
                "--stack", STACK]
@@ -205,7 +206,7 @@ def test_a_stop_signal_ends_the_server_and_deletes_its_reply_queue(stack, sig):
 
 def test_local_web_serves_the_page_beside_the_local_stack_and_stops_cleanly():
     process = subprocess.Popen(
-        [sys.executable, "-m", "client", "local", "--port", "0", "--stack", "wqw-local-web",
+        [sys.executable, "-m", "client", "local", "--port", "0", "--stack", STACK,
          "--web", "--web-port", "0", "--no-browser"], cwd=ROOT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True)
@@ -221,7 +222,7 @@ def test_local_web_serves_the_page_beside_the_local_stack_and_stops_cleanly():
         assert match, process.stderr.read()[-3000:] if process.poll() is not None else line
         with httpx2.Client(base_url=match.group(1), timeout=60,
                            headers={"Authorization": f"Bearer {match.group(3)}"}) as http:
-            assert http.get("/api/status").json()["stack"] == "wqw-local-web"
+            assert http.get("/api/status").json()["stack"] == STACK
             job_id = http.post("/api/stats", json={"numbers": [4, 1, 7]}).json()["job_id"]
             deadline = time.monotonic() + 60
             while (job := http.get(f"/api/jobs/{job_id}").json())["state"] not in (
