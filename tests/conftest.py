@@ -27,6 +27,25 @@ os.environ["JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"] = "20"
 sys.set_int_max_str_digits(0)
 
 
+def _share_botocore_models() -> None:
+    """Every boto3 session in the tests reads the AWS service models once per process.
+
+    The product makes one session per run; the tests make hundreds (a client, a worker, a web
+    session per test), and each new session parses the same JSON models again (0.1-0.3 s).
+    Only the loader (read-only model files) is shared: credentials, clients and moto's state
+    stay per session.
+    """
+    import functools
+
+    import botocore.loaders
+    import botocore.session
+
+    botocore.session.create_loader = functools.cache(botocore.loaders.create_loader)
+
+
+_share_botocore_models()
+
+
 def pytest_collection_modifyitems(items: list) -> None:
     """Modules that hold slow (end-to-end) tests run first, each module's tests in their order:
     with `pytest -n 2` the quick unit tests then fill the end, and both processes finish
