@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from client.local import LocalStack
-from tests.moto_stack import LOCAL_STACK
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTALL = ROOT / "worker_src" / "install.sh"
@@ -80,7 +79,7 @@ def test_local_install_into_a_prefix(tmp_path: Path) -> None:
 
     # The installed worker, run as the unit runs it, processes a job from the local stack.
     ready = tmp_path / "ready"
-    with LocalStack(workers=0, stack_name=LOCAL_STACK) as stack:
+    with LocalStack(workers=0, stack_name="wqw-install") as stack:
         env = {**stack.worker_environment(), "WQW_READY_FILE": str(ready)}
         env.pop("PYTHONPATH")  # import the installed copy, not this checkout
         env.pop("AWS_DEFAULT_REGION")  # user data writes AWS_REGION only

@@ -23,12 +23,11 @@ from client.cli_output import print_value
 from client.errors import ClientFailure
 from client.local import LocalStack
 from client.web.server import running
-from tests.moto_stack import LOCAL_STACK
 from worker_src import wire
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOT = ROOT / "docs" / "web-screenshot.png"
-STACK = LOCAL_STACK
+STACK = "wqw-web-browser"
 XSS_NAME = "<img src=x onerror=alert(1)>.png"
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:This might be a color image")]
 
