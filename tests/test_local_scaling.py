@@ -7,6 +7,7 @@ import time
 import pytest
 
 from client.local import LocalStack
+from worker_src.contract import Env
 
 STACK = "wqw-elastic"
 
@@ -14,8 +15,10 @@ STACK = "wqw-elastic"
 @pytest.mark.slow
 def test_a_burst_raises_capacity_and_the_group_falls_back_to_its_minimum(tmp_path) -> None:
     context = {"min_workers": "0", "max_workers": "3"}
+    # 1 s long polls: a worker told to go (SIGTERM) leaves at the end of its poll, 20 s by default.
     with LocalStack(stack_name=STACK, context=context, follow_group=True, start_delay=1.0,
-                    idle_seconds=3.0, worker_log=tmp_path / "workers.log") as stack:
+                    idle_seconds=3.0, worker_log=tmp_path / "workers.log",
+                    worker_env={Env.WAIT_SECONDS: "1"}) as stack:
         follower = stack.follower
         autoscaling = stack.session().client("autoscaling", endpoint_url=stack.endpoint_url)
         sqs = stack.session().client("sqs", endpoint_url=stack.endpoint_url)
