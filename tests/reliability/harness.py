@@ -319,3 +319,18 @@ def output_pixels(stack: LocalStack, key: str) -> np.ndarray:
     s3 = stack.session().client("s3", endpoint_url=stack.endpoint_url)
     body = s3.get_object(Bucket=stack.outputs["BucketName"], Key=key)["Body"].read()
     return np.asarray(Image.open(io.BytesIO(body)))
+
+
+def equalize_input(client: TrackedClient, folder: Path, shape: tuple[int, ...], seed: int,
+                   job_id: str | None = None) -> tuple[str, dict[str, str], np.ndarray]:
+    """A low-contrast PNG uploaded for a job: the job id (new unless given), the equalize
+    arguments that name it, and its pixels."""
+    job_id = job_id or wire.new_job_id()
+    pixels = low_contrast(shape, seed)
+    path = write_png(folder / f"{job_id}.png", pixels)
+    return job_id, {"image": client.client.upload(job_id, path.name, path)}, pixels
+
+
+def is_equalized(stack: LocalStack, key: str, pixels: np.ndarray) -> bool:
+    """Whether the output at `key` is the reference equalization of `pixels`."""
+    return np.array_equal(output_pixels(stack, key), equalized(pixels))
