@@ -12,6 +12,22 @@ from aws_cdk.assertions import Template
 from infra.config import config_from_context
 from infra.stack import WebQueueWorkerStack
 
+# The configurations every scanner (cdk-nag, cfn-lint, checkov) checks: the defaults, scale from
+# zero (no instance at rest, a warm pool, the launch hook, the capacity raise), every option.
+SCANNED_CONTEXTS = {
+    "default": {},
+    "elastic": {"min_workers": "0", "max_workers": "10"},
+    "all-options": {
+        "stack_name": "wqw-scanned",
+        "max_workers": "4",
+        "ssh_cidr": "198.51.100.7/32",
+        "alarm_email": "ops@example.com",
+        "instance_type": "t3.micro",
+        "retention_days": "2",
+        "visibility_timeout": "30",
+    },
+}
+
 
 class Synth:
     """One synthesized stack: its config, template (dict and assertions object) and helpers."""

@@ -23,18 +23,6 @@ import infra.nag
 from tests import synth
 
 ROOT = Path(__file__).resolve().parent.parent
-CONTEXTS = {
-    "default": {},
-    # Scale from zero: no instance at rest, a warm pool, the launch hook, the capacity raise.
-    "elastic": {"min_workers": "0", "max_workers": "10"},
-    "all-options": {
-        "stack_name": "wqw-checkov",
-        "max_workers": "3",
-        "ssh_cidr": "198.51.100.7/32",
-        "alarm_email": "ops@example.com",
-        "visibility_timeout": "30",
-    },
-}
 SKIP_ID = re.compile(r"CKV2?_AWS_\d+")
 MIN_REASON = 80
 
@@ -105,7 +93,7 @@ def without_skips(template: dict[str, Any]) -> dict[str, Any]:
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
     """name -> {"path": template file, "template": its JSON}, for every context."""
     paths = {name: synth.synthesized(context, tmp_path_factory).template_path
-             for name, context in CONTEXTS.items()}
+             for name, context in synth.SCANNED_CONTEXTS.items()}
     return {name: {"path": path, "template": json.loads(path.read_text())}
             for name, path in paths.items()}
 

@@ -26,6 +26,7 @@ from worker_src import wire, wire_lifecycle
 ROOT = Path(__file__).resolve().parents[2]
 FAULTY_WORKER = [sys.executable, "-m", "tests.reliability.faulty_worker"]
 REAL_WORKER = list(WORKER_COMMAND)
+STACK_NAME = "wqw-reliability"  # the one local stack of the package (conftest.py)
 VISIBILITY_TIMEOUT = 4  # seconds; the stack's queue and the workers' heartbeat use it
 
 # The table's rows, in this order; docs/reliability.md describes each.
