@@ -260,13 +260,15 @@ def queue_depth(stack: LocalStack, url: str) -> int:
     return sum(int(v) for v in attributes.values())
 
 
-def drain(stack: LocalStack, timeout: float = 3 * VISIBILITY_TIMEOUT) -> int:
-    """Delete every message of the request queue, waiting out in-flight ones; the count.
+def drain(stack: LocalStack, timeout: float = 3 * VISIBILITY_TIMEOUT,
+          queue_output: str = "RequestQueueUrl") -> int:
+    """Delete every message of a queue (the request queue unless another stack output names
+    it), waiting out in-flight ones; the count.
 
     (PurgeQueue would do, but SQS and the emulator allow it once a minute.)
     """
     sqs = stack.session().client("sqs", endpoint_url=stack.endpoint_url)
-    queue = stack.outputs["RequestQueueUrl"]
+    queue = stack.outputs[queue_output]
     deleted = 0
     deadline = time.monotonic() + timeout
     while queue_depth(stack, queue) and time.monotonic() < deadline:
