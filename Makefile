@@ -56,4 +56,4 @@ reliability: setup
 	$(PY) -m bench.reliability
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) node_modules cdk.out demo-output .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) node_modules cdk.out .cache demo-output .pytest_cache .ruff_cache

@@ -1,20 +1,29 @@
 """The CDK app's own template, made deployable into moto's CloudFormation (the local stack).
 
-synthesize() runs app.py in a subprocess (no CDK CLI, no credentials); prepare_for_emulator()
-drops what moto cannot run. docs/deploy.md ("The local stack") lists what is dropped and why.
+synthesize() runs app.py in a subprocess (no CDK CLI, no credentials) and keeps the template
+in .cache/templates/, under a hash of everything the synthesis reads (the app's sources, the
+worker it ships, the context, the stack name, aws-cdk-lib's version): the next local stack with
+the same inputs starts without the 10 s synthesis. prepare_for_emulator() drops what moto
+cannot run. docs/deploy.md ("The local stack") lists what is dropped and why.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import subprocess
 import sys
+import tempfile
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / ".cache" / "templates"
+# What the CDK app reads: its sources, cdk.json's feature flags, the worker it ships as an asset.
+SYNTH_INPUTS = ("app.py", "cdk.json", "infra", "worker_src")
 
 # Attributes that make CloudFormation wait for cfn-signal from a real instance.
 WAIT_ATTRIBUTES = ("CreationPolicy", "UpdatePolicy")
@@ -28,8 +37,45 @@ class SynthError(RuntimeError):
 
 
 def synthesize(stack_name: str, context: dict[str, str], outdir: Path) -> dict[str, Any]:
-    """Run the CDK app with `context` (+ stack_name) into `outdir`; return the stack's template."""
-    outdir = Path(outdir)
+    """The stack's template for `context` (+ stack_name): from the cache, or by running the CDK
+    app into `outdir` (then cached; a failed synthesis is not)."""
+    cached = CACHE / f"{synth_key(stack_name, context)}.json"
+    try:
+        return json.loads(cached.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass
+    template = _run_app(stack_name, context, Path(outdir))
+    try:
+        CACHE.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=CACHE, suffix=".tmp", delete=False,
+                                         encoding="utf-8") as file:
+            json.dump(template, file)
+        os.replace(file.name, cached)  # whole or not at all, also with two synths at once
+    except OSError:
+        pass  # a read-only checkout synthesizes every time
+    return template
+
+
+def synth_key(stack_name: str, context: dict[str, str]) -> str:
+    """A hash of everything a synthesis depends on: equal keys, equal templates."""
+    digest = hashlib.sha256()
+    inputs = {"stack_name": stack_name, "context": context,
+              "aws-cdk-lib": metadata.version("aws-cdk-lib"),
+              "env": {k: v for k, v in os.environ.items()
+                      if k.startswith(("CDK_", "AWS_REGION", "AWS_DEFAULT_REGION"))}}
+    digest.update(json.dumps(inputs, sort_keys=True).encode())
+    for name in SYNTH_INPUTS:
+        path = ROOT / name
+        files = [path] if path.is_file() else sorted(
+            p for p in path.rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
+        for file in files:
+            digest.update(str(file.relative_to(ROOT)).encode() + b"\0")
+            digest.update(file.read_bytes() + b"\0")
+    return digest.hexdigest()[:32]
+
+
+def _run_app(stack_name: str, context: dict[str, str], outdir: Path) -> dict[str, Any]:
     outdir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.update(

@@ -25,3 +25,11 @@ os.environ["JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"] = "20"
 # product leaves CPython's 4300-digit limit in force (worker_src/json_text.py converts
 # long integers itself), and tests/test_json_text.py checks it under that limit.
 sys.set_int_max_str_digits(0)
+
+
+def pytest_collection_modifyitems(items: list) -> None:
+    """Modules that hold slow (end-to-end) tests run first, each module's tests in their order:
+    with `pytest -n 2` the quick unit tests then fill the end, and both processes finish
+    together instead of one waiting on a last long test."""
+    slow_modules = {item.module for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.module not in slow_modules)

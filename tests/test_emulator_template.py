@@ -13,6 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from client import emulator_template
 from client.emulator_template import SynthError, prepare_for_emulator, synthesize
 
 STACK = "wqw-emu"
@@ -57,9 +58,11 @@ def test_synthesize_passes_context_and_stack_name(template: dict[str, Any]) -> N
     assert any(r["Type"].startswith("Custom::") for r in template["Resources"].values())
 
 
-def test_synthesize_reports_a_bad_option(tmp_path: Path) -> None:
+def test_synthesize_reports_a_bad_option_and_keeps_no_template(tmp_path: Path) -> None:
     with pytest.raises(SynthError, match=r"ssh_cidr '0\.0\.0\.0/0'"):
         synthesize(STACK, {"ssh_cidr": "0.0.0.0/0"}, tmp_path)
+    key = emulator_template.synth_key(STACK, {"ssh_cidr": "0.0.0.0/0"})
+    assert not (emulator_template.CACHE / f"{key}.json").exists()
 
 
 def test_prepare_drops_only_what_moto_cannot_run(
@@ -167,3 +170,30 @@ def test_deploys_in_moto_cloudformation(prepared: dict[str, Any]) -> None:
         log_groups = boto3.client("logs", region_name=region).describe_log_groups(
             logGroupNamePrefix=outputs["LogGroupName"])["logGroups"]
         assert [g["logGroupName"] for g in log_groups] == [outputs["LogGroupName"]]
+
+
+def test_a_template_is_synthesized_once_per_inputs_and_again_when_they_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs: list[tuple[str, dict[str, str]]] = []
+
+    def run_app(stack_name: str, context: dict[str, str], outdir: Path) -> dict[str, Any]:
+        runs.append((stack_name, context))
+        return {"Outputs": {"Run": {"Value": str(len(runs))}}}
+
+    source = tmp_path / "project"
+    (source / "infra").mkdir(parents=True)
+    (source / "infra" / "stack.py").write_text("A = 1\n")
+    monkeypatch.setattr(emulator_template, "ROOT", source)
+    monkeypatch.setattr(emulator_template, "CACHE", source / ".cache" / "templates")
+    monkeypatch.setattr(emulator_template, "_run_app", run_app)
+
+    first = synthesize(STACK, {"max_workers": "2"}, tmp_path / "out")
+    assert synthesize(STACK, {"max_workers": "2"}, tmp_path / "out") == first
+    assert len(runs) == 1
+    synthesize(STACK, {"max_workers": "3"}, tmp_path / "out")
+    synthesize("another-stack", {"max_workers": "2"}, tmp_path / "out")
+    (source / "infra" / "stack.py").write_text("A = 2\n")
+    changed = synthesize(STACK, {"max_workers": "2"}, tmp_path / "out")
+    assert len(runs) == 4 and changed != first
+
