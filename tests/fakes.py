@@ -14,7 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from worker_src import contract, registry, wire
+from worker_src import contract, registry, wire, wire_lifecycle
 from worker_src.broker import Message, QueueGone
 from worker_src.config import WorkerConfig
 from worker_src.executor import Executor
@@ -84,7 +84,9 @@ class MemoryBroker:
         return bool(queue_url) and queue_url.startswith(self.reply_prefix)
 
     def results(self, queue_url: str) -> list[wire.Result]:
-        return [wire.decode_result(body) for body in self.replies[queue_url]]
+        """The results sent to a queue; a long job's running words, sent there too, left out."""
+        return [wire.decode_result(body) for body in self.replies[queue_url]
+                if wire_lifecycle.message_type(body) is None]
 
 
 class MemoryFile:
