@@ -14,8 +14,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from worker_src import contract, wire
+from worker_src import contract, registry, wire, wire_lifecycle
 from worker_src.broker import Message, QueueGone
+from worker_src.config import WorkerConfig
+from worker_src.executor import Executor
+from worker_src.worker import Worker
 
 # The characters SQS accepts in a message body or attribute (anything else: InvalidMessageContents).
 NOT_SQS_TEXT = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -81,7 +84,9 @@ class MemoryBroker:
         return bool(queue_url) and queue_url.startswith(self.reply_prefix)
 
     def results(self, queue_url: str) -> list[wire.Result]:
-        return [wire.decode_result(body) for body in self.replies[queue_url]]
+        """The results sent to a queue; a long job's running words, sent there too, left out."""
+        return [wire.decode_result(body) for body in self.replies[queue_url]
+                if wire_lifecycle.message_type(body) is None]
 
 
 class MemoryFile:
@@ -138,6 +143,26 @@ class MemoryStore:
 
     def result(self, job_id: str) -> wire.Result:
         return wire.decode_result(self.objects[contract.result_key(job_id)])
+
+
+def memory_worker(broker: MemoryBroker, store: MemoryStore, kinds: dict[str, registry.Kind],
+                  **config: Any) -> Worker:
+    """A Worker whose loop runs `kinds` on `broker` and `store`; `config` overrides WorkerConfig's
+    fields (wait_seconds is 1 unless given: a test's receive comes back in a second)."""
+    settings = WorkerConfig(request_queue_url="https://sqs.local/123/stack-requests",
+                            dead_letter_queue_url="https://sqs.local/123/stack-dlq",
+                            bucket="b", reply_queue_prefix="stack-reply-",
+                            **{"wait_seconds": 1, **config})
+    executor = Executor(store, identity="t", kinds=kinds,
+                        memory_budget_bytes=settings.memory_budget_bytes)
+    return Worker(settings, broker, store, executor)
+
+
+def memory_loop(kinds: dict[str, registry.Kind],
+                **config: Any) -> tuple[MemoryBroker, MemoryStore, Worker]:
+    """A fresh in-memory broker and store, and a memory_worker on them."""
+    broker, store = MemoryBroker(), MemoryStore()
+    return broker, store, memory_worker(broker, store, kinds, **config)
 
 
 def client_error(code: str) -> ClientError:

@@ -20,22 +20,9 @@ import aws_cdk as cdk
 import pytest
 
 import infra.nag
-from infra.config import config_from_context
-from infra.stack import WebQueueWorkerStack
+from tests import synth
 
 ROOT = Path(__file__).resolve().parent.parent
-CONTEXTS = {
-    "default": {},
-    # Scale from zero: no instance at rest, a warm pool, the launch hook, the capacity raise.
-    "elastic": {"min_workers": "0", "max_workers": "10"},
-    "all-options": {
-        "stack_name": "wqw-checkov",
-        "max_workers": "3",
-        "ssh_cidr": "198.51.100.7/32",
-        "alarm_email": "ops@example.com",
-        "visibility_timeout": "30",
-    },
-}
 SKIP_ID = re.compile(r"CKV2?_AWS_\d+")
 MIN_REASON = 80
 
@@ -105,21 +92,38 @@ def without_skips(template: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
     """name -> {"path": template file, "template": its JSON}, for every context."""
-    found = {}
-    for name, context in CONTEXTS.items():
-        outdir = tmp_path_factory.mktemp(f"checkov-{name}")
-        app = cdk.App(outdir=str(outdir))
-        stack = WebQueueWorkerStack(app, config_from_context(context))
-        app.synth()
-        path = outdir / stack.template_file
-        found[name] = {"path": path, "template": json.loads(path.read_text())}
-    return found
+    paths = {name: synth.synthesized(context, tmp_path_factory).template_path
+             for name, context in synth.SCANNED_CONTEXTS.items()}
+    return {name: {"path": path, "template": json.loads(path.read_text())}
+            for name, path in paths.items()}
 
 
-def test_checkov_reports_no_failure(synthesized: dict[str, dict[str, Any]]) -> None:
-    report = run_checkov([s["path"] for s in synthesized.values()])
+@pytest.fixture(scope="module")
+def reports(synthesized: dict[str, dict[str, Any]], tmp_path_factory: pytest.TempPathFactory
+            ) -> dict[str, Any]:
+    """One checkov run (it takes seconds to start) over the templates as synthesized and as
+    they would be without their skips; the report of each part and the unskipped files."""
+    folder = tmp_path_factory.mktemp("checkov-unskipped")
+    unskipped = {}
+    for name, s in synthesized.items():
+        unskipped[name] = folder / f"{name}-unskipped.template.json"
+        unskipped[name].write_text(json.dumps(without_skips(s["template"])))
+    report = run_checkov([*(s["path"] for s in synthesized.values()), *unskipped.values()])
+    names = {path.name for path in unskipped.values()}
+
+    def part(without: bool) -> dict[str, Any]:
+        return {"results": {kind: [r for r in report["results"][kind]
+                                   if (Path(r["file_abs_path"]).name in names) == without]
+                            for kind in ("passed_checks", "failed_checks", "skipped_checks")}}
+
+    return {"synthesized": part(False), "unskipped": part(True), "unskipped files": unskipped}
+
+
+def test_checkov_reports_no_failure(synthesized: dict[str, dict[str, Any]],
+                                    reports: dict[str, Any]) -> None:
+    report = reports["synthesized"]
     assert report["results"]["failed_checks"] == [], sorted(findings(report, "failed"))
-    assert report["summary"]["passed"] > 0
+    assert len(report["results"]["passed_checks"]) > 0
     # checkov skipped exactly what the templates declare, with the declared reasons
     declared = {(s["path"].name, name, check): reason
                 for s in synthesized.values()
@@ -132,16 +136,14 @@ def test_checkov_reports_no_failure(synthesized: dict[str, dict[str, Any]]) -> N
 
 
 def test_every_skip_silences_a_real_finding(
-    synthesized: dict[str, dict[str, Any]], tmp_path: Path
+    synthesized: dict[str, dict[str, Any]], reports: dict[str, Any]
 ) -> None:
     """Without the skips, checkov fails exactly the skipped checks on the skipped resources."""
-    files, declared = [], set()
+    declared = set()
     for name, s in synthesized.items():
-        path = tmp_path / f"{name}-unskipped.template.json"
-        path.write_text(json.dumps(without_skips(s["template"])))
-        files.append(path)
+        path = reports["unskipped files"][name]
         declared |= {(path.name, *key) for key in collect_skips(s["template"])}
-    report = run_checkov(files)
+    report = reports["unskipped"]
     assert findings(report, "skipped") == set()
     assert findings(report, "failed") == declared
 

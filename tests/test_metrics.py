@@ -14,11 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.fakes import MemoryBroker, MemoryStore
+from tests.fakes import memory_loop, memory_worker
 from worker_src import contract, metrics, registry, wire
-from worker_src.config import WorkerConfig
-from worker_src.executor import Executor
-from worker_src.worker import Worker
 
 NAMESPACE = "WebQueueWorker/wqw-test"
 # MetricDatum's units (the specification refers to them).
@@ -92,13 +89,7 @@ KINDS = {"copy": registry.Kind(name="copy", summary="reads a file", run=copy,
 
 @pytest.fixture
 def loop():
-    broker, store = MemoryBroker(), MemoryStore()
-    config = WorkerConfig(request_queue_url="https://sqs.local/123/stack-requests",
-                          dead_letter_queue_url="https://sqs.local/123/stack-dlq",
-                          bucket="b", reply_queue_prefix="stack-reply-", wait_seconds=1,
-                          metric_namespace=NAMESPACE)
-    worker = Worker(config, broker, store, Executor(store, identity="t", kinds=KINDS))
-    return broker, store, worker
+    return memory_loop(KINDS, metric_namespace=NAMESPACE)
 
 
 @pytest.fixture
@@ -185,10 +176,7 @@ def test_kinds_no_worker_runs_share_one_dimension_value(loop, lines):
 
 def test_no_namespace_no_line(loop, lines):
     broker, store, _worker = loop
-    config = WorkerConfig(request_queue_url="https://sqs.local/123/stack-requests",
-                          dead_letter_queue_url="https://sqs.local/123/stack-dlq",
-                          bucket="b", reply_queue_prefix="stack-reply-")
-    worker = Worker(config, broker, store, Executor(store, identity="t", kinds=KINDS))
+    worker = memory_worker(broker, store, KINDS)  # no metric_namespace
     send(broker, "nosuchkind", {}, broker.reply_queue())
     worker.process_batch(broker.receive(10, 0))
     assert len(broker.deleted) == 1 and lines == []

@@ -8,15 +8,12 @@ import re
 import warnings
 from typing import Any
 
-import aws_cdk as cdk
 import boto3
 import pytest
-from aws_cdk.assertions import Template
 from moto import mock_aws
 
 from client.emulator_template import prepare_for_emulator
-from infra.config import config_from_context
-from infra.stack import WebQueueWorkerStack
+from tests.synth import Synth, render, synthesized
 from worker_src import contract, registry
 
 CONTEXTS = {
@@ -28,56 +25,18 @@ SEARCH = re.compile(
     r""" '(?P<statistic>\w+)', (?P<period>\d+)\)""")
 
 
-def render(value: Any) -> str:
-    """A template value as one string: ${Name} for Ref, ${Name.Attr} for GetAtt (Join, Sub)."""
-    if isinstance(value, str):
-        return value
-    (function, argument), = value.items()
-    if function == "Ref":
-        return "${" + argument + "}"
-    if function == "Fn::GetAtt":
-        return "${" + ".".join(argument) + "}"
-    if function == "Fn::Join":
-        return argument[0].join(render(part) for part in argument[1])
-    raise AssertionError(f"cannot render {value!r}")
-
-
-class Synth:
-    def __init__(self, context: dict[str, str], outdir: str) -> None:
-        self.config = config_from_context(context)
-        app = cdk.App(outdir=outdir)
-        self.stack = WebQueueWorkerStack(app, self.config)
-        self.template: dict[str, Any] = Template.from_stack(self.stack).to_json()
-        self.resources: dict[str, Any] = self.template["Resources"]
-
-    def one(self, cfn_type: str, **properties: Any) -> tuple[str, dict[str, Any]]:
-        found = [(k, v) for k, v in self.resources.items() if v["Type"] == cfn_type
-                 and all(v["Properties"].get(p) == x for p, x in properties.items())]
-        assert len(found) == 1, (cfn_type, properties, [k for k, _ in found])
-        return found[0]
-
-    def queues(self) -> tuple[str, str]:
-        """(requests, dead letters): the requests queue is the one with a redrive policy."""
-        queues = {k for k, v in self.resources.items() if v["Type"] == "AWS::SQS::Queue"}
-        (requests,) = {q for q in queues if "RedrivePolicy" in self.resources[q]["Properties"]}
-        (dead,) = queues - {requests}
-        return requests, dead
-
-    def widgets(self) -> list[dict[str, Any]]:
-        _, dashboard = self.one("AWS::CloudWatch::Dashboard")
-        return json.loads(render(dashboard["Properties"]["DashboardBody"]))["widgets"]
-
-    def outputs(self) -> dict[str, Any]:
-        return {k: v["Value"] for k, v in self.template["Outputs"].items()}
+def widgets(synth: Synth) -> list[dict[str, Any]]:
+    _, dashboard = synth.one("AWS::CloudWatch::Dashboard")
+    return json.loads(render(dashboard["Properties"]["DashboardBody"]))["widgets"]
 
 
 @pytest.fixture(scope="module", params=sorted(CONTEXTS))
 def synth(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    return Synth(CONTEXTS[request.param], str(tmp_path_factory.mktemp(f"mon-{request.param}")))
+    return synthesized(CONTEXTS[request.param], tmp_path_factory)
 
 
 def widget(synth: Synth, title_start: str) -> dict[str, Any]:
-    (found,) = [w for w in synth.widgets() if w["properties"]["title"].startswith(title_start)]
+    (found,) = [w for w in widgets(synth) if w["properties"]["title"].startswith(title_start)]
     return found["properties"]
 
 
@@ -118,7 +77,7 @@ def test_queue_widgets_name_the_stacks_own_queues(synth: Synth) -> None:
     own = {"${" + requests + ".QueueName}": "requests", "${" + dead + ".QueueName}": "dead"}
     shown = {
         (own[dims["QueueName"]], metric, options["stat"], options["period"])
-        for w in synth.widgets() for namespace, metric, dims, options in
+        for w in widgets(synth) for namespace, metric, dims, options in
         plain_metrics(w["properties"]) if namespace == "AWS/SQS"
     }
     assert shown == {
@@ -153,7 +112,7 @@ def test_worker_widgets_name_the_stacks_own_group(synth: Synth) -> None:
     group, _ = synth.one("AWS::AutoScaling::AutoScalingGroup")
     shown = {
         (namespace, metric, options["stat"], options["period"], dims["AutoScalingGroupName"])
-        for w in synth.widgets() for namespace, metric, dims, options in
+        for w in widgets(synth) for namespace, metric, dims, options in
         plain_metrics(w["properties"]) if namespace in ("AWS/AutoScaling", "AWS/EC2")
     }
     mine = "${" + group + "}"
@@ -181,14 +140,14 @@ def test_job_widgets_search_the_workers_metrics_by_kind(synth: Synth) -> None:
     }
     # one line per kind found in the data: labelled from its dimensions, no kind listed
     assert all("${PROP('Dim.Kind')}" in s["label"] for s in jobs + run)
-    body = json.dumps(synth.widgets())
+    body = json.dumps(widgets(synth))
     for kind in registry.kinds():
         assert not re.search(rf"\b{re.escape(kind)}\b", body), kind
 
 
 def test_widgets_fit_the_grid_without_overlap(synth: Synth) -> None:
     taken: set[tuple[int, int]] = set()
-    for w in synth.widgets():
+    for w in widgets(synth):
         assert w["x"] + w["width"] <= 24
         cells = {(x, y) for x in range(w["x"], w["x"] + w["width"])
                  for y in range(w["y"], w["y"] + w["height"])}
@@ -238,7 +197,7 @@ def test_dashboard_url_output(synth: Synth) -> None:
 
 
 def test_local_stack_keeps_the_dashboard_and_its_outputs(synth: Synth) -> None:
-    prepared = prepare_for_emulator(synth.template)
+    prepared = prepare_for_emulator(synth.json)
     assert {"AWS::CloudWatch::Dashboard", "AWS::CloudWatch::Alarm"} <= {
         r["Type"] for r in prepared["Resources"].values()}
     logging.getLogger("moto").setLevel(logging.ERROR)

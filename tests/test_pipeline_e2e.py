@@ -20,22 +20,30 @@ STEPS = "orient,thumbnail:width=300,equalize,convert:format=webp:quality=85"
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def stack():
+    """One stack for the module: every test waits for its own jobs, none leaves one queued."""
     with mock_aws():
         yield deploy(STACK)
 
 
 @pytest.fixture
 def worker(stack):
+    """A worker per test: the test that refuses a bad step must see its request queue empty."""
     with serving_worker(stack) as worker:
         yield worker
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def photo():
     """A phone photo: 640x480 as stored, to be turned upright (EXIF orientation 6)."""
     return jpeg_file(real_looking(3, (640, 480)), orientation=6, name="photo.jpg")
+
+
+@pytest.fixture(scope="module")
+def expected(photo):
+    """The pipeline run on the photo in this process: what the worker must write."""
+    return run("pipeline", {"image": photo}, steps=STEPS).data
 
 
 def run_cli(capsys, *argv):
@@ -44,7 +52,8 @@ def run_cli(capsys, *argv):
     return code, out, err
 
 
-def test_the_cli_runs_a_pipeline_and_writes_the_webp(stack, worker, photo, capsys, tmp_path):
+def test_the_cli_runs_a_pipeline_and_writes_the_webp(stack, worker, photo, expected, capsys,
+                                                     tmp_path):
     (tmp_path / "photo.jpg").write_bytes(photo.data)
     code, out, err = run_cli(capsys, "run", "pipeline", str(tmp_path / "photo.jpg"),
                              "-a", f"steps={STEPS}", "-o", str(tmp_path / "out"), "--json")
@@ -52,8 +61,7 @@ def test_the_cli_runs_a_pipeline_and_writes_the_webp(stack, worker, photo, capsy
     [row] = json.loads(out)["results"]
     written = tmp_path / "out" / "photo-pipeline.webp"
     assert row["output"] == str(written)
-    expected = run("pipeline", {"image": photo}, steps=STEPS)
-    assert written.read_bytes() == expected.data
+    assert written.read_bytes() == expected
     assert Image.open(written).size == (300, 400)
 
 
@@ -74,7 +82,7 @@ def test_the_cli_lists_the_new_kinds_and_refuses_a_bad_step_before_sending(stack
     assert queue["Attributes"]["ApproximateNumberOfMessages"] == "0"
 
 
-def test_the_web_api_runs_a_pipeline_from_its_steps_field(stack, worker, photo):
+def test_the_web_api_runs_a_pipeline_from_its_steps_field(stack, worker, photo, expected):
     session, web = make_web(stack)
     try:
         refused = web.post("/api/images", headers=AUTH,
@@ -90,7 +98,7 @@ def test_the_web_api_runs_a_pipeline_from_its_steps_field(stack, worker, photo):
         assert job["state"] == "done", job
         output = web.get(job["output_url"], headers=AUTH)
         assert output.headers["content-type"] == "image/webp"
-        assert output.content == run("pipeline", {"image": photo}, steps=STEPS).data
+        assert output.content == expected
         assert decoded_size(output.content) == (300, 400)
         assert job["download_name"] == "photo-pipeline.webp"
     finally:

@@ -7,13 +7,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-import aws_cdk as cdk
 import pytest
-from aws_cdk.assertions import Match, Template
+from aws_cdk.assertions import Match
 
 from infra.config import ConfigError, config_from_context
-from infra.stack import WebQueueWorkerStack
 from infra.worker_role import SESSION_MANAGER_ACTIONS
+from tests.synth import Synth, render, synthesized
 
 OUTPUT_KEYS = {
     "RequestQueueUrl",
@@ -52,74 +51,27 @@ SCALED = {
 }
 
 
-class Synth:
-    """One synthesized stack: its template (dict and assertions object) and helpers."""
-
-    def __init__(self, context: dict[str, str], outdir: str) -> None:
-        self.config = config_from_context(context)
-        app = cdk.App(outdir=outdir)
-        self.stack = WebQueueWorkerStack(app, self.config)
-        self.assembly = app.synth()
-        self.template = Template.from_stack(self.stack)
-        self.json: dict[str, Any] = self.template.to_json()
-        self.resources: dict[str, Any] = self.json["Resources"]
-
-    def of_type(self, cfn_type: str) -> dict[str, Any]:
-        return {k: v for k, v in self.resources.items() if v["Type"] == cfn_type}
-
-    def one(self, cfn_type: str) -> tuple[str, dict[str, Any]]:
-        found = self.of_type(cfn_type)
-        assert len(found) == 1, f"expected one {cfn_type}, found {sorted(found)}"
-        return next(iter(found.items()))
-
-    def worker_asset(self) -> dict[str, str]:
-        """The file asset whose staged directory holds install.sh: its path, bucket and key."""
-        manifest = Path(self.assembly.directory) / f"{self.stack.artifact_id}.assets.json"
-        found = [
-            {"path": a["source"]["path"], **destination}
-            for a in json.loads(manifest.read_text())["files"].values()
-            for destination in a["destinations"].values()
-            if (Path(self.assembly.directory) / a["source"]["path"] / "install.sh").exists()
-        ]
-        assert len(found) == 1
-        return found[0]
-
-    def queues(self) -> tuple[str, str]:
-        """(requests, dead letters) logical ids: the requests queue is the one with a redrive."""
-        queues = self.of_type("AWS::SQS::Queue")
-        requests = [k for k, v in queues.items() if "RedrivePolicy" in v["Properties"]]
-        assert len(queues) == 2 and len(requests) == 1
-        (dlq,) = set(queues) - set(requests)
-        return requests[0], dlq
-
-
-def render(value: Any) -> str:
-    """An intrinsic-function value as one string: ${Name} for Ref, ${Name.Attr} for GetAtt."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict) and len(value) == 1:
-        (fn, arg), = value.items()
-        if fn == "Ref":
-            return "${" + arg + "}"
-        if fn == "Fn::GetAtt":
-            return "${" + ".".join(arg) + "}"
-        if fn == "Fn::Join":
-            return arg[0].join(render(part) for part in arg[1])
-        if fn == "Fn::Sub":
-            return arg if isinstance(arg, str) else arg[0]
-        if fn == "Fn::Base64":
-            return render(arg)
-    raise AssertionError(f"cannot render {value!r}")
+def worker_asset(synth: Synth) -> dict[str, str]:
+    """The file asset whose staged directory holds install.sh: its path, bucket and key."""
+    manifest = Path(synth.assembly.directory) / f"{synth.stack.artifact_id}.assets.json"
+    found = [
+        {"path": a["source"]["path"], **destination}
+        for a in json.loads(manifest.read_text())["files"].values()
+        for destination in a["destinations"].values()
+        if (Path(synth.assembly.directory) / a["source"]["path"] / "install.sh").exists()
+    ]
+    assert len(found) == 1
+    return found[0]
 
 
 @pytest.fixture(scope="module")
 def default(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    return Synth({}, str(tmp_path_factory.mktemp("cdk-default")))
+    return synthesized({}, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def scaled(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    return Synth(SCALED, str(tmp_path_factory.mktemp("cdk-scaled")))
+    return synthesized(SCALED, tmp_path_factory)
 
 
 # --- context options -------------------------------------------------------------------------
@@ -289,7 +241,7 @@ def test_user_data_installs_and_configures_the_worker(scaled: Synth) -> None:
     assert env["WQW_WORKER_GROUP"] == asg_res["Properties"]["AutoScalingGroupName"]
     assert env["AWS_REGION"] == "${AWS::Region}"
     # downloads this synth's worker asset, then runs its install script with the signal target
-    asset = scaled.worker_asset()
+    asset = worker_asset(scaled)
     assert f"'s3://{asset['bucketName']}/{asset['objectKey']}'" in script
     log_group, _ = scaled.one("AWS::Logs::LogGroup")
     install = script.splitlines()[-1]
@@ -300,7 +252,7 @@ def test_user_data_installs_and_configures_the_worker(scaled: Synth) -> None:
 
 
 def test_worker_asset_is_worker_src_without_caches(default: Synth) -> None:
-    staged = Path(default.assembly.directory) / default.worker_asset()["path"]
+    staged = Path(default.assembly.directory) / worker_asset(default)["path"]
     files = {p.relative_to(staged).as_posix() for p in staged.rglob("*")}
     assert {"__init__.py", "wire.py", "requirements.txt", "systemd/wqw-worker.service"} <= files
     assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc")]
@@ -378,7 +330,7 @@ def test_worker_role_is_least_privilege(which: str, request: pytest.FixtureReque
     log_group, _ = synth.one("AWS::Logs::LogGroup")
     stack = synth.config.stack_name
     account = "${AWS::Region}:${AWS::AccountId}"
-    asset = synth.worker_asset()
+    asset = worker_asset(synth)
     expected = {
         *{(a, "${" + requests + ".Arn}") for a in (
             "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",

@@ -14,21 +14,8 @@ from cfnlint.api import lint
 import infra.nag
 from infra.config import config_from_context
 from infra.stack import WebQueueWorkerStack
+from tests.synth import SCANNED_CONTEXTS
 
-CONTEXTS = {
-    "default": {},
-    # Scale from zero: no instance at rest, a warm pool, the launch hook, the capacity raise.
-    "elastic": {"min_workers": "0", "max_workers": "10"},
-    "all-options": {
-        "stack_name": "wqw-sec",
-        "max_workers": "4",
-        "ssh_cidr": "198.51.100.7/32",
-        "alarm_email": "ops@example.com",
-        "instance_type": "t3.micro",
-        "retention_days": "2",
-        "visibility_timeout": "30",
-    },
-}
 PACK_PREFIX = "AwsSolutions::"
 
 
@@ -68,12 +55,21 @@ def acknowledgments(stack: cdk.Stack) -> dict[tuple[str, str], str]:
     return found
 
 
-@pytest.fixture(scope="module", params=sorted(CONTEXTS))
-def nagged(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+@pytest.fixture(scope="module")
+def every_nagged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """name -> the stack synthesized with the pack, its failure message and its outdir."""
+    found = {}
+    for name, context in SCANNED_CONTEXTS.items():
+        outdir = tmp_path_factory.mktemp(f"nag-{name}")
+        stack, failure = synth_with_nag(context, outdir)
+        found[name] = {"stack": stack, "failure": failure, "outdir": outdir}
+    return found
+
+
+@pytest.fixture(params=sorted(SCANNED_CONTEXTS))
+def nagged(request: pytest.FixtureRequest, every_nagged: dict[str, dict[str, Any]]
            ) -> dict[str, Any]:
-    outdir = tmp_path_factory.mktemp(f"nag-{request.param}")
-    stack, failure = synth_with_nag(CONTEXTS[request.param], outdir)
-    return {"stack": stack, "failure": failure, "outdir": outdir}
+    return every_nagged[request.param]
 
 
 def test_no_unacknowledged_findings(nagged: dict[str, Any]) -> None:
@@ -93,14 +89,12 @@ def test_every_acknowledgment_names_its_rule_and_a_specific_reason(
 
 
 def test_every_acknowledgment_silences_a_real_finding(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, every_nagged: dict[str, dict[str, Any]]
 ) -> None:
     """Without the acknowledgments, the pack reports exactly the acknowledged findings."""
-    context = CONTEXTS["all-options"]
-    stack_with, _ = synth_with_nag(context, tmp_path / "with")
-    acknowledged = set(acknowledgments(stack_with))
+    acknowledged = set(acknowledgments(every_nagged["all-options"]["stack"]))
     monkeypatch.setattr(infra.nag, "acknowledge", lambda construct, rule, reason: None)
-    _, failure = synth_with_nag(context, tmp_path / "without")
+    _, failure = synth_with_nag(SCANNED_CONTEXTS["all-options"], tmp_path / "without")
     assert failure is not None
     reported = set(violations(tmp_path / "without"))
     assert sorted({rule for rule, _ in reported}) == sorted({rule for _, rule in acknowledged})

@@ -6,11 +6,9 @@ import time
 
 import pytest
 
-from tests.fakes import MemoryBroker, MemoryStore
+from tests.fakes import MemoryStore, memory_loop
 from worker_src import contract, executor, registry, wire
-from worker_src.config import WorkerConfig
 from worker_src.executor import Executor
-from worker_src.worker import Worker
 
 
 def sleepy(ctx):
@@ -37,16 +35,7 @@ TEST_KINDS = {
 
 @pytest.fixture
 def loop():
-    broker, store = MemoryBroker(), MemoryStore()
-    config = WorkerConfig(request_queue_url="https://sqs.local/123/stack-requests",
-                          dead_letter_queue_url="https://sqs.local/123/stack-dlq",
-                          bucket="b", reply_queue_prefix="stack-reply-", wait_seconds=1,
-                          memory_budget_mb=64)
-    kinds = {**registry.kinds(), **TEST_KINDS}
-    worker = Worker(config, broker, store,
-                    Executor(store, identity="t", kinds=kinds,
-                             memory_budget_bytes=config.memory_budget_bytes))
-    return broker, store, worker
+    return memory_loop({**registry.kinds(), **TEST_KINDS}, memory_budget_mb=64)
 
 
 def job_body(reply_to, kind="stats", args=None, **fields):

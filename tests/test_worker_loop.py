@@ -4,11 +4,9 @@ import time
 
 import pytest
 
-from tests.fakes import MemoryBroker, MemoryStore
+from tests.fakes import memory_loop
 from worker_src import registry, wire
-from worker_src.config import WorkerConfig
 from worker_src.executor import Executor
-from worker_src.worker import Worker
 
 
 def fail_once(ctx):
@@ -28,13 +26,8 @@ KINDS = {
 
 @pytest.fixture
 def loop():
-    broker, store = MemoryBroker(), MemoryStore()
-    config = WorkerConfig(request_queue_url="https://sqs.local/123/stack-requests",
-                          dead_letter_queue_url="https://sqs.local/123/stack-dlq",
-                          bucket="b", reply_queue_prefix="stack-reply-", wait_seconds=1)
-    worker = Worker(config, broker, store, Executor(store, identity="t", kinds=KINDS))
     fail_once.failed = False
-    return broker, store, worker
+    return memory_loop(KINDS)
 
 
 def send(broker, kind, args, reply_to, receive_count=1):

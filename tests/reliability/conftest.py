@@ -8,9 +8,7 @@ import pytest
 
 from client.local import LocalStack
 
-from .harness import HOSTILE_ROWS, VISIBILITY_TIMEOUT, Recorder
-
-STACK = "wqw-reliability"
+from .harness import HOSTILE_ROWS, STACK_NAME, VISIBILITY_TIMEOUT, Recorder
 
 
 @pytest.fixture(scope="package")
@@ -39,6 +37,6 @@ def add_fuzz_figures(recorder, tally):
 def stack(tmp_path_factory):
     """The CDK template in the emulator, no workers: each test module starts its own."""
     log = tmp_path_factory.mktemp("stack") / "workers.log"
-    with LocalStack(stack_name=STACK, workers=0, worker_log=log,
+    with LocalStack(stack_name=STACK_NAME, workers=0, worker_log=log,
                     context={"visibility_timeout": str(VISIBILITY_TIMEOUT)}) as stack:
         yield stack

@@ -26,6 +26,7 @@ from worker_src import wire, wire_lifecycle
 ROOT = Path(__file__).resolve().parents[2]
 FAULTY_WORKER = [sys.executable, "-m", "tests.reliability.faulty_worker"]
 REAL_WORKER = list(WORKER_COMMAND)
+STACK_NAME = "wqw-reliability"  # the one local stack of the package (conftest.py)
 VISIBILITY_TIMEOUT = 4  # seconds; the stack's queue and the workers' heartbeat use it
 
 # The table's rows, in this order; docs/reliability.md describes each.
@@ -259,13 +260,15 @@ def queue_depth(stack: LocalStack, url: str) -> int:
     return sum(int(v) for v in attributes.values())
 
 
-def drain(stack: LocalStack, timeout: float = 3 * VISIBILITY_TIMEOUT) -> int:
-    """Delete every message of the request queue, waiting out in-flight ones; the count.
+def drain(stack: LocalStack, timeout: float = 3 * VISIBILITY_TIMEOUT,
+          queue_output: str = "RequestQueueUrl") -> int:
+    """Delete every message of a queue (the request queue unless another stack output names
+    it), waiting out in-flight ones; the count.
 
     (PurgeQueue would do, but SQS and the emulator allow it once a minute.)
     """
     sqs = stack.session().client("sqs", endpoint_url=stack.endpoint_url)
-    queue = stack.outputs["RequestQueueUrl"]
+    queue = stack.outputs[queue_output]
     deleted = 0
     deadline = time.monotonic() + timeout
     while queue_depth(stack, queue) and time.monotonic() < deadline:
@@ -319,3 +322,18 @@ def output_pixels(stack: LocalStack, key: str) -> np.ndarray:
     s3 = stack.session().client("s3", endpoint_url=stack.endpoint_url)
     body = s3.get_object(Bucket=stack.outputs["BucketName"], Key=key)["Body"].read()
     return np.asarray(Image.open(io.BytesIO(body)))
+
+
+def equalize_input(client: TrackedClient, folder: Path, shape: tuple[int, ...], seed: int,
+                   job_id: str | None = None) -> tuple[str, dict[str, str], np.ndarray]:
+    """A low-contrast PNG uploaded for a job: the job id (new unless given), the equalize
+    arguments that name it, and its pixels."""
+    job_id = job_id or wire.new_job_id()
+    pixels = low_contrast(shape, seed)
+    path = write_png(folder / f"{job_id}.png", pixels)
+    return job_id, {"image": client.client.upload(job_id, path.name, path)}, pixels
+
+
+def is_equalized(stack: LocalStack, key: str, pixels: np.ndarray) -> bool:
+    """Whether the output at `key` is the reference equalization of `pixels`."""
+    return np.array_equal(output_pixels(stack, key), equalized(pixels))

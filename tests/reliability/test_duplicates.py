@@ -2,7 +2,6 @@
 
 import time
 
-import numpy as np
 import pytest
 
 from worker_src import wire
@@ -11,26 +10,15 @@ from .harness import (
     VISIBILITY_TIMEOUT,
     Faults,
     TrackedClient,
-    equalized,
-    low_contrast,
-    output_pixels,
+    equalize_input,
+    is_equalized,
     queue_depth,
     spawn_worker,
     stop_process,
     wait_until,
-    write_png,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:This might be a color image")]
-
-
-def image_job(client, tmp_path, seed):
-    pixels = low_contrast((20, 30, 3), seed)
-    job_id = wire.new_job_id()
-    key = client.client.upload(job_id, f"in{seed}.png",
-                              write_png(tmp_path / f"in{seed}.png", pixels))
-    args = {"image": key}
-    return job_id, args, pixels
 
 
 def replies(faults):
@@ -51,7 +39,7 @@ def check_twice_reported_once(stack, client, outcome, job_id, pixels):
     if pixels is not None:
         key = outcome.results[job_id].value["output_key"]
         assert key.startswith(f"outputs/{job_id}/")
-        assert np.array_equal(output_pixels(stack, key), equalized(pixels))
+        assert is_equalized(stack, key, pixels)
 
 
 def test_a_job_sent_twice_runs_twice_and_is_reported_once(stack, recorder, tmp_path):
@@ -60,7 +48,7 @@ def test_a_job_sent_twice_runs_twice_and_is_reported_once(stack, recorder, tmp_p
     sqs = client.client.sqs
     workers = []
     try:
-        image_id, image_args, pixels = image_job(client, tmp_path, 1)
+        image_id, image_args, pixels = equalize_input(client, tmp_path, (20, 30, 3), 1)
         [stats_id] = client.submit([("stats", {"numbers": [3, 3, 10**40]})])
         client.submit([("equalize", image_args)], job_ids=[image_id])
         for job_id, kind, args in ((image_id, "equalize", image_args),
@@ -97,7 +85,7 @@ def test_two_workers_racing_on_one_job_write_the_same_output(stack, recorder, tm
                                                        "WQW_FAULT_NO_HEARTBEAT": "1"})
     fast = None
     try:
-        job_id, args, pixels = image_job(client, tmp_path, 2)
+        job_id, args, pixels = equalize_input(client, tmp_path, (20, 30, 3), 2)
         client.submit([("equalize", args)], job_ids=[job_id])
         assert wait_until(lambda: faults.starts(job_id), timeout=30)
         fast = spawn_worker(stack, tmp_path / "fast.log", faults.env())

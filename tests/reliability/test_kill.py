@@ -13,13 +13,11 @@ from .harness import (
     Faults,
     TrackedClient,
     dead_letters,
-    equalized,
-    low_contrast,
-    output_pixels,
+    equalize_input,
+    is_equalized,
     queue_depth,
     reply_queues,
     stop_workers,
-    write_png,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:This might be a color image")]
@@ -56,10 +54,9 @@ def test_every_job_gets_its_result_while_workers_are_killed_at_every_point(
                and time.monotonic() < deadline and len(submitted) < MAX_JOBS):
             batch = job_ids[len(submitted):len(submitted) + 2]
             for job_id in batch:
-                pixels = low_contrast((12 + len(submitted) % 5, 16), seed=len(submitted))
-                path = write_png(tmp_path / f"{job_id}.png", pixels)
-                key = client.client.upload(job_id, path.name, path)
-                client.submit([("equalize", {"image": key})], job_ids=[job_id])
+                _, args, pixels = equalize_input(client, tmp_path, (12 + len(submitted) % 5, 16),
+                                                 seed=len(submitted), job_id=job_id)
+                client.submit([("equalize", args)], job_ids=[job_id])
                 submitted[job_id] = pixels
             time.sleep(0.4)
         outcome = client.collect(list(submitted), timeout=60)
@@ -86,7 +83,7 @@ def test_every_job_gets_its_result_while_workers_are_killed_at_every_point(
         result = outcome.results[job_id]
         assert result.ok, result.error_message
         assert result.value["output_key"] == f"outputs/{job_id}/{job_id}-equalize.png"
-        assert np.array_equal(output_pixels(stack, result.value["output_key"]), equalized(pixels))
+        assert is_equalized(stack, result.value["output_key"], pixels)
     assert queue_depth(stack, stack.outputs["RequestQueueUrl"]) == 0
     dead = {m["Body"] for m in dead_letters(stack)}
     assert not any(job_id in body for body in dead for job_id in submitted)

@@ -14,24 +14,25 @@ import pytest
 
 from client import cli, dlq
 from client.errors import ClientFailure
-from client.local import LocalStack
-from tests.reliability.faulty_worker import POINTS
-from tests.reliability.harness import (
+from tests.test_metrics import check_emf
+from worker_src import contract, wire
+
+from .faulty_worker import POINTS
+from .harness import (
     FAULTY_WORKER,
     REAL_WORKER,
+    STACK_NAME,
     TEST_WORKER_ENV,
     Faults,
+    drain,
     queue_depth,
     stop_workers,
     wait_until,
 )
-from tests.test_metrics import check_emf
-from worker_src import contract, wire
 
 pytestmark = pytest.mark.slow
-STACK = "wqw-dlq-e2e"
-VISIBILITY = 2  # seconds: a killed worker's job comes back this soon
-NAMESPACE = contract.metric_namespace(STACK)
+REDRIVE_HOLD = 2  # seconds: a dead letter a killed redrive held comes back this soon
+NAMESPACE = contract.metric_namespace(STACK_NAME)
 NUMBERS = [9, -4, 7, 7, 12, 0, 3]
 
 
@@ -39,16 +40,16 @@ class Killed(BaseException):
     """The redrive process dies here."""
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    log = tmp_path_factory.mktemp("dlq-e2e") / "workers.log"
-    with LocalStack(stack_name=STACK, workers=0, worker_log=log,
-                    context={"visibility_timeout": str(VISIBILITY)}) as stack:
-        yield stack
+@pytest.fixture
+def stack(stack):
+    """The package's stack (conftest.py), its dead-letter queue emptied of what other tests
+    left there: these tests count what is in it (and purge it, which SQS allows once a minute)."""
+    drain(stack, queue_output="DeadLetterQueueUrl")
+    return stack
 
 
 def run_cli(stack, capsys, *argv):
-    code = cli.main([*argv, "--stack", STACK, "--endpoint-url", stack.endpoint_url])
+    code = cli.main([*argv, "--stack", STACK_NAME, "--endpoint-url", stack.endpoint_url])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -155,7 +156,7 @@ def test_a_redrive_killed_between_send_and_delete_duplicates_once_and_loses_noth
         crashing = stack.client()
         crashing.sqs.meta.events.register("before-call.sqs.DeleteMessageBatch", die)
         with pytest.raises(Killed):
-            dlq.redrive(crashing, [job_id], visibility=VISIBILITY)
+            dlq.redrive(crashing, [job_id], visibility=REDRIVE_HOLD)
         assert wait_until(lambda: replies(1), timeout=20)  # sent: it ran
         # Its dead letter comes back when the dead process's hold runs out; run it again.
         with stack.client() as client:
@@ -169,6 +170,7 @@ def test_a_redrive_killed_between_send_and_delete_duplicates_once_and_loses_noth
         assert not replies(3)  # exactly one duplicate
     finally:
         stop_workers(stack)
+        sqs.delete_queue(QueueUrl=reply)  # the package's other tests count reply queues
     assert [r.job_id for r in results] == [job_id, job_id]
     assert results[0].value == results[1].value == stored.value
     assert {k: stored.value[k] for k in expected_stats(numbers)} == expected_stats(numbers)
