@@ -23,7 +23,7 @@ from typing import Any
 
 import boto3
 
-from worker_src.contract import Env, Output
+from worker_src.contract import Env, StackOutput
 
 from . import api
 from .local_group import GroupFollower
@@ -147,7 +147,7 @@ class LocalStack:
 
     def _follow_group(self) -> None:
         session = self.session()
-        group = self.outputs[Output.WORKER_GROUP_NAME]
+        group = self.outputs[StackOutput.WORKER_GROUP_NAME]
 
         def start_worker(instance_id: str) -> subprocess.Popen:
             # As on an instance: the worker knows its group (to protect itself and raise the
@@ -158,7 +158,7 @@ class LocalStack:
         self.follower = GroupFollower(
             session.client("autoscaling", endpoint_url=self.endpoint_url),
             session.client("sqs", endpoint_url=self.endpoint_url),
-            group, self.outputs[Output.REQUEST_QUEUE_URL],
+            group, self.outputs[StackOutput.REQUEST_QUEUE_URL],
             start_worker, start_delay=self.start_delay, idle_seconds=self.idle_seconds)
         self.follower.start()
 
@@ -254,7 +254,7 @@ def serve(*, stack_name: str, port: int, workers: int, context: dict[str, str],
                        idle_seconds=idle_seconds)
     stack.start()
     if follow_group:
-        workers_text = (f"workers following group {stack.outputs[Output.WORKER_GROUP_NAME]!r} "
+        workers_text = (f"workers following group {stack.outputs[StackOutput.WORKER_GROUP_NAME]!r} "
                         f"(each starts {start_delay:g} s after its instance)")
     else:
         workers_text = f"{workers} worker(s)"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import boto3
 
 from worker_src import aws
-from worker_src.contract import Output
+from worker_src.contract import StackOutput
 
 from .errors import AwsUnavailable, StackNotFound, aws_call
 
@@ -27,20 +27,20 @@ class StackInfo:
 
     @classmethod
     def from_outputs(cls, name: str, outputs: dict[str, str]) -> StackInfo:
-        missing = [key for key in Output.REQUIRED if key not in outputs]
+        missing = [key for key in StackOutput.REQUIRED if key not in outputs]
         if missing:
             raise StackNotFound(
                 f"stack {name!r} lacks the outputs {', '.join(missing)}: is it a "
                 f"web-queue-worker stack, and has its deployment finished?")
         return cls(
             name=name,
-            request_queue_url=outputs[Output.REQUEST_QUEUE_URL],
-            dead_letter_queue_url=outputs[Output.DEAD_LETTER_QUEUE_URL],
-            bucket=outputs[Output.BUCKET_NAME],
-            reply_queue_prefix=outputs[Output.REPLY_QUEUE_PREFIX],
-            worker_group=outputs.get(Output.WORKER_GROUP_NAME),
-            log_group=outputs.get(Output.LOG_GROUP_NAME),
-            dashboard_url=outputs.get(Output.DASHBOARD_URL),
+            request_queue_url=outputs[StackOutput.REQUEST_QUEUE_URL],
+            dead_letter_queue_url=outputs[StackOutput.DEAD_LETTER_QUEUE_URL],
+            bucket=outputs[StackOutput.BUCKET_NAME],
+            reply_queue_prefix=outputs[StackOutput.REPLY_QUEUE_PREFIX],
+            worker_group=outputs.get(StackOutput.WORKER_GROUP_NAME),
+            log_group=outputs.get(StackOutput.LOG_GROUP_NAME),
+            dashboard_url=outputs.get(StackOutput.DASHBOARD_URL),
         )
 
 

@@ -11,7 +11,7 @@ from infra.nag import acknowledge_findings, quiet_cfn_lint_on_cdk_internals
 from infra.queues import JobQueues
 from infra.storage import JobBucket
 from infra.worker_fleet import WorkerFleet
-from worker_src.contract import MAX_RECEIVE_COUNT, Env, Output, metric_namespace
+from worker_src.contract import MAX_RECEIVE_COUNT, Env, StackOutput, metric_namespace
 
 
 class WebQueueWorkerStack(Stack):
@@ -92,21 +92,21 @@ class WebQueueWorkerStack(Stack):
         )
 
         outputs = {
-            Output.REQUEST_QUEUE_URL: self.queues.requests.queue_url,
-            Output.DEAD_LETTER_QUEUE_URL: self.queues.dead_letters.queue_url,
-            Output.BUCKET_NAME: self.storage.bucket.bucket_name,
-            Output.WORKER_GROUP_NAME: self.fleet.group.auto_scaling_group_name,
-            Output.REPLY_QUEUE_PREFIX: config.reply_queue_prefix,
-            Output.MAX_RECEIVE_COUNT: str(MAX_RECEIVE_COUNT),
-            Output.VISIBILITY_TIMEOUT: str(config.visibility_timeout),
-            Output.LOG_GROUP_NAME: self.monitoring.log_group.log_group_name,
-            Output.DASHBOARD_URL: self.dashboard.url,
-            Output.METRIC_NAMESPACE: metric_namespace(config.stack_name),
+            StackOutput.REQUEST_QUEUE_URL: self.queues.requests.queue_url,
+            StackOutput.DEAD_LETTER_QUEUE_URL: self.queues.dead_letters.queue_url,
+            StackOutput.BUCKET_NAME: self.storage.bucket.bucket_name,
+            StackOutput.WORKER_GROUP_NAME: self.fleet.group.auto_scaling_group_name,
+            StackOutput.REPLY_QUEUE_PREFIX: config.reply_queue_prefix,
+            StackOutput.MAX_RECEIVE_COUNT: str(MAX_RECEIVE_COUNT),
+            StackOutput.VISIBILITY_TIMEOUT: str(config.visibility_timeout),
+            StackOutput.LOG_GROUP_NAME: self.monitoring.log_group.log_group_name,
+            StackOutput.DASHBOARD_URL: self.dashboard.url,
+            StackOutput.METRIC_NAMESPACE: metric_namespace(config.stack_name),
         }
         if self.fleet.key_pair is not None:
             key_pair_id = self.fleet.key_pair.key_pair_id
-            outputs[Output.KEY_PAIR_ID] = key_pair_id
-            outputs[Output.PRIVATE_KEY_PARAMETER] = f"/ec2/keypair/{key_pair_id}"
+            outputs[StackOutput.KEY_PAIR_ID] = key_pair_id
+            outputs[StackOutput.PRIVATE_KEY_PARAMETER] = f"/ec2/keypair/{key_pair_id}"
         for key, value in outputs.items():
             CfnOutput(self, key, value=value)
 

@@ -126,7 +126,7 @@ def test_worker_widgets_name_the_stacks_own_group(synth: Synth) -> None:
 
 
 def test_job_widgets_search_the_workers_metrics_by_kind(synth: Synth) -> None:
-    namespace = synth.outputs()[contract.Output.METRIC_NAMESPACE]
+    namespace = synth.outputs()[contract.StackOutput.METRIC_NAMESPACE]
     assert namespace == contract.metric_namespace(synth.config.stack_name)
     jobs = searches(widget(synth, "Jobs per minute"))
     run = searches(widget(synth, "Run time by kind"))
@@ -191,7 +191,7 @@ def test_dashboard_url_output(synth: Synth) -> None:
     dashboard, resource = synth.one("AWS::CloudWatch::Dashboard")
     assert render(resource["Properties"]["DashboardName"]) == (
         f"{synth.config.stack_name}-${{AWS::Region}}")
-    assert render(synth.outputs()[contract.Output.DASHBOARD_URL]) == (
+    assert render(synth.outputs()[contract.StackOutput.DASHBOARD_URL]) == (
         "https://${AWS::Region}.console.aws.amazon.com/cloudwatch/home"
         "?region=${AWS::Region}#dashboards:name=${" + dashboard + "}")
 
@@ -211,16 +211,16 @@ def test_local_stack_keeps_the_dashboard_and_its_outputs(synth: Synth) -> None:
         assert stack["StackStatus"] == "CREATE_COMPLETE"
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
         dashboard = f"{name}-{region}"
-        assert outputs[contract.Output.DASHBOARD_URL] == (
+        assert outputs[contract.StackOutput.DASHBOARD_URL] == (
             f"https://{region}.console.aws.amazon.com/cloudwatch/home"
             f"?region={region}#dashboards:name={dashboard}")
-        assert outputs[contract.Output.METRIC_NAMESPACE] == contract.metric_namespace(name)
+        assert outputs[contract.StackOutput.METRIC_NAMESPACE] == contract.metric_namespace(name)
         body = json.loads(boto3.client("cloudwatch", region_name=region).get_dashboard(
             DashboardName=dashboard)["DashboardBody"])
-        queue_name = outputs[contract.Output.REQUEST_QUEUE_URL].rsplit("/", 1)[1]
+        queue_name = outputs[contract.StackOutput.REQUEST_QUEUE_URL].rsplit("/", 1)[1]
         shown = {line[3] for w in body["widgets"] for line in w["properties"]["metrics"]
                  if line[0] == "AWS/SQS"}
         assert queue_name in shown
-        assert outputs[contract.Output.WORKER_GROUP_NAME] in {
+        assert outputs[contract.StackOutput.WORKER_GROUP_NAME] in {
             line[3] for w in body["widgets"] for line in w["properties"]["metrics"]
             if line[0] == "AWS/AutoScaling"}

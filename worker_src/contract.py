@@ -67,7 +67,7 @@ def worker_group_name(stack_name: str) -> str:
     return f"{stack_name}-workers"
 
 
-class Output:
+class StackOutput:
     """CloudFormation output keys of the stack (read with describe_stacks)."""
 
     REQUEST_QUEUE_URL = "RequestQueueUrl"
@@ -113,13 +113,13 @@ class Env:
 
     # Stack output that sets each variable (the local stack's workers get them this way).
     FROM_OUTPUTS = {
-        REQUEST_QUEUE_URL: Output.REQUEST_QUEUE_URL,
-        DEAD_LETTER_QUEUE_URL: Output.DEAD_LETTER_QUEUE_URL,
-        BUCKET: Output.BUCKET_NAME,
-        REPLY_QUEUE_PREFIX: Output.REPLY_QUEUE_PREFIX,
-        MAX_RECEIVE_COUNT: Output.MAX_RECEIVE_COUNT,
-        VISIBILITY_TIMEOUT: Output.VISIBILITY_TIMEOUT,
-        METRIC_NAMESPACE: Output.METRIC_NAMESPACE,
+        REQUEST_QUEUE_URL: StackOutput.REQUEST_QUEUE_URL,
+        DEAD_LETTER_QUEUE_URL: StackOutput.DEAD_LETTER_QUEUE_URL,
+        BUCKET: StackOutput.BUCKET_NAME,
+        REPLY_QUEUE_PREFIX: StackOutput.REPLY_QUEUE_PREFIX,
+        MAX_RECEIVE_COUNT: StackOutput.MAX_RECEIVE_COUNT,
+        VISIBILITY_TIMEOUT: StackOutput.VISIBILITY_TIMEOUT,
+        METRIC_NAMESPACE: StackOutput.METRIC_NAMESPACE,
     }
 
 
