@@ -53,7 +53,7 @@ def test_the_pages_own_test_passes_on_the_new_module(project):
                              "tests/test_job_invert.py"], cwd=project,
                             env=environment(project), capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 passed" in result.stdout
+    assert "2 passed" in result.stdout
 
 
 def test_the_client_lists_the_new_kind(project):

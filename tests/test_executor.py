@@ -2,9 +2,9 @@
 
 import pytest
 
-from tests.fakes import MemoryStore
 from worker_src import contract, registry, wire, workhorse
 from worker_src.executor import Executor
+from worker_src.store import MemoryStore
 
 JOB = "0f8fad5b-d9cb-469f-a165-70867728950e"
 

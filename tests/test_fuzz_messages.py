@@ -18,10 +18,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.fakes import NOT_SQS_TEXT, MemoryBroker, MemoryStore, check_sqs_text
 from worker_src import contract, registry, wire
+from worker_src.broker import NOT_SQS_TEXT, MemoryBroker, check_sqs_text
 from worker_src.config import WorkerConfig
 from worker_src.executor import Executor
+from worker_src.store import MemoryStore
 from worker_src.worker import Worker
 
 EXAMPLES = int(os.environ.get("WQW_FUZZ_EXAMPLES", "100"))

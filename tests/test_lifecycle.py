@@ -10,13 +10,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from client.cli_output import Progress
-from tests.fakes import MemoryBroker, MemoryFile, MemoryStore
 from worker_src import contract, metrics, registry, wire
 from worker_src import wire_lifecycle as lw
-from worker_src.broker import Message
+from worker_src.broker import MemoryBroker, Message
 from worker_src.config import WorkerConfig
 from worker_src.executor import Executor
 from worker_src.jobs._stats_compute import from_file
+from worker_src.store import MemoryFile, MemoryStore
 from worker_src.worker import Worker
 
 TRACE = {}  # "path": the file each call of `record` appends to (from its work horse child)

@@ -10,9 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.fakes import MemoryBroker, MemoryStore
 from worker_src import logs, wire
+from worker_src.broker import MemoryBroker
 from worker_src.config import WorkerConfig
+from worker_src.store import MemoryStore
 from worker_src.worker import Worker
 
 FORGED = '{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"Billing","Dimensions":[[]],' \

@@ -6,9 +6,10 @@ import time
 
 import pytest
 
-from tests.fakes import MemoryStore, memory_loop
+from tests.fakes import memory_loop
 from worker_src import contract, executor, registry, wire
 from worker_src.executor import Executor
+from worker_src.store import MemoryStore
 
 
 def sleepy(ctx):

@@ -1,12 +1,15 @@
 """The worker's side of SQS: every request-queue, reply-queue and dead-letter call.
 
-The worker loop talks to a broker, never to boto3: `SqsBroker` is the real one; tests
-drive the loop with an in-memory broker of the same shape (tests/fakes.py).
+The worker loop talks to a `Broker`, never to boto3: `SqsBroker` is the real one;
+`MemoryBroker` stands in for it in memory (tests, and a new kind's test through the
+real loop: docs/adding-a-job.md).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -14,9 +17,10 @@ from urllib.parse import urlparse
 
 from botocore.exceptions import ClientError
 
+from . import wire_lifecycle
 from .aws import error_text, queue_missing, sqs_batches
 from .contract import MessageAttribute, string_attributes
-from .wire import printable
+from .wire import Result, decode_result, printable
 
 log = logging.getLogger("worker")
 
@@ -39,16 +43,41 @@ class QueueGone(Exception):
 
 
 class Broker(Protocol):
-    def check(self) -> None: ...
-    def receive(self, max_messages: int, wait_seconds: int) -> list[Message]: ...
-    def delete(self, messages: list[Message]) -> None: ...
-    def change_visibility(self, messages: list[Message], seconds: int) -> None: ...
-    def send_results(self, queue_url: str, bodies: list[str]) -> set[int]: ...
-    def dead_letter(self, body: str, reason: str) -> None: ...
-    def reply_allowed(self, queue_url: str | None) -> bool: ...
+    """The worker's queue calls: the request queue, reply queues and the dead-letter queue."""
+
+    def check(self) -> None:
+        """Return if the request queue answers; raise the SDK's error if it does not."""
+
+    def receive(self, max_messages: int, wait_seconds: int) -> list[Message]:
+        """Up to `max_messages` job messages, waiting up to `wait_seconds` for the first;
+        [] when none came. Received messages are hidden for the visibility timeout.
+        Raises the SDK's error if the queue cannot be reached."""
+
+    def delete(self, messages: list[Message]) -> None:
+        """Acknowledge `messages` (they will not come back). Never raises: a failed delete
+        is logged, and only means a job may run again."""
+
+    def change_visibility(self, messages: list[Message], seconds: int) -> None:
+        """Hide `messages` for `seconds` more from now (0: back on the queue at once).
+        Never raises: a failure is logged."""
+
+    def send_results(self, queue_url: str, bodies: list[str]) -> set[int]:
+        """Send `bodies` to the reply queue `queue_url`; return the indexes in `bodies`
+        that were refused (empty when all went). Raise QueueGone if the queue does not
+        exist, or the SDK's error if it cannot be reached."""
+
+    def dead_letter(self, body: str, reason: str) -> None:
+        """Put `body` on the dead-letter queue with `reason` (made printable, at most 1,000
+        characters) as its attribute; raise the SDK's error if that fails."""
+
+    def reply_allowed(self, queue_url: str | None) -> bool:
+        """Whether results may go to `queue_url`: one of this stack's reply queues, in
+        the request queue's account (False for None or anything that is not a URL)."""
 
 
 class SqsBroker:
+    """The Broker on SQS (a boto3 client), batching within SQS's limits."""
+
     def __init__(self, sqs: Any, request_queue_url: str, dead_letter_queue_url: str,
                  reply_queue_prefix: str) -> None:
         self.sqs = sqs
@@ -130,6 +159,86 @@ class SqsBroker:
             return False
         return (len(theirs) == 2 and theirs[0] == own[0]
                 and theirs[1].startswith(self.reply_queue_prefix))
+
+
+# The characters SQS accepts in a message body or attribute (anything else: InvalidMessageContents).
+NOT_SQS_TEXT = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def check_sqs_text(text: str) -> None:
+    """Raise the ClientError SQS answers (InvalidMessageContents) if it would refuse `text`."""
+    if NOT_SQS_TEXT.search(text):
+        raise ClientError({"Error": {"Code": "InvalidMessageContents",
+                                     "Message": "InvalidMessageContents"}}, "SendMessage")
+
+
+@dataclass
+class MemoryBroker:
+    """The Broker in memory: a request queue, reply queues by URL and a dead-letter list.
+
+    Stands in for SqsBroker in tests: it refuses the text SQS refuses, raises QueueGone for
+    an unknown reply queue and allows only URLs under `reply_prefix`. It records for tests
+    what was deleted (`deleted`, receipts), hidden (`visibility`, receipt and seconds),
+    sent (`replies`, bodies by queue URL) and dead-lettered (`dead`, body and reason);
+    `refuse_replies` makes every send_results fail as an unreachable queue would.
+    """
+
+    reply_prefix: str = "https://sqs.local/123/stack-reply-"
+    waiting: list[Message] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    visibility: list[tuple[str, int]] = field(default_factory=list)
+    replies: dict[str, list[str]] = field(default_factory=dict)
+    dead: list[tuple[str, str]] = field(default_factory=list)
+    refuse_replies: bool = False
+    _ids: Any = field(default_factory=itertools.count)
+
+    def reply_queue(self) -> str:
+        """Create a reply queue; its URL."""
+        url = f"{self.reply_prefix}{next(self._ids)}"
+        self.replies[url] = []
+        return url
+
+    def put(self, body: str, receive_count: int = 1) -> Message:
+        """Put a job message on the request queue (as received `receive_count` times)."""
+        number = next(self._ids)
+        message = Message(f"m{number}", body, f"r{number}", receive_count)
+        self.waiting.append(message)
+        return message
+
+    def check(self) -> None:
+        return None
+
+    def receive(self, max_messages: int, wait_seconds: int) -> list[Message]:
+        taken, self.waiting = self.waiting[:max_messages], self.waiting[max_messages:]
+        return taken
+
+    def delete(self, messages: list[Message]) -> None:
+        self.deleted += [m.receipt for m in messages]
+
+    def change_visibility(self, messages: list[Message], seconds: int) -> None:
+        self.visibility += [(m.receipt, seconds) for m in messages]
+
+    def send_results(self, queue_url: str, bodies: list[str]) -> set[int]:
+        if self.refuse_replies:
+            raise ConnectionError("injected: reply queue unreachable")
+        if queue_url not in self.replies:
+            raise QueueGone(queue_url)
+        for body in bodies:
+            check_sqs_text(body)
+        self.replies[queue_url] += bodies
+        return set()
+
+    def dead_letter(self, body: str, reason: str) -> None:
+        check_sqs_text(body)
+        self.dead.append((body, printable(reason)))  # as SqsBroker writes it
+
+    def reply_allowed(self, queue_url: str | None) -> bool:
+        return bool(queue_url) and queue_url.startswith(self.reply_prefix)
+
+    def results(self, queue_url: str) -> list[Result]:
+        """The results sent to a queue; a long job's running words, sent there too, left out."""
+        return [decode_result(body) for body in self.replies[queue_url]
+                if wire_lifecycle.message_type(body) is None]
 
 
 def _sent_at(message: Mapping[str, Any]) -> float | None:

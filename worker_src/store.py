@@ -1,6 +1,7 @@
 """The worker's side of S3: job inputs, outputs and stored results, under the job's own keys.
 
-`S3Store` is the real one; tests use an in-memory store of the same shape (tests/fakes.py).
+`S3Store` is the real one; `MemoryStore` stands in for it in memory (tests, and a new
+kind's test through the real loop: docs/adding-a-job.md).
 
 Fork safety (the work horse is a forked child, workhorse.py): a child must never send a
 request over a connection of its parent's pools (both would read the same socket). The
@@ -10,9 +11,11 @@ before its first job) and keeps it for its life.
 
 from __future__ import annotations
 
+import io
 import os
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
 from botocore.exceptions import ClientError
@@ -21,12 +24,27 @@ from . import aws, contract, wire
 
 
 class Store(Protocol):
-    def connect(self) -> None: ...
-    def open(self, key: str, max_bytes: int) -> Any: ...
-    def put(self, key: str, data: bytes, content_type: str) -> None: ...
-    def put_result(self, result: wire.Result) -> None: ...
-    def exists(self, key: str) -> bool: ...
-    def delete(self, keys: list[str]) -> None: ...
+    """The worker's object calls, on the stack's bucket, by key."""
+
+    def connect(self) -> None:
+        """Make the store's connection now (a forked work horse does, before its first job)."""
+
+    def open(self, key: str, max_bytes: int) -> Any:
+        """The object at `key` as a registry.JobFile (`.name`, `.size`, `.open()`, `.read()`,
+        `.close()`), its size known before a byte is read. Raises wire.JobError:
+        `not_found` if there is no such object, `too_large` if it is over `max_bytes`."""
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        """Write `data` at `key` (replacing what was there) with its content type."""
+
+    def put_result(self, result: wire.Result) -> None:
+        """Store `result` as JSON at contract.result_key(result.job_id)."""
+
+    def exists(self, key: str) -> bool:
+        """Whether an object is at `key`."""
+
+    def delete(self, keys: list[str]) -> None:
+        """Delete the objects at `keys`; a missing one is no error."""
 
 
 class S3File:
@@ -76,6 +94,8 @@ def fresh_client_like(s3: Any) -> Any:
 
 
 class S3Store:
+    """The Store on S3 (a boto3 client), with a client of its own in a forked child."""
+
     def __init__(self, s3: Any, bucket: str,
                  connect: Callable[[Any], Any] = fresh_client_like) -> None:
         self._s3: Any = s3
@@ -124,3 +144,68 @@ class S3Store:
         for start in range(0, len(keys), 1000):
             self.s3.delete_objects(Bucket=self.bucket, Delete={
                 "Objects": [{"Key": key} for key in keys[start:start + 1000]], "Quiet": True})
+
+
+class MemoryFile:
+    """A registry.JobFile in memory (what MemoryStore.open returns); `opened` counts opens."""
+
+    def __init__(self, key: str, data: bytes) -> None:
+        self.key, self.name, self.size, self._data = key, key.rsplit("/", 1)[-1], len(data), data
+        self.opened = 0
+
+    def open(self) -> io.BytesIO:
+        self.opened += 1
+        return io.BytesIO(self._data)
+
+    def read(self) -> bytes:
+        return self.open().read()
+
+    def close(self) -> None:
+        return None
+
+
+@dataclass
+class MemoryStore:
+    """The Store in memory: objects by key, with their content types.
+
+    Stands in for S3Store in tests: `open` refuses a missing or too large object with the
+    same JobError codes. Tests read what was written in `objects` and `content_types` (and
+    a stored result with `result`); `fail_reads` makes that many next opens raise, as a
+    reset connection would.
+    """
+
+    objects: dict[str, bytes] = field(default_factory=dict)
+    content_types: dict[str, str] = field(default_factory=dict)
+    fail_reads: int = 0
+
+    def connect(self) -> None:
+        return None
+
+    def open(self, key: str, max_bytes: int) -> MemoryFile:
+        if self.fail_reads > 0:
+            self.fail_reads -= 1
+            raise ConnectionError("injected: connection reset")
+        if key not in self.objects:
+            raise wire.JobError(wire.NOT_FOUND, f"{key} does not exist")
+        if len(self.objects[key]) > max_bytes:
+            raise wire.JobError(wire.TOO_LARGE, f"{key} is over {max_bytes} bytes")
+        return MemoryFile(key, self.objects[key])
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        self.objects[key] = data
+        self.content_types[key] = content_type
+
+    def put_result(self, result: wire.Result) -> None:
+        self.put(contract.result_key(result.job_id), wire.encode_result(result).encode(),
+                 "application/json")
+
+    def exists(self, key: str) -> bool:
+        return key in self.objects
+
+    def delete(self, keys: list[str]) -> None:
+        for key in keys:
+            self.objects.pop(key, None)
+
+    def result(self, job_id: str) -> wire.Result:
+        """The result stored for `job_id` (KeyError if none)."""
+        return wire.decode_result(self.objects[contract.result_key(job_id)])
