@@ -30,9 +30,10 @@ node_modules/.installed: package.json package-lock.json
 demo: setup
 	$(PY) -m client demo
 
+# worksteal: a process that runs out of tests takes half of the other's queue (no idle end).
 test: setup
 	$(PY) -m ruff check .
-	$(PY) -m pytest -n 2
+	$(PY) -m pytest -n 2 --dist worksteal
 
 lint: setup
 	$(PY) -m ruff check .
