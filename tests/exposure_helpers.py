@@ -1,4 +1,4 @@
-"""Helpers for the image kinds' tests: fake job files, running a kind, references, test images."""
+"""Helpers for the image kinds' tests: running a kind, references, test images."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import struct
 import warnings
 import zlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,25 +15,7 @@ from PIL import Image
 
 from worker_src import registry
 from worker_src.registry import Kind, Limits, Output
-
-
-@dataclass
-class FakeFile:
-    """A JobFile over bytes in memory."""
-
-    name: str
-    data: bytes
-    key: str = "inputs/job-1/image"
-
-    @property
-    def size(self) -> int:
-        return len(self.data)
-
-    def read(self) -> bytes:
-        return self.data
-
-    def open(self) -> io.BytesIO:
-        return io.BytesIO(self.data)
+from worker_src.store import MemoryFile
 
 
 def limits(**overrides: Any) -> Limits:
@@ -42,7 +23,7 @@ def limits(**overrides: Any) -> Limits:
     return registry.Limits(**{**values, **overrides})
 
 
-def run_kind(kind: Kind, args: Mapping[str, Any], files: Mapping[str, FakeFile],
+def run_kind(kind: Kind, args: Mapping[str, Any], files: Mapping[str, MemoryFile],
              job_limits: Limits | None = None) -> Output:
     """What the executor does: check the arguments (file ones by name), then run."""
     checked = kind.check_args({**args, **{name: f.name for name, f in files.items()}})
@@ -56,8 +37,8 @@ def encoded(image: Image.Image, fmt: str = "PNG", **params: Any) -> bytes:
     return buffer.getvalue()
 
 
-def png_file(pixels: np.ndarray, mode: str, name: str = "in.png") -> FakeFile:
-    return FakeFile(name, encoded(image_of(pixels, mode)))
+def png_file(pixels: np.ndarray, mode: str, name: str = "in.png") -> MemoryFile:
+    return MemoryFile(name, encoded(image_of(pixels, mode)))
 
 
 def image_of(pixels: np.ndarray, mode: str) -> Image.Image:

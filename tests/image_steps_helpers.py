@@ -3,15 +3,15 @@ real-looking photos, running a kind with its arguments read as the CLI reads the
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps
 
-from tests.exposure_helpers import FakeFile, decoded, encoded, limits
+from tests.exposure_helpers import decoded, encoded, limits
 from worker_src import registry
 from worker_src.registry import Output
+from worker_src.store import MemoryFile
 
 MODES = ("L", "LA", "RGB", "RGBA", "P")
 ORIENTATIONS = tuple(range(1, 9))
@@ -45,26 +45,26 @@ def exif_with(orientation: int) -> bytes:
 
 
 def png_file(mode: str, orientation: int = 1, size: tuple[int, int] = (45, 30),
-             name: str = "in.png") -> FakeFile:
+             name: str = "in.png") -> MemoryFile:
     im = picture(mode, size)
     params: dict[str, Any] = {"exif": exif_with(orientation)}
     if "transparency" in im.info:
         params["transparency"] = im.info["transparency"]
-    return FakeFile(name, encoded(im, "PNG", **params))
+    return MemoryFile(name, encoded(im, "PNG", **params))
 
 
 def jpeg_file(image: Image.Image, orientation: int = 1, name: str = "in.jpg",
-              quality: int = 90) -> FakeFile:
-    return FakeFile(name, encoded(image, "JPEG", quality=quality, exif=exif_with(orientation)))
+              quality: int = 90) -> MemoryFile:
+    return MemoryFile(name, encoded(image, "JPEG", quality=quality, exif=exif_with(orientation)))
 
 
-def opened(file: FakeFile) -> Image.Image:
-    im = Image.open(io.BytesIO(file.data))
+def opened(file: MemoryFile) -> Image.Image:
+    im = Image.open(file.open())
     im.load()
     return im
 
 
-def upright(file: FakeFile) -> Image.Image:
+def upright(file: MemoryFile) -> Image.Image:
     """The reference orient: Pillow's ImageOps.exif_transpose of the decoded input."""
     return ImageOps.exif_transpose(opened(file))
 
@@ -86,7 +86,7 @@ def psnr(a: Image.Image, b: Image.Image) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(255 ** 2 / mse)
 
 
-def run(kind_name: str, files: dict[str, FakeFile], **texts: str) -> Output:
+def run(kind_name: str, files: dict[str, MemoryFile], **texts: str) -> Output:
     """Run a kind on `files` with arguments given as command-line text (-a NAME=VALUE)."""
     kind = registry.get_kind(kind_name)
     args = {name: kind.arg(name).parse(text) for name, text in texts.items()}

@@ -12,7 +12,6 @@ from PIL import Image
 from skimage import color, exposure, util
 
 from tests.exposure_helpers import (
-    FakeFile,
     decoded,
     encoded,
     expected,
@@ -24,6 +23,7 @@ from tests.exposure_helpers import (
 )
 from worker_src import wire
 from worker_src.jobs import _clahe, clahe
+from worker_src.store import MemoryFile
 
 KIND = clahe.KIND
 
@@ -116,7 +116,7 @@ def test_palette_image_is_bad_input() -> None:
     source = Image.fromarray(np.random.default_rng(1).integers(0, 256, (20, 20, 3),
                                                                dtype=np.uint8)).quantize(30)
     with pytest.raises(wire.JobError) as caught:
-        run_kind(KIND, {}, {"image": FakeFile("in.gif", encoded(source, "GIF"))})
+        run_kind(KIND, {}, {"image": MemoryFile("in.gif", encoded(source, "GIF"))})
     assert caught.value.code == wire.BAD_INPUT
     assert "palette (P) images cannot hold CLAHE's result" in caught.value.message
 
@@ -132,7 +132,7 @@ def test_a_kernel_larger_than_the_image_is_bad_input_naming_kernel_size() -> Non
 def test_too_many_regions_is_bad_input_from_the_header() -> None:
     header_only = encoded(Image.new("L", (4000, 3000)))
     with pytest.raises(wire.JobError) as caught:
-        run_kind(KIND, {"kernel_size": [8]}, {"image": FakeFile("big.png", header_only)},
+        run_kind(KIND, {"kernel_size": [8]}, {"image": MemoryFile("big.png", header_only)},
                  limits(max_pixels=50_000_000))
     assert caught.value.code == wire.BAD_INPUT
     assert "187,500 regions" in caught.value.message and "nbins" in caught.value.message
@@ -141,10 +141,10 @@ def test_too_many_regions_is_bad_input_from_the_header() -> None:
 def test_over_the_memory_budget_is_too_large_before_decoding() -> None:
     data = encoded(Image.new("RGB", (400, 300)))
     with pytest.raises(wire.JobError) as caught:
-        run_kind(KIND, {}, {"image": FakeFile("in.png", data)},
+        run_kind(KIND, {}, {"image": MemoryFile("in.png", data)},
                  limits(memory_budget_bytes=100_000_000))
     assert caught.value.code == wire.TOO_LARGE and "needs about" in caught.value.message
-    assert decoded(run_kind(KIND, {}, {"image": FakeFile("in.png", data)})).size == (400, 300)
+    assert decoded(run_kind(KIND, {}, {"image": MemoryFile("in.png", data)})).size == (400, 300)
 
 
 def test_kernel_shape_reads_kernel_size_as_scikit_image_does() -> None:

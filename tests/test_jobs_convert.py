@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from tests.exposure_helpers import FakeFile, decoded, encoded, limits
+from tests.exposure_helpers import decoded, encoded, limits
 from tests.image_steps_helpers import MODES, opened, picture, png_file, run, same_pixels
 from worker_src import registry, wire
+from worker_src.store import MemoryFile
 
 FORMATS = {"jpeg": ("JPEG", "image/jpeg", ".jpg"), "png": ("PNG", "image/png", ".png"),
            "webp": ("WEBP", "image/webp", ".webp"), "avif": ("AVIF", "image/avif", ".avif")}
@@ -55,7 +56,7 @@ def test_metadata_is_kept_or_stripped_and_the_icc_profile_always_kept(name):
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     exif = Image.Exif()
     exif[0x010F] = "wqw test camera"
-    file = FakeFile("in.jpg", encoded(picture("RGB"), "JPEG", exif=exif.tobytes(),
+    file = MemoryFile("in.jpg", encoded(picture("RGB"), "JPEG", exif=exif.tobytes(),
                                       icc_profile=icc))
     kept = decoded(run("convert", {"image": file}, format=name))
     stripped = decoded(run("convert", {"image": file}, format=name, metadata="strip"))
@@ -78,7 +79,7 @@ def test_impossible_conversions_are_refused_before_anything_is_sent(args, messag
 
 
 def test_an_image_wider_than_webp_allows_is_bad_input():
-    file = FakeFile("wide.png", encoded(Image.new("L", (17_000, 2), 128), "PNG"))
+    file = MemoryFile("wide.png", encoded(Image.new("L", (17_000, 2), 128), "PNG"))
     kind = registry.get_kind("convert")
     with pytest.raises(wire.JobError) as caught:
         kind.run(registry.JobContext(kind.check_args({"image": "x", "format": "webp"}),
@@ -89,7 +90,7 @@ def test_an_image_wider_than_webp_allows_is_bad_input():
 
 def test_a_jpeg_with_alpha_is_laid_over_white():
     im = Image.new("RGBA", (8, 8), (0, 0, 0, 0))
-    out = decoded(run("convert", {"image": FakeFile("t.png", encoded(im))}, format="jpeg"))
+    out = decoded(run("convert", {"image": MemoryFile("t.png", encoded(im))}, format="jpeg"))
     assert out.mode == "RGB" and np.asarray(out).min() >= 250
 
 
@@ -97,7 +98,7 @@ def test_an_avif_too_large_for_the_memory_budget_is_refused_from_the_header():
     from tests.exposure_helpers import crafted_png
 
     # A header only: no pixel data at all, so nothing can have been decoded.
-    file = FakeFile("big.png", crafted_png(2000, 1500))
+    file = MemoryFile("big.png", crafted_png(2000, 1500))
     kind = registry.get_kind("convert")
     small = limits(memory_budget_bytes=150 * 1024 * 1024)
     with pytest.raises(wire.JobError) as caught:

@@ -16,7 +16,6 @@ from PIL import Image, ImageCms, JpegImagePlugin
 from skimage import exposure, util
 
 from tests.exposure_helpers import (
-    FakeFile,
     decoded,
     encoded,
     expected,
@@ -30,6 +29,7 @@ from tests.exposure_helpers import (
 from worker_src import registry, wire
 from worker_src.jobs import clahe, equalize, gamma, log, match, sigmoid, stretch
 from worker_src.jobs.stretch import percentile
+from worker_src.store import MemoryFile
 
 IMAGE_KINDS = (equalize.KIND, clahe.KIND, stretch.KIND, gamma.KIND, log.KIND, sigmoid.KIND,
                match.KIND)
@@ -131,7 +131,7 @@ def test_property_percentile_from_the_histogram_equals_numpy(values: list[int], 
 def test_palette_image_keeps_its_indices_and_maps_its_palette(name: str) -> None:
     rng = np.random.default_rng(3)
     source = Image.fromarray(rng.integers(40, 200, (30, 40, 3), dtype=np.uint8)).quantize(50)
-    files = {"image": FakeFile("in.gif", encoded(source, "GIF"))}
+    files = {"image": MemoryFile("in.gif", encoded(source, "GIF"))}
     if name == "match":
         files["reference"] = png_file(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8), "RGB")
     out = decoded(run_kind({**MODULES, "match": match}[name].KIND, {}, files))
@@ -146,7 +146,7 @@ def test_palette_image_keeps_its_indices_and_maps_its_palette(name: str) -> None
     assert np.array_equal(np.asarray(out.convert("RGB")), want)
 
 
-def decoded_file(file: FakeFile) -> Image.Image:
+def decoded_file(file: MemoryFile) -> Image.Image:
     image = Image.open(file.open())
     image.load()
     return image
@@ -158,7 +158,7 @@ def test_jpeg_pixels_equal_skimage_before_encoding(mode: str) -> None:
 
     rng = np.random.default_rng(5)
     pixels = rng.integers(60, 190, (48, 64, len(mode)), dtype=np.uint8)
-    jpeg = Image.open(FakeFile("in.jpg", encoded(image_of(pixels, mode), "JPEG")).open())
+    jpeg = Image.open(MemoryFile("in.jpg", encoded(image_of(pixels, mode), "JPEG")).open())
     jpeg.load()
     decoded_pixels = np.asarray(jpeg)
     histograms = colour_histograms(jpeg)
@@ -170,8 +170,8 @@ def test_jpeg_pixels_equal_skimage_before_encoding(mode: str) -> None:
 # ------------------------------------------------ every image kind: format and metadata
 
 
-def kind_files(kind: registry.Kind, data: bytes, name: str = "in.jpg") -> dict[str, FakeFile]:
-    files = {"image": FakeFile(name, data)}
+def kind_files(kind: registry.Kind, data: bytes, name: str = "in.jpg") -> dict[str, MemoryFile]:
+    files = {"image": MemoryFile(name, data)}
     if "reference" in kind.file_args():
         rng = np.random.default_rng(1)
         files["reference"] = png_file(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8), "RGB",
@@ -192,7 +192,7 @@ def test_jpeg_stays_jpeg_with_its_tables_exif_orientation_and_icc(kind: registry
     out = decoded(output)
     assert (out.format, out.mode, out.size) == ("JPEG", "RGB", (80, 48))
     assert out.getexif()[0x0112] == 6 and out.info["icc_profile"] == icc
-    assert out.quantization == Image.open(FakeFile("x", data).open()).quantization
+    assert out.quantization == Image.open(MemoryFile("x", data).open()).quantization
     assert JpegImagePlugin.get_sampling(out) == 1
     assert (output.content_type, output.suffix) == ("image/jpeg", ".JPG")
     histogram = output.value["histogram"]
@@ -231,7 +231,7 @@ def test_match_reference_errors_name_the_reference() -> None:
     for data, code in ((b"", wire.BAD_INPUT), (b"not an image", wire.BAD_INPUT),
                        (encoded(Image.new("RGB", (40, 40))), wire.TOO_LARGE)):
         with pytest.raises(wire.JobError) as caught:
-            run_kind(match.KIND, {}, {"image": image, "reference": FakeFile("r.png", data)},
+            run_kind(match.KIND, {}, {"image": image, "reference": MemoryFile("r.png", data)},
                      limits(max_pixels=1000))
         assert caught.value.code == code
         assert caught.value.message.startswith("the reference: ")
@@ -241,8 +241,8 @@ def test_match_reference_errors_name_the_reference() -> None:
                                                             ("LA", "RGBA")])
 def test_match_grayscale_against_colour_is_bad_input(image_mode: str,
                                                      reference_mode: str) -> None:
-    files = {"image": FakeFile("a.png", encoded(Image.new(image_mode, (4, 4)))),
-             "reference": FakeFile("r.png", encoded(Image.new(reference_mode, (4, 4))))}
+    files = {"image": MemoryFile("a.png", encoded(Image.new(image_mode, (4, 4)))),
+             "reference": MemoryFile("r.png", encoded(Image.new(reference_mode, (4, 4))))}
     with pytest.raises(wire.JobError) as caught:
         run_kind(match.KIND, {}, files)
     assert caught.value.code == wire.BAD_INPUT

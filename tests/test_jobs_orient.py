@@ -69,11 +69,11 @@ def test_every_image_kind_has_the_orient_option():
                                   "match", "crop", "thumbnail", "convert"])
 @pytest.mark.parametrize("orientation", (2, 7))
 def test_every_kinds_orient_option_equals_the_kind_on_the_upright_image(kind, orientation):
-    from tests.exposure_helpers import FakeFile
+    from worker_src.store import MemoryFile
 
     file = png_file("RGB", orientation, size=(48, 36))
     turned = run("orient", {"image": file})
-    upright_file = FakeFile("up.png", turned.data)
+    upright_file = MemoryFile("up.png", turned.data)
     reference = png_file("RGB", size=(20, 20), name="ref.png")
     example = {name: str(value).lower() for name, value in
                registry.get_kind(kind).example.items()}

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.exposure_helpers import FakeFile, decoded, encoded, limits
+from tests.exposure_helpers import decoded, encoded, limits
 from tests.image_steps_helpers import (
     MODES,
     jpeg_file,
@@ -15,6 +15,7 @@ from tests.image_steps_helpers import (
     same_pixels,
 )
 from worker_src import registry, wire
+from worker_src.store import MemoryFile
 
 STEPS = registry.get_kind("pipeline").arg("steps")
 
@@ -81,7 +82,7 @@ def chain_alone(file, steps, reference=None):
         texts = dict(pair.split("=") for pair in pairs)
         files = {"image": file, **({"reference": reference} if name == "match" else {})}
         output = run(name, files, **texts)
-        file = FakeFile("step" + output.suffix, output.data)
+        file = MemoryFile("step" + output.suffix, output.data)
     return decoded(output)
 
 
@@ -97,7 +98,7 @@ def test_a_pipelines_pixels_are_each_kind_run_alone_in_turn(mode):
 @pytest.mark.parametrize("mode", ("L", "RGBA"))
 def test_clahe_and_match_steps_equal_their_kinds(mode):
     file = png_file(mode, 3, size=(64, 48))
-    reference = FakeFile("ref.png", encoded(picture(mode, (20, 20), seed=5)))
+    reference = MemoryFile("ref.png", encoded(picture(mode, (20, 20), seed=5)))
     steps = ["thumbnail:width=50:orient=true", "clahe:clip_limit=0.02", "match", "log:gain=0.9",
              "sigmoid:cutoff=0.4"]
     out = decoded(run("pipeline", {"image": file, "reference": reference},

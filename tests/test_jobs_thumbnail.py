@@ -113,8 +113,9 @@ def test_the_fitted_size_fits_keeps_the_aspect_and_touches_a_bound(width, height
 
 def test_the_draft_is_used_only_for_jpeg_and_a_gif_thumbnail_stays_a_gif():
     im = picture("P", (40, 30))
-    from tests.exposure_helpers import FakeFile, encoded
-    file = FakeFile("a.gif", encoded(im, "GIF", transparency=3))
+    from tests.exposure_helpers import encoded
+    from worker_src.store import MemoryFile
+    file = MemoryFile("a.gif", encoded(im, "GIF", transparency=3))
     output = run("thumbnail", {"image": file}, width="20")
     assert output.content_type == "image/gif" and decoded(output).size == (20, 15)
 
