@@ -54,7 +54,7 @@ def run_cli(capsys, *argv):
 
 def test_the_cli_runs_a_pipeline_and_writes_the_webp(stack, worker, photo, expected, capsys,
                                                      tmp_path):
-    (tmp_path / "photo.jpg").write_bytes(photo.data)
+    (tmp_path / "photo.jpg").write_bytes(photo.read())
     code, out, err = run_cli(capsys, "run", "pipeline", str(tmp_path / "photo.jpg"),
                              "-a", f"steps={STEPS}", "-o", str(tmp_path / "out"), "--json")
     assert code == 0, err
@@ -86,12 +86,12 @@ def test_the_web_api_runs_a_pipeline_from_its_steps_field(stack, worker, photo, 
     session, web = make_web(stack)
     try:
         refused = web.post("/api/images", headers=AUTH,
-                           files={"file": ("photo.jpg", photo.data, "image/jpeg")},
+                           files={"file": ("photo.jpg", photo.read(), "image/jpeg")},
                            data={"kind": "pipeline", "steps": "orient,crop:left=2:right=1"})
         assert refused.status_code == 400
         assert "step 2 (crop): left must be below right" in refused.json()["error"]["message"]
         response = web.post("/api/images", headers=AUTH,
-                            files={"file": ("photo.jpg", photo.data, "image/jpeg")},
+                            files={"file": ("photo.jpg", photo.read(), "image/jpeg")},
                             data={"kind": "pipeline", "steps": STEPS})
         assert response.status_code == 202, response.text
         job = wait_for(web, response.json()["job_id"])
@@ -113,7 +113,7 @@ def test_the_result_times_each_step(stack, worker, photo):
     session, web = make_web(stack)
     try:
         response = web.post("/api/images", headers=AUTH,
-                            files={"file": ("photo.jpg", photo.data, "image/jpeg")},
+                            files={"file": ("photo.jpg", photo.read(), "image/jpeg")},
                             data={"kind": "pipeline", "steps": STEPS})
         job = wait_for(web, response.json()["job_id"])
         result = session.job(job["job_id"]).result.value

@@ -230,7 +230,7 @@ def test_the_page_builds_a_pipeline_from_the_operation_list(browser, web, tmp_pa
     steps.send_keys(text)
 
     photo = jpeg_file(real_looking(0, (640, 480)), orientation=6, name="phone.jpg")
-    (tmp_path / "phone.jpg").write_bytes(photo.data)
+    (tmp_path / "phone.jpg").write_bytes(photo.read())
     browser.find_element(By.ID, "files").send_keys(str(tmp_path / "phone.jpg"))
     wait_until(lambda: "phone.jpg" in finished_cards(browser), timeout=120,
                what="the pipeline's card")
