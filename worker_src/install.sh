@@ -276,8 +276,10 @@ make_venv() {
     rm -rf "$PREFIX/venv"
     "$python" -m venv "$PREFIX/venv"
     if [ "$LOCAL" -eq 1 ]; then
+        # A try-out: Python compiles what it imports (an instance compiles all up front, so
+        # that its first job does not).
         "$PREFIX/venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-            -r "$PREFIX/app/worker_src/requirements.txt"
+            --no-compile -r "$PREFIX/app/worker_src/requirements.txt"
     else
         # /tmp is a small RAM disk on Amazon Linux 2023; the pip cache would only cost disk.
         TMPDIR=/var/tmp retry "$PREFIX/venv/bin/python" -m pip install --quiet \
