@@ -45,15 +45,25 @@ def synthesize(stack_name: str, context: dict[str, str], outdir: Path) -> dict[s
     except (OSError, ValueError):
         pass
     template = _run_app(stack_name, context, Path(outdir))
-    try:
-        CACHE.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=CACHE, suffix=".tmp", delete=False,
-                                         encoding="utf-8") as file:
-            json.dump(template, file)
-        os.replace(file.name, cached)  # whole or not at all, also with two synths at once
-    except OSError:
-        pass  # a read-only checkout synthesizes every time
+    _keep(template, cached)
     return template
+
+
+def _keep(template: dict[str, Any], path: Path) -> None:
+    """Write `template` at `path` whole or not at all (two synths may finish at once)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False,
+                                         encoding="utf-8") as file:
+            try:
+                json.dump(template, file)
+            except BaseException:
+                file.close()
+                os.unlink(file.name)
+                raise
+        os.replace(file.name, path)
+    except OSError:
+        pass  # a read-only checkout (or a full disk) synthesizes every time
 
 
 def synth_key(stack_name: str, context: dict[str, str]) -> str:

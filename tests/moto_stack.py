@@ -17,8 +17,10 @@ from worker_src.config import WorkerConfig
 from worker_src.store import S3Store
 from worker_src.worker import Worker
 
-# The name of the local stacks the end-to-end tests start with the default options: one name,
-# so one synthesized template (client/emulator_template.py keeps it) serves them all.
+# One stack name for end-to-end tests' local stacks with the default options, so that one
+# synthesized template (client/emulator_template.py keeps it) serves them. Only one such stack
+# may run in a test process's own moto (its servers share one state): the web end-to-end module
+# uses it in process, the others through `python -m client local` in a process of its own.
 LOCAL_STACK = "wqw-local-test"
 
 
