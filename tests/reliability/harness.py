@@ -22,6 +22,7 @@ from client import api
 from client.local import LocalStack, terminate
 from client.worker_process import WORKER_COMMAND, start_worker
 from worker_src import wire, wire_lifecycle
+from worker_src.contract import Env
 
 ROOT = Path(__file__).resolve().parents[2]
 FAULTY_WORKER = [sys.executable, "-m", "tests.reliability.faulty_worker"]
@@ -169,19 +170,34 @@ TEST_WORKER_ENV = {"WQW_WAIT_SECONDS": "1"}
 def spawn_worker(stack: LocalStack, log: Path, env: dict[str, str] | None = None,
                  command: list[str] | None = None) -> subprocess.Popen:
     """An unsupervised worker process (tests signal it and read its exit code)."""
+    env = {**stack.extra_worker_env, **TEST_WORKER_ENV,
+           Env.READY_FILE: str(log.with_suffix(".ready")), **(env or {})}
     with open(log, "ab") as output:
-        return start_worker(stack.outputs, stack.endpoint_url,
-                            env={**stack.extra_worker_env, **TEST_WORKER_ENV, **(env or {})},
-                            command=command or FAULTY_WORKER, output=output)
+        process = start_worker(stack.outputs, stack.endpoint_url, env=env,
+                               command=command or FAULTY_WORKER, output=output)
+    process.ready_file = Path(env[Env.READY_FILE])  # type: ignore[attr-defined]
+    return process
 
 
 def stop_process(*processes: subprocess.Popen | None, timeout: float = 30) -> list[int]:
-    """SIGTERM the processes still running, wait for them; their exit codes."""
+    """SIGTERM the processes still running, wait for them; their exit codes.
+
+    A worker is signalled only once it has started (or after `timeout`): one still
+    importing dies of the signal (-15) before its handler exists, which would pass
+    for a crash. Its handlers are installed before it writes its ready file.
+    """
     running = [p for p in processes if p is not None and p.poll() is None]
+    wait_until(lambda: all(started(p) for p in running), timeout)
     terminate(running, timeout)
     if running:
         time.sleep(float(TEST_WORKER_ENV["WQW_WAIT_SECONDS"]) + 0.2)  # their last polls end
     return [p.returncode for p in processes if p is not None]
+
+
+def started(process: subprocess.Popen) -> bool:
+    """True once a spawned worker polls (or has exited, or was not spawned by spawn_worker)."""
+    ready = getattr(process, "ready_file", None)
+    return ready is None or ready.exists() or process.poll() is not None
 
 
 def stop_workers(stack: LocalStack) -> list[int]:
