@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import signal
 import threading
@@ -205,9 +206,17 @@ def test_ctrl_c_with_cancel_on_interrupt_cancels_the_whole_run(stack, worker, tm
         # in C (interrupt_main() only sets a flag that such a wait does not see).
         signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
 
-    threading.Thread(target=interrupt_when_running, daemon=True).start()
-    code = cli.main(["run", "slow", *map(str, files), "-a", "seconds=30", "-a", "report=false",
-                     "--stack", STACK, "--cancel-on-interrupt", "-o", str(tmp_path / "out")])
+    # A KeyboardInterrupt raised inside a gc callback (hypothesis, imported by other tests of
+    # this process, registers one) is unraisable: the Ctrl-C would be lost.
+    callbacks = gc.callbacks[:]
+    gc.callbacks.clear()
+    try:
+        threading.Thread(target=interrupt_when_running, daemon=True).start()
+        code = cli.main(["run", "slow", *map(str, files), "-a", "seconds=30", "-a",
+                         "report=false", "--stack", STACK, "--cancel-on-interrupt",
+                         "-o", str(tmp_path / "out")])
+    finally:
+        gc.callbacks.extend(callbacks)
     err = capsys.readouterr().err
     assert code == 130
     lines = [line for line in err.splitlines() if ": cancelled" in line]
