@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 
 from client import api
-from worker_src import contract
+from worker_src import contract, wire, wire_lifecycle
 from worker_src.broker import SqsBroker
 from worker_src.config import WorkerConfig
 from worker_src.store import S3Store
@@ -22,6 +22,18 @@ from worker_src.worker import Worker
 # may run in a test process's own moto (its servers share one state): the web end-to-end module
 # uses it in process, the others through `python -m client local` in a process of its own.
 LOCAL_STACK = "wqw-local-test"
+
+
+def results_in(sqs: Any, queue_url: str, wait_seconds: int = 0) -> list[wire.Result]:
+    """The results in a reply queue (received, left there), without running words: a job that
+    outlasts a second on a loaded machine also sends those."""
+    results = []
+    while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
+                                          WaitTimeSeconds=wait_seconds).get("Messages", []):
+        results += [wire.decode_result(m["Body"]) for m in messages
+                    if wire_lifecycle.message_type(m["Body"]) is None]
+        wait_seconds = 0
+    return results
 
 
 def deploy(stack: str, *, visibility_timeout: int | None = None,

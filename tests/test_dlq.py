@@ -14,7 +14,7 @@ import pytest
 from moto import mock_aws
 
 from client import api, cli, dlq
-from tests.moto_stack import deploy
+from tests.moto_stack import deploy, results_in
 from worker_src import contract, wire
 from worker_src.broker import SqsBroker
 from worker_src.config import WorkerConfig
@@ -265,8 +265,7 @@ def test_a_crash_between_send_and_delete_duplicates_the_job_and_loses_nothing(cl
     messages = broker(client).receive(10, 1)
     assert len(messages) == 2  # one duplicate, no more
     worker.process_batch(messages)
-    replies = [wire.decode_result(m["Body"]) for m in client.sqs.receive_message(
-        QueueUrl=reply, MaxNumberOfMessages=10).get("Messages", [])]
+    replies = results_in(client.sqs, reply)
     assert [r.job_id for r in replies] == [job_id, job_id]
     assert replies[0].value == replies[1].value == stored(client, job_id).value
     assert replies[0].value["sum"] == 45
@@ -287,9 +286,7 @@ def test_a_redriven_result_goes_to_its_reply_queue_and_to_s3_a_new_one_only_to_t
                                  reply_queue_prefix=client.stack.reply_queue_prefix),
                     broker(client), S3Store(client.s3, client.stack.bucket))
     worker.process_batch(broker(client).receive(10, 1))
-    replies = {wire.decode_result(m["Body"]).job_id: wire.decode_result(m["Body"])
-               for m in client.sqs.receive_message(QueueUrl=reply,
-                                                   MaxNumberOfMessages=10)["Messages"]}
+    replies = {r.job_id: r for r in results_in(client.sqs, reply)}
     assert set(replies) == {redriven, fresh} and replies[redriven].ok
     assert stored(client, redriven) == replies[redriven]
     assert stored(client, fresh) is None

@@ -13,6 +13,7 @@ from moto import mock_aws
 from PIL import Image
 from skimage import exposure, util
 
+from tests.moto_stack import results_in
 from worker_src import registry, wire
 from worker_src.broker import SqsBroker
 from worker_src.config import ConfigError, WorkerConfig
@@ -86,9 +87,7 @@ class Env:
         self.worker.process_batch(messages)
 
     def replies(self):
-        messages = self.sqs.receive_message(QueueUrl=self.reply, MaxNumberOfMessages=10,
-                                            WaitTimeSeconds=0).get("Messages", [])
-        return [wire.decode_result(m["Body"]) for m in messages]
+        return results_in(self.sqs, self.reply)
 
     def depth(self, url):
         attributes = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[

@@ -19,7 +19,7 @@ from PIL import Image
 from client import cli_output
 from client.local import LOCAL_CREDENTIALS
 from tests.stats_reference import matches_exactly
-from worker_src import wire
+from worker_src import wire, wire_lifecycle
 
 from .harness import (
     REAL_WORKER,
@@ -60,6 +60,8 @@ class Env:
             for message in messages:
                 self.sqs.delete_message(QueueUrl=self.raw_reply,
                                         ReceiptHandle=message["ReceiptHandle"])
+                if wire_lifecycle.message_type(message["Body"]) is not None:
+                    continue  # a running word (a job that outlasts a second)
                 result = wire.decode_result(message["Body"])
                 if result.job_id == job_id:
                     return result
