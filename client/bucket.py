@@ -12,7 +12,7 @@ from typing import Any, BinaryIO
 
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError
 
 from worker_src import aws, contract, wire
 
@@ -50,16 +50,24 @@ def job_with_args_in_s3(s3: Any, bucket: str, job: wire.Job) -> str:
                                     args_key=key))
 
 
+def read_object(s3: Any, bucket: str, key: str, limit: int | None = None) -> bytes | None:
+    """An object's bytes (at most `limit`), or None if there is no such object; any other
+    failure is AwsUnavailable."""
+    try:
+        return aws_call(s3.get_object, Bucket=bucket, Key=key)["Body"].read(limit)
+    except AwsUnavailable as exc:
+        if aws.object_missing(exc):
+            return None
+        raise
+
+
 def fetch_result(s3: Any, bucket: str, job_id: str) -> wire.Result:
     """A job's result stored in S3 (jobs sent with wait=False, or undeliverable)."""
-    try:
-        body = s3.get_object(Bucket=bucket, Key=contract.result_key(job_id))["Body"].read()
-    except ClientError as exc:
-        if aws.object_missing(exc):
-            raise ClientFailure(
-                f"no stored result for job {job_id}: it is still queued or running, "
-                f"its result was delivered to a waiting client, or it expired") from None
-        raise AwsUnavailable(aws.error_text(exc), aws.error_code(exc)) from None
+    body = read_object(s3, bucket, contract.result_key(job_id))
+    if body is None:
+        raise ClientFailure(
+            f"no stored result for job {job_id}: it is still queued or running, "
+            f"its result was delivered to a waiting client, or it expired")
     return wire.decode_result(body)
 
 

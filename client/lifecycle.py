@@ -15,12 +15,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from worker_src import aws, contract, wire
+from worker_src import contract, wire
 from worker_src import wire_lifecycle as lw
 
-from .errors import AwsUnavailable, ClientFailure, UsageError, aws_call
+from . import bucket
+from .errors import ClientFailure, UsageError, aws_call
 
 # States of a job, as the CLI's --json and the web page name them.
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
@@ -81,13 +80,7 @@ def job_state(client: Any, job_id: str) -> dict[str, Any]:
 
 def _read(client: Any, key: str, limit: int = 64 * 1024) -> bytes | None:
     """A small object's bytes (at most `limit`), or None if it is not there."""
-    try:
-        body = client.s3.get_object(Bucket=client.stack.bucket, Key=key)["Body"]
-        return body.read(limit)
-    except ClientError as exc:  # missing is the usual case; any other error is the caller's
-        if aws.object_missing(exc):
-            return None
-        raise AwsUnavailable(aws.error_text(exc), aws.error_code(exc)) from None
+    return bucket.read_object(client.s3, client.stack.bucket, key, limit)
 
 
 # ---- cancel ---------------------------------------------------------------------------------

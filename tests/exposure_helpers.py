@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from worker_src import registry
+from worker_src.contract import MAX_PIXELS
+from worker_src.jobs import equalize
 from worker_src.registry import Kind, Limits, Output
 from worker_src.store import MemoryFile
 
@@ -29,6 +31,22 @@ def run_kind(kind: Kind, args: Mapping[str, Any], files: Mapping[str, MemoryFile
     checked = kind.check_args({**args, **{name: f.name for name, f in files.items()}})
     checked = {name: value for name, value in checked.items() if name not in kind.file_args()}
     return kind.run(registry.JobContext(checked, files, job_limits or limits()))
+
+
+def equalize_image(data: bytes, *, max_pixels: int | None = None) -> bytes:
+    """The equalize kind's output for encoded image bytes, run as the worker runs it."""
+    file = MemoryFile("in.img", data)
+    return run_kind(equalize.KIND, {}, {"image": file},
+                    limits(max_pixels=max_pixels or MAX_PIXELS)).data
+
+
+def equalize_pixels(im: Image.Image, *, in_place: bool = False) -> Image.Image:
+    """Equalize's tables applied to a decoded 8-bit image (L, LA, RGB, RGBA or P)."""
+    from worker_src.jobs._tables import apply_tables, colour_histograms, full_tables
+
+    histograms = colour_histograms(im)
+    tables = full_tables(equalize.equalization_lut(histograms.sum(axis=0)), len(histograms))
+    return apply_tables(im, tables, in_place=in_place)
 
 
 def encoded(image: Image.Image, fmt: str = "PNG", **params: Any) -> bytes:

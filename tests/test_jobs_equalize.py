@@ -15,8 +15,8 @@ from PIL import Image, ImageCms, JpegImagePlugin
 from skimage import exposure, util
 from skimage import io as skio
 
-from tests.exposure_helpers import photo
-from worker_src.jobs.equalize import equalization_lut, equalize_image, equalize_pixels
+from tests.exposure_helpers import equalize_image, equalize_pixels, photo
+from worker_src.jobs.equalize import equalization_lut
 
 # ---------------------------------------------------------------- helpers
 
@@ -193,14 +193,6 @@ def test_png_text_dpi_and_transparency_are_kept() -> None:
     assert out.text["Title"] == "a test"
     assert out.info["transparency"] == (1, 2, 3)
     assert tuple(round(v) for v in out.info["dpi"]) == (300, 300)
-
-
-def test_file_object_input_works_like_bytes(tmp_path: Path) -> None:
-    data = encoded(photo("RGB", seed=6), "PNG")
-    path = tmp_path / "in.png"
-    path.write_bytes(data)
-    with path.open("rb") as handle:
-        assert equalize_image(handle) == equalize_image(data)
 
 
 # ------------------------------------------------- palette and other kinds

@@ -9,10 +9,10 @@ import zlib
 import pytest
 from PIL import Image, ImageFile
 
-from tests.exposure_helpers import crafted_png, encoded, photo
+from tests.exposure_helpers import crafted_png, encoded, equalize_image, equalize_pixels, photo
 from worker_src import wire
-from worker_src.jobs._imaging import DEFAULT_MAX_PIXELS, output_content_type
-from worker_src.jobs.equalize import equalize_image, equalize_pixels
+from worker_src.contract import MAX_PIXELS
+from worker_src.jobs._imaging import output_content_type
 
 
 def decode(data: bytes) -> Image.Image:
@@ -117,7 +117,7 @@ def test_over_the_workers_limit_is_too_large_from_the_header_alone() -> None:
     data = crafted_png(12000, 10001)  # 120,012,000 pixels, just over the default; no pixels
     error = job_error(data)
     assert error.code == wire.TOO_LARGE
-    assert "12000x10001" in error.message and f"{DEFAULT_MAX_PIXELS:,}" in error.message
+    assert "12000x10001" in error.message and f"{MAX_PIXELS:,}" in error.message
     assert job_error(crafted_png(30, 20), max_pixels=599).code == wire.TOO_LARGE
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tests.exposure_helpers import decoded
+from tests.exposure_helpers import decoded, equalize_pixels
 from tests.image_steps_helpers import (
     MODES,
     ORIENTATIONS,
@@ -16,7 +16,6 @@ from tests.image_steps_helpers import (
     upright,
 )
 from worker_src import registry
-from worker_src.jobs.equalize import equalize_pixels
 
 
 @pytest.mark.parametrize("mode", MODES)

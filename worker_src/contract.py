@@ -30,7 +30,8 @@ MEMORY_BUDGET_MB = 400
 #: is MEMORY_BUDGET_MB + WORKER_BASE_MEMORY_MB.
 WORKER_BASE_MEMORY_MB = 250
 
-#: Pixels an image may have before it is refused as too large, checked from its header.
+#: Pixels an image may have before it is refused as too large, checked from its header
+#: (100 MP photos pass); the worker's WQW_MAX_PIXELS replaces it.
 MAX_PIXELS = 120_000_000
 
 #: Seconds from launching a new instance to its worker's first receive (boot, install.sh's

@@ -326,8 +326,8 @@ def load_implementations(package: str = "worker_src.jobs") -> None:
     """Import every module of `package`, the kinds' helpers and what they import included.
 
     A kind's function imports numpy, Pillow or scikit-image when it runs; the worker calls
-    this once at start so that each work horse, forked per job, has them loaded already
-    (importing them in every job would cost about 0.1 s).
+    this once at start, before it forks its work horse, so that each new work horse has them
+    loaded already (importing them in a child would cost about 0.1 s).
     """
     root = importlib.import_module(package)
     for module_info in pkgutil.iter_modules(root.__path__):

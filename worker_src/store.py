@@ -5,8 +5,8 @@ kind's test through the real loop: docs/adding-a-job.md).
 
 Fork safety (the work horse is a forked child, workhorse.py): a child must never send a
 request over a connection of its parent's pools (both would read the same socket). The
-child makes its own session and client (`connect`, which the work horse calls as it starts,
-before its first job) and keeps it for its life.
+child makes its own client (`connect`, which the work horse calls as it starts, before its
+first job; by default from a new session) and keeps it for its life.
 """
 
 from __future__ import annotations

@@ -103,7 +103,7 @@ class WorkHorse:
         self.memory_limit_bytes = memory_limit_bytes
         self.max_growth_bytes = max_growth_bytes
         self.max_jobs = max_jobs
-        self.replaced = 0  # children retired so far (for tests and the log)
+        self.replaced = 0  # children retired so far (tests read it)
         # Fork each child ahead of its job (at `prepare` and right after a replacement); off,
         # a job forks its child (with max_jobs=1: a child per job, rq's model).
         self.fork_ahead = True

@@ -26,9 +26,6 @@ from .. import wire
 from ..contract import MAX_PIXELS
 from ..registry import JobFile, Limits, Output
 
-# 100 MP images pass; the worker may lower or raise it with WQW_MAX_PIXELS.
-DEFAULT_MAX_PIXELS = MAX_PIXELS
-
 # Formats we read and write back in the same format. Pillow calls a JPEG that
 # carries extra pictures (camera previews, MPF) "MPO"; we treat it as a JPEG.
 FORMATS = ("JPEG", "MPO", "PNG", "GIF", "BMP")
@@ -56,7 +53,7 @@ def open_input(file: JobFile, limits: Limits, *, label: str = "") -> Image.Image
                 wire.TOO_LARGE, f"the file is {file.size:,} bytes; this kind takes at most "
                 f"{limits.max_input_bytes:,}")
         return open_image(io.BytesIO(file.read()),
-                          max_pixels=limits.max_pixels or DEFAULT_MAX_PIXELS)
+                          max_pixels=limits.max_pixels or MAX_PIXELS)
 
 
 def load_pixels(im: Image.Image, *, label: str = "") -> None:
@@ -89,7 +86,7 @@ def colour_band_count(im: Image.Image) -> int:
     return 3 if im.mode in ("RGB", "RGBA", "P") else 1
 
 
-def open_image(fp: BinaryIO, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+def open_image(fp: BinaryIO, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Open an image and validate it from its header alone (no pixels decoded)."""
     head = fp.read(16)
     fp.seek(0)
@@ -174,15 +171,6 @@ def output_suffix(data: bytes, input_name: str) -> str:
     if dot > 0 and output_content_type(input_name) == output_content_type(data):
         return input_name[dot:]
     return _SUFFIXES.get(output_content_type(data), "")
-
-
-def as_seekable(data: bytes | BinaryIO) -> BinaryIO:
-    """A seekable stream over encoded image bytes or a file object."""
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        return io.BytesIO(data)
-    if not data.seekable():
-        return io.BytesIO(data.read())
-    return data
 
 
 def _formats_text() -> str:

@@ -8,7 +8,7 @@ the whole computation is one 256-entry table built from the image's histogram.
 
 from __future__ import annotations
 
-from typing import Any, BinaryIO
+from typing import Any
 
 from ..registry import FILE, Arg
 from ._image_kinds import table_kind
@@ -37,25 +37,6 @@ def equalization_lut(histogram: Any) -> Any:
     cdf = cdf / float(cdf[-1])
     bin_centers = np.arange(low, high + 1)
     return img_as_ubyte(np.interp(np.arange(256), bin_centers, cdf))
-
-
-def equalize_pixels(im: Any, *, in_place: bool = False) -> Any:
-    """Equalize a decoded 8-bit PIL image (mode L, LA, RGB, RGBA or P); alpha unchanged."""
-    from ._tables import apply_tables, colour_histograms, full_tables
-
-    histograms = colour_histograms(im)
-    tables = full_tables(equalization_lut(histograms.sum(axis=0)), len(histograms))
-    return apply_tables(im, tables, in_place=in_place)
-
-
-def equalize_image(data: bytes | BinaryIO, *, max_pixels: int | None = None) -> bytes:
-    """Equalize encoded image bytes (or a file); the encoded result, same format."""
-    from ._imaging import DEFAULT_MAX_PIXELS, as_seekable, encode, load_pixels, open_image
-
-    im = open_image(as_seekable(data), max_pixels=max_pixels or DEFAULT_MAX_PIXELS)
-    with im:
-        load_pixels(im)
-        return encode(equalize_pixels(im, in_place=True), im)
 
 
 KIND = table_kind(
