@@ -173,6 +173,25 @@ def run_kind(kind: str, path: Path, reference_path: Path | None, executor: Any =
     return executor.perform(job, spec).output
 
 
+def run_in_process(kind: str, path: Path, reference_path: Path | None = None,
+                   executor: Any = None):
+    """The kind's function in this process, no work horse (Executor.compute); its Output.
+
+    What a CPU-time measurement needs: the work horse's CPU time is its own, not ours.
+    """
+    from bench._common import DiskFile
+    from worker_src.executor import Executor
+    from worker_src.registry import JobContext
+
+    executor = executor or Executor(store=DiskStore([path.parent]), identity="bench")
+    spec = executor.find_kind(kind)
+    files = {spec.main_input: DiskFile(path),
+             **({"reference": DiskFile(reference_path)} if reference_path else {})}
+    args = spec.check_args({**KIND_ARGS[kind], **{n: f.name for n, f in files.items()}})
+    plain = {name: value for name, value in args.items() if name not in files}
+    return executor.compute(spec, JobContext(plain, files, executor.limits(spec)))
+
+
 def run_method(method: str, path: Path, kind: str = "equalize",
                reference_path: Path | None = None) -> float:
     """Do one method's work on one file in this process; return its wall time in seconds."""

@@ -1,6 +1,6 @@
 """The work horse's cost: an image job through the work horse beside the same work in-process.
 
-    .venv/bin/python -m bench.workhorse            # 1 and 12 MP equalize, 7 runs (about a minute)
+    .venv/bin/python -m bench.workhorse            # 1 and 12 MP equalize, 7 runs (about 20 s)
     .venv/bin/python -m bench.workhorse --runs 3
 
 Each cell is a fresh Python process (as in bench.image), the two ways interleaved, so that
@@ -26,8 +26,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench._common import ROOT, DiskFile
-from bench.image import QUICK_CASES, DiskStore, bench_executor, make_image, run_kind
+from bench._common import ROOT
+from bench.image import (
+    QUICK_CASES,
+    DiskStore,
+    bench_executor,
+    make_image,
+    run_in_process,
+    run_kind,
+)
 
 TARGET = 1.1
 WAYS = ("work horse", "in-process")
@@ -43,15 +50,9 @@ def run_once(way: str, path: Path) -> float:
         started = time.perf_counter()
         run_kind("equalize", path, None, executor)
         return time.perf_counter() - started
-    from worker_src.registry import JobContext
-
     executor = Executor(store=DiskStore([path.parent]), identity="bench")
-    kind = executor.find_kind("equalize")
     started = time.perf_counter()
-    args = kind.check_args({kind.main_input: path.name})  # the defaults filled in
-    del args[kind.main_input]
-    executor.compute(kind, JobContext(args, {kind.main_input: DiskFile(path)},
-                                      executor.limits(kind)))
+    run_in_process("equalize", path, None, executor)
     return time.perf_counter() - started
 
 

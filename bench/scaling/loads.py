@@ -79,9 +79,10 @@ class Service:
 
 
 def measure_kinds(quick: bool) -> dict[str, Measured]:
-    """Time the worker's own job functions here (median of runs, wall and CPU time)."""
+    """Time the worker's own job functions here (median of runs, wall and CPU time), in this
+    process: a work horse's CPU time would not be counted."""
     from bench._common import stats_args
-    from bench.image import Case, make_image, run_kind
+    from bench.image import Case, make_image, run_in_process
     from worker_src.jobs.stats import compute_stats
 
     runs = 1 if quick else 5
@@ -90,8 +91,8 @@ def measure_kinds(quick: bool) -> dict[str, Measured]:
     with tempfile.TemporaryDirectory(prefix="wqw-scaling-") as folder:
         for kind, megapixels in (("equalize 1 MP", 1), ("equalize 12 MP", 12)):
             path = make_image(Path(folder) / f"{megapixels}.jpg", Case(megapixels, "RGB", "JPEG"))
-            output = run_kind("equalize", path, None).data
-            found[kind] = _timed(kind, lambda p=path: run_kind("equalize", p, None), runs,
+            output = run_in_process("equalize", path).data
+            found[kind] = _timed(kind, lambda p=path: run_in_process("equalize", p), runs,
                                  path.stat().st_size, len(output))
     return found
 
