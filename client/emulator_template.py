@@ -22,7 +22,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "templates"
-# What the CDK app reads: its sources, cdk.json's feature flags, the worker it ships as an asset.
+# What a synthesis reads: the app and its constructs, the worker it ships as an asset; cdk.json
+# too (the CLI's settings, where context may be added).
 SYNTH_INPUTS = ("app.py", "cdk.json", "infra", "worker_src")
 
 # Attributes that make CloudFormation wait for cfn-signal from a real instance.
@@ -39,38 +40,54 @@ class SynthError(RuntimeError):
 def synthesize(stack_name: str, context: dict[str, str], outdir: Path) -> dict[str, Any]:
     """The stack's template for `context` (+ stack_name): from the cache, or by running the CDK
     app into `outdir` (then cached; a failed synthesis is not)."""
-    cached = CACHE / f"{synth_key(stack_name, context)}.json"
-    try:
-        return json.loads(cached.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        pass
-    template = _run_app(stack_name, context, Path(outdir))
-    _keep(template, cached)
+    key = synth_key(stack_name, context)
+    cached = CACHE / f"{key}.json" if key else None
+    template = _cached(cached) if cached else None
+    if template is None:
+        template = _run_app(stack_name, context, Path(outdir))
+        if cached:
+            _keep(template, cached)
     return template
+
+
+def _cached(path: Path) -> dict[str, Any] | None:
+    """The template kept at `path`; None if there is none, or it is not one (then replaced)."""
+    try:
+        template = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if isinstance(template, dict) and isinstance(template.get("Resources"), dict):
+        return template
+    return None
 
 
 def _keep(template: dict[str, Any], path: Path) -> None:
     """Write `template` at `path` whole or not at all (two synths may finish at once)."""
+    temporary = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False,
                                          encoding="utf-8") as file:
-            try:
-                json.dump(template, file)
-            except BaseException:
-                file.close()
-                os.unlink(file.name)
-                raise
-        os.replace(file.name, path)
+            temporary = Path(file.name)
+            json.dump(template, file)
+        os.replace(temporary, path)
     except OSError:
         pass  # a read-only checkout (or a full disk) synthesizes every time
+    finally:
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
 
 
-def synth_key(stack_name: str, context: dict[str, str]) -> str:
-    """A hash of everything a synthesis depends on: equal keys, equal templates."""
+def synth_key(stack_name: str, context: dict[str, str]) -> str | None:
+    """A hash of everything a synthesis depends on: equal keys, equal templates. None (no
+    caching) where this interpreter cannot tell aws-cdk-lib's version (app.py then runs in
+    the project's .venv)."""
+    try:
+        cdk_version = metadata.version("aws-cdk-lib")
+    except metadata.PackageNotFoundError:
+        return None
     digest = hashlib.sha256()
-    inputs = {"stack_name": stack_name, "context": context,
-              "aws-cdk-lib": metadata.version("aws-cdk-lib"),
+    inputs = {"stack_name": stack_name, "context": context, "aws-cdk-lib": cdk_version,
               "env": {k: v for k, v in os.environ.items()
                       if k.startswith(("CDK_", "AWS_REGION", "AWS_DEFAULT_REGION"))}}
     digest.update(json.dumps(inputs, sort_keys=True).encode())

@@ -172,14 +172,14 @@ def test_deploys_in_moto_cloudformation(prepared: dict[str, Any]) -> None:
         assert [g["logGroupName"] for g in log_groups] == [outputs["LogGroupName"]]
 
 
-def test_a_template_is_synthesized_once_per_inputs_and_again_when_they_change(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def app_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict]]:
+    """A project of one infra file whose "synthesis" is recorded: the list of runs."""
     runs: list[tuple[str, dict[str, str]]] = []
 
     def run_app(stack_name: str, context: dict[str, str], outdir: Path) -> dict[str, Any]:
         runs.append((stack_name, context))
-        return {"Outputs": {"Run": {"Value": str(len(runs))}}}
+        return {"Resources": {}, "Outputs": {"Run": {"Value": str(len(runs))}}}
 
     source = tmp_path / "project"
     (source / "infra").mkdir(parents=True)
@@ -187,13 +187,52 @@ def test_a_template_is_synthesized_once_per_inputs_and_again_when_they_change(
     monkeypatch.setattr(emulator_template, "ROOT", source)
     monkeypatch.setattr(emulator_template, "CACHE", source / ".cache" / "templates")
     monkeypatch.setattr(emulator_template, "_run_app", run_app)
+    return runs
 
+
+def test_a_template_is_synthesized_once_per_inputs_and_again_when_they_change(
+    tmp_path: Path, app_runs: list
+) -> None:
     first = synthesize(STACK, {"max_workers": "2"}, tmp_path / "out")
     assert synthesize(STACK, {"max_workers": "2"}, tmp_path / "out") == first
-    assert len(runs) == 1
+    assert len(app_runs) == 1
     synthesize(STACK, {"max_workers": "3"}, tmp_path / "out")
     synthesize("another-stack", {"max_workers": "2"}, tmp_path / "out")
-    (source / "infra" / "stack.py").write_text("A = 2\n")
+    (emulator_template.ROOT / "infra" / "stack.py").write_text("A = 2\n")
     changed = synthesize(STACK, {"max_workers": "2"}, tmp_path / "out")
-    assert len(runs) == 4 and changed != first
+    assert len(app_runs) == 4 and changed != first
 
+
+@pytest.mark.parametrize("kept", ["[]", '"x"', "{}", '{"Resources": []}', "{not json"])
+def test_a_kept_file_that_is_not_a_template_is_synthesized_again(
+    tmp_path: Path, app_runs: list, kept: str
+) -> None:
+    emulator_template.CACHE.mkdir(parents=True)
+    path = emulator_template.CACHE / f"{emulator_template.synth_key(STACK, {})}.json"
+    path.write_text(kept)
+    template = synthesize(STACK, {}, tmp_path / "out")
+    assert template["Outputs"]["Run"]["Value"] == "1" and len(app_runs) == 1
+    assert json.loads(path.read_text()) == template
+
+
+def test_a_template_that_cannot_be_kept_leaves_no_temporary_file(
+    tmp_path: Path, app_runs: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(*_args: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(emulator_template.os, "replace", disk_full)
+    assert synthesize(STACK, {}, tmp_path / "out")["Outputs"]["Run"]["Value"] == "1"
+    assert list(emulator_template.CACHE.iterdir()) == []
+
+
+def test_without_aws_cdk_lib_here_nothing_is_cached(
+    tmp_path: Path, app_runs: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def not_installed(name: str) -> str:
+        raise emulator_template.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(emulator_template.metadata, "version", not_installed)
+    synthesize(STACK, {}, tmp_path / "out")
+    synthesize(STACK, {}, tmp_path / "out")
+    assert len(app_runs) == 2 and not emulator_template.CACHE.exists()
