@@ -14,6 +14,7 @@ from client import api
 from worker_src import contract, wire, wire_lifecycle
 from worker_src.broker import SqsBroker
 from worker_src.config import WorkerConfig
+from worker_src.executor import Executor
 from worker_src.store import S3Store
 from worker_src.worker import Worker
 
@@ -24,16 +25,23 @@ from worker_src.worker import Worker
 LOCAL_STACK = "wqw-local-test"
 
 
-def results_in(sqs: Any, queue_url: str, wait_seconds: int = 0) -> list[wire.Result]:
+def results_in(sqs: Any, queue_url: str) -> list[wire.Result]:
     """The results in a reply queue (received, left there), without running words: a job that
     outlasts a second on a loaded machine also sends those."""
     results = []
-    while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
-                                          WaitTimeSeconds=wait_seconds).get("Messages", []):
+    while messages := sqs.receive_message(QueueUrl=queue_url,
+                                          MaxNumberOfMessages=10).get("Messages", []):
         results += [wire.decode_result(m["Body"]) for m in messages
                     if wire_lifecycle.message_type(m["Body"]) is None]
-        wait_seconds = 0
     return results
+
+
+def child_per_job(executor: Executor) -> None:
+    """In-process moto keeps its objects in this process's memory: a work horse forked before
+    an input is put would not see it (S3 and the moto server share them). A child per job,
+    forked by the job, sees what is there when the job starts."""
+    executor.work_horse.fork_ahead = False
+    executor.work_horse.max_jobs = 1
 
 
 def deploy(stack: str, *, visibility_timeout: int | None = None,
@@ -81,11 +89,7 @@ def serving_worker(stack: api.StackInfo, *, executor: Any = None) -> Iterator[Wo
     worker = Worker(config, broker, store)
     if executor is not None:
         worker.executor = executor(store, worker.identity)
-    # In-process moto keeps its objects in this process's memory: a work horse forked before
-    # an input is put would not see it (S3 and the moto server share them). A child per job,
-    # forked by the job, sees what is there when the job starts.
-    worker.executor.work_horse.fork_ahead = False
-    worker.executor.work_horse.max_jobs = 1
+    child_per_job(worker.executor)
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     try:

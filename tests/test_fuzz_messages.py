@@ -18,10 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.fakes import memory_worker
 from worker_src import contract, registry, wire
 from worker_src.broker import NOT_SQS_TEXT, MemoryBroker, check_sqs_text
-from worker_src.config import WorkerConfig
-from worker_src.executor import Executor
 from worker_src.store import MemoryStore
 from worker_src.worker import Worker
 
@@ -147,13 +146,7 @@ def loop() -> tuple[MemoryBroker, MemoryStore, Worker]:
     broker, store = MemoryBroker(reply_prefix=REPLY_PREFIX), MemoryStore()
     broker.reply_queue()  # REPLY_PREFIX + "0", every generated job's reply queue
     if "worker" not in _LOOP:
-        config = WorkerConfig(request_queue_url="https://sqs.local/123/stack-requests",
-                              dead_letter_queue_url="https://sqs.local/123/stack-dlq",
-                              bucket="b", reply_queue_prefix="stack-reply-",
-                              memory_budget_mb=64, time_limit_s=5)
-        _LOOP["worker"] = Worker(config, broker, store,
-                                 Executor(store, identity="fuzz", memory_budget_bytes=64 << 20,
-                                          time_limit_s=5))
+        _LOOP["worker"] = memory_worker(broker, store, memory_budget_mb=64, time_limit_s=5)
     worker = _LOOP["worker"]
     worker.broker, worker.store, worker.executor.store = broker, store, store
     return broker, store, worker

@@ -10,14 +10,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from client.cli_output import Progress
+from tests.fakes import memory_loop
 from worker_src import contract, metrics, registry, wire
 from worker_src import wire_lifecycle as lw
-from worker_src.broker import MemoryBroker, Message
-from worker_src.config import WorkerConfig
+from worker_src.broker import Message
 from worker_src.executor import Executor
 from worker_src.jobs._stats_compute import from_file
 from worker_src.store import MemoryFile, MemoryStore
-from worker_src.worker import Worker
 
 TRACE = {}  # "path": the file each call of `record` appends to (from its work horse child)
 
@@ -40,12 +39,7 @@ KINDS = {"record": registry.Kind(name="record", summary="records its calls", run
 @pytest.fixture
 def loop(tmp_path):
     TRACE["path"] = tmp_path / "calls"
-    broker, store = MemoryBroker(), MemoryStore()
-    config = WorkerConfig(request_queue_url="https://sqs.local/123/stack-requests",
-                          dead_letter_queue_url="https://sqs.local/123/stack-dlq",
-                          bucket="b", reply_queue_prefix="stack-reply-", wait_seconds=1)
-    worker = Worker(config, broker, store, Executor(store, identity="t", kinds=KINDS))
-    return broker, store, worker
+    return memory_loop(KINDS)
 
 
 def put_job(broker, n, reply_to, *, sent_ago=0.0):
@@ -192,11 +186,7 @@ IDS = st.lists(st.uuids().map(str) | st.text(max_size=40), max_size=120)
 def test_any_cancel_shaped_message_is_taken_or_dead_lettered_alone(tmp_path_factory, body,
                                                                    job_ids):
     TRACE["path"] = tmp_path_factory.mktemp("fuzz") / "calls"
-    broker, store = MemoryBroker(), MemoryStore()
-    config = WorkerConfig(request_queue_url="https://sqs.local/123/stack-requests",
-                          dead_letter_queue_url="https://sqs.local/123/stack-dlq",
-                          bucket="b", reply_queue_prefix="stack-reply-", wait_seconds=1)
-    worker = Worker(config, broker, store, Executor(store, identity="t", kinds=KINDS))
+    broker, store, worker = memory_loop(KINDS)
     reply = broker.reply_queue()
     job = put_job(broker, 1, reply)
     message = {"type": "cancel", "job_ids": job_ids, **body}

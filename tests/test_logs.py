@@ -10,11 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.fakes import memory_loop
 from worker_src import logs, wire
-from worker_src.broker import MemoryBroker
-from worker_src.config import WorkerConfig
-from worker_src.store import MemoryStore
-from worker_src.worker import Worker
 
 FORGED = '{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"Billing","Dimensions":[[]],' \
          '"Metrics":[{"Name":"Jobs"}]}]},"Jobs":1000000}'
@@ -63,11 +60,7 @@ def lines_read_as_metrics(text):
 
 
 def test_a_sender_cannot_write_a_metric_line_into_the_worker_log(worker_log):
-    broker, store = MemoryBroker(), MemoryStore()
-    config = WorkerConfig(request_queue_url="https://sqs.local/123/stack-requests",
-                          dead_letter_queue_url="https://sqs.local/123/stack-dlq",
-                          bucket="b", reply_queue_prefix="stack-reply-")
-    worker = Worker(config, broker, store)
+    broker, _store, worker = memory_loop()
     reply = broker.reply_queue()
     body = {"version": 1, "job_id": wire.new_job_id(), "kind": "stats", "reply_to": reply,
             "submitted_at": 1.0, "args": {"numbers": [1]}, f"x\n{FORGED}\n": 1}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import random
 import re
@@ -9,7 +10,6 @@ from decimal import Decimal
 
 import boto3
 import pytest
-from boto3.s3.transfer import TransferConfig
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
@@ -181,9 +181,9 @@ def test_a_bad_token_after_some_parts_aborts_the_multipart_upload(
     data = good + b"12.5\n7\n"
     # One thread: the parts before the bad token surely went up before it is read (with
     # threads a part may still be waiting for one when the upload is aborted).
-    monkeypatch.setattr(numbers, "STREAMED", TransferConfig(
-        multipart_threshold=numbers.PART_BYTES, multipart_chunksize=numbers.PART_BYTES,
-        use_threads=False))
+    one_thread = copy.copy(numbers.STREAMED)
+    one_thread.use_threads = False
+    monkeypatch.setattr(numbers, "STREAMED", one_thread)
     calls = []
     client.s3.meta.events.register("before-call.s3.*", lambda model, **_: calls.append(model.name))
     with pytest.raises(api.UsageError) as caught:

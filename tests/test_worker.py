@@ -13,7 +13,7 @@ from moto import mock_aws
 from PIL import Image
 from skimage import exposure, util
 
-from tests.moto_stack import results_in
+from tests.moto_stack import child_per_job, results_in
 from worker_src import registry, wire
 from worker_src.broker import SqsBroker
 from worker_src.config import ConfigError, WorkerConfig
@@ -54,6 +54,7 @@ class Env:
         # The work horse's own client, from the session that made `s3` (as build_worker does).
         self.worker = Worker(config, self.broker,
                              S3Store(s3, config.bucket, connect=lambda _: boto3.client("s3")))
+        child_per_job(self.worker.executor)
 
     def send(self, kind="stats", args=None, reply_to="default", body=None, job_id=None):
         job_id = job_id or wire.new_job_id()
@@ -80,10 +81,6 @@ class Env:
     def process(self, receive_count=None):
         messages = self.receive(receive_count)
         assert messages, "nothing to process"
-        # In-process moto keeps its objects in this process's memory: a work horse forked
-        # before the last put would not see them (S3 and the moto server share them). A
-        # fresh one is forked by the job.
-        self.worker.executor.close()
         self.worker.process_batch(messages)
 
     def replies(self):
@@ -366,6 +363,7 @@ def test_slow_jobs_are_taken_a_few_at_a_time(aws):
     slow_kind = registry.Kind(name="slow", summary="sleeps", run=slow)
     aws.worker.executor = Executor(aws.worker.store, identity="test",
                                    kinds={"stats": STATS, "slow": slow_kind})
+    child_per_job(aws.worker.executor)
     for _ in range(6):
         aws.send(kind="slow", args={})
     aws.process()

@@ -205,8 +205,16 @@ def test_a_child_killed_while_it_waits_is_replaced_for_the_next_task(horse):
     horse.start()
     child = horse.pid
     os.kill(child, signal.SIGKILL)
-    time.sleep(0.1)
+    # Dead, its pipes closed (a zombie): a task sent before then would be lost with it.
+    deadline = time.monotonic() + 10
+    while not _is_zombie(child) and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert run(horse, pid) not in (child, None)
+
+
+def _is_zombie(pid: int) -> bool:
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
 
 
 def test_a_value_that_does_not_pickle_is_a_failure_naming_it(horse):

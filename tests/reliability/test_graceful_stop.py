@@ -5,8 +5,6 @@ import time
 
 import pytest
 
-from worker_src.contract import Env
-
 from .harness import (
     VISIBILITY_TIMEOUT,
     Faults,
@@ -86,14 +84,12 @@ def test_sigterm_while_idle_ends_the_poll_and_hands_back_what_it_took(
     server, hiding them until their visibility timeout): it ends by itself, and a message
     it takes after the signal is made visible again at once."""
     poll = 3
-    ready = tmp_path / "ready"  # written when the worker starts polling
     worker = spawn_worker(stack, tmp_path / "worker.log", {**faults.env(),
-                                                           "WQW_WAIT_SECONDS": str(poll),
-                                                           Env.READY_FILE: str(ready)})
+                                                           "WQW_WAIT_SECONDS": str(poll)})
     sqs = stack.session().client("sqs", endpoint_url=stack.endpoint_url)
     queue = stack.outputs["RequestQueueUrl"]
     try:
-        assert wait_until(ready.exists, timeout=60)
+        assert wait_until(worker.ready_file.exists, timeout=60)  # it polls
         time.sleep(0.5)  # in its long poll by now
         signalled = time.monotonic()
         worker.send_signal(signal.SIGTERM)
