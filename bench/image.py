@@ -145,8 +145,13 @@ class DiskStore:
         return None
 
     def open(self, key: str, max_bytes: int) -> DiskFile:
+        from worker_src import wire
+
         name = key.rsplit("/", 1)[-1]
-        return DiskFile(next(f / name for f in self.folders if (f / name).exists()))
+        file = DiskFile(next(f / name for f in self.folders if (f / name).exists()))
+        if file.size > max_bytes:  # as S3Store refuses it, before a byte is read
+            raise wire.JobError(wire.TOO_LARGE, f"{key} is over {max_bytes} bytes")
+        return file
 
 
 def bench_executor(path: Path, reference_path: Path | None = None) -> Any:
@@ -171,25 +176,6 @@ def run_kind(kind: str, path: Path, reference_path: Path | None, executor: Any =
     args = {**KIND_ARGS[kind], **{n: contract.input_key(job_id, p.name) for n, p in files.items()}}
     job = wire.Job(job_id=job_id, kind=kind, args=args, reply_to=None, submitted_at=time.time())
     return executor.perform(job, spec).output
-
-
-def run_in_process(kind: str, path: Path, reference_path: Path | None = None,
-                   executor: Any = None):
-    """The kind's function in this process, no work horse (Executor.compute); its Output.
-
-    What a CPU-time measurement needs: the work horse's CPU time is its own, not ours.
-    """
-    from bench._common import DiskFile
-    from worker_src.executor import Executor
-    from worker_src.registry import JobContext
-
-    executor = executor or Executor(store=DiskStore([path.parent]), identity="bench")
-    spec = executor.find_kind(kind)
-    files = {spec.main_input: DiskFile(path),
-             **({"reference": DiskFile(reference_path)} if reference_path else {})}
-    args = spec.check_args({**KIND_ARGS[kind], **{n: f.name for n, f in files.items()}})
-    plain = {name: value for name, value in args.items() if name not in files}
-    return executor.compute(spec, JobContext(plain, files, executor.limits(spec)))
 
 
 def run_method(method: str, path: Path, kind: str = "equalize",

@@ -26,15 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench._common import ROOT
-from bench.image import (
-    QUICK_CASES,
-    DiskStore,
-    bench_executor,
-    make_image,
-    run_in_process,
-    run_kind,
-)
+from bench._common import ROOT, run_in_process
+from bench.image import QUICK_CASES, bench_executor, make_image, run_kind
 
 TARGET = 1.1
 WAYS = ("work horse", "in-process")
@@ -43,6 +36,7 @@ WAYS = ("work horse", "in-process")
 def run_once(way: str, path: Path) -> float:
     """One equalize job on `path` in this process, one way; wall seconds of the job."""
     from worker_src.executor import Executor
+    from worker_src.store import MemoryStore
 
     # The kinds imported (and the work horse forked) before the clock starts.
     if way == "work horse":
@@ -50,9 +44,9 @@ def run_once(way: str, path: Path) -> float:
         started = time.perf_counter()
         run_kind("equalize", path, None, executor)
         return time.perf_counter() - started
-    executor = Executor(store=DiskStore([path.parent]), identity="bench")
+    executor = Executor(MemoryStore(), identity="bench")
     started = time.perf_counter()
-    run_in_process("equalize", path, None, executor)
+    run_in_process("equalize", {}, {"image": path}, executor)
     return time.perf_counter() - started
 
 

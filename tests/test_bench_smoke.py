@@ -24,6 +24,7 @@ from bench._common import (
     local_stack,
     markdown_table,
     percentile,
+    run_in_process,
 )
 
 
@@ -211,7 +212,7 @@ def test_bench_image_steps_measures_each_method_on_a_small_photo(tmp_path: Path)
         assert 0 < image_steps.work(method, path, warm_up=warm_up) < 60, method
     seconds, peak_mb = image_steps.measure("ours", path, runs=1)  # a fresh process
     assert 0 < seconds < 60 and peak_mb > 10
-    output = image_steps.run_kind("pipeline", image_steps.pipeline_args(), path)
+    output = run_in_process("pipeline", image_steps.pipeline_args(), {"image": path})
     assert output.content_type == "image/webp"
     # The photo is 816x612 with EXIF orientation 6: upright, it fits 1600 as 612x816.
     assert Image.open(io.BytesIO(output.data)).size == (612, 816)

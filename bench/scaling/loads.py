@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.scaling.world import Job, World
 from worker_src import contract
@@ -81,19 +82,24 @@ class Service:
 def measure_kinds(quick: bool) -> dict[str, Measured]:
     """Time the worker's own job functions here (median of runs, wall and CPU time), in this
     process: a work horse's CPU time would not be counted."""
-    from bench._common import stats_args
-    from bench.image import Case, make_image, run_in_process
+    from bench._common import run_in_process, stats_args
+    from bench.image import Case, make_image
+    from worker_src.executor import Executor
     from worker_src.jobs.stats import compute_stats
+    from worker_src.store import MemoryStore
 
     runs = 1 if quick else 5
     numbers = stats_args(random.Random(1))["numbers"]
     found = {"stats": _timed("stats", lambda: compute_stats(numbers), runs, 0, 0)}
+    executor = Executor(MemoryStore(), identity="bench")
     with tempfile.TemporaryDirectory(prefix="wqw-scaling-") as folder:
         for kind, megapixels in (("equalize 1 MP", 1), ("equalize 12 MP", 12)):
             path = make_image(Path(folder) / f"{megapixels}.jpg", Case(megapixels, "RGB", "JPEG"))
-            output = run_in_process("equalize", path).data
-            found[kind] = _timed(kind, lambda p=path: run_in_process("equalize", p), runs,
-                                 path.stat().st_size, len(output))
+
+            def equalize(p: Path = path) -> Any:
+                return run_in_process("equalize", {}, {"image": p}, executor)
+
+            found[kind] = _timed(kind, equalize, runs, path.stat().st_size, len(equalize().data))
     return found
 
 
