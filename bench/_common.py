@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from client.worker_process import WORKER_COMMAND, start_worker
+from client.worker_process import WORKER_COMMAND
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -158,15 +158,14 @@ class WorkerProcess:
     def __init__(self, stack: Any, request_log: Path | None = None) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="wqw-bench-worker-")
         ready = Path(self._dir.name) / "ready"
-        env = {**stack.extra_worker_env, "WQW_READY_FILE": str(ready)}
+        env = {"WQW_READY_FILE": str(ready)}
         command = WORKER_COMMAND
         if request_log is not None:
             env[REQUEST_LOG_ENV] = str(request_log)
             command = (sys.executable, "-m", "bench._counted_worker")
         self.log_path = Path(self._dir.name) / "worker.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.process = start_worker(stack.outputs, stack.endpoint_url, env=env, command=command,
-                                    output=self._log)
+        self.process = stack.worker_process(command, env, self._log)
         deadline = time.monotonic() + 60
         while not ready.exists():
             if self.process.poll() is not None or time.monotonic() > deadline:

@@ -18,8 +18,9 @@ import tempfile
 import threading
 import time
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import boto3
 
@@ -189,9 +190,17 @@ class LocalStack:
         if self.worker_log is not None and self._log_file is None:
             self._log_file = open(self.worker_log, "ab")  # noqa: SIM115 - closed in stop()
         command, env = spec
+        return self.worker_process(command, env, self._log_file)
+
+    def worker_process(self, command: Sequence[str] | None = None,
+                       env: Mapping[str, str] | None = None,
+                       output: IO[bytes] | None = None) -> subprocess.Popen:
+        """A worker process on this stack that nobody supervises (benchmarks and tests signal
+        it): `command` (default the stack's), the stack's worker environment plus `env`,
+        stdout and stderr to `output` (None: this process's own)."""
         return start_worker(self.outputs, self.endpoint_url,
-                            env={**self.extra_worker_env, **env}, command=command,
-                            output=self._log_file)
+                            env={**self.extra_worker_env, **(env or {})},
+                            command=command or self.worker_command, output=output)
 
     def _supervise(self) -> None:
         """Restart a worker that died, as systemd's Restart=always does on an instance."""

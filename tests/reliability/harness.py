@@ -20,7 +20,7 @@ from skimage import exposure, util
 
 from client import api
 from client.local import LocalStack, terminate
-from client.worker_process import WORKER_COMMAND, start_worker
+from client.worker_process import WORKER_COMMAND
 from worker_src import wire, wire_lifecycle
 from worker_src.contract import Env
 
@@ -170,11 +170,9 @@ TEST_WORKER_ENV = {"WQW_WAIT_SECONDS": "1"}
 def spawn_worker(stack: LocalStack, log: Path, env: dict[str, str] | None = None,
                  command: list[str] | None = None) -> subprocess.Popen:
     """An unsupervised worker process (tests signal it and read its exit code)."""
-    env = {**stack.extra_worker_env, **TEST_WORKER_ENV,
-           Env.READY_FILE: str(log.with_suffix(".ready")), **(env or {})}
+    env = {**TEST_WORKER_ENV, Env.READY_FILE: str(log.with_suffix(".ready")), **(env or {})}
     with open(log, "ab") as output:
-        process = start_worker(stack.outputs, stack.endpoint_url, env=env,
-                               command=command or FAULTY_WORKER, output=output)
+        process = stack.worker_process(command or FAULTY_WORKER, env, output)
     process.ready_file = Path(env[Env.READY_FILE])  # type: ignore[attr-defined]
     return process
 
