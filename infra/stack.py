@@ -51,15 +51,20 @@ class WebQueueWorkerStack(Stack):
             ],
             restrict_default_security_group=False,
         )
+        # What the worker is told and the stack's outputs say, written once: the instances'
+        # environment is these values under contract.Env's names (as the local stack's is).
+        shared = {
+            StackOutput.REQUEST_QUEUE_URL: self.queues.requests.queue_url,
+            StackOutput.DEAD_LETTER_QUEUE_URL: self.queues.dead_letters.queue_url,
+            StackOutput.BUCKET_NAME: self.storage.bucket.bucket_name,
+            StackOutput.REPLY_QUEUE_PREFIX: config.reply_queue_prefix,
+            StackOutput.MAX_RECEIVE_COUNT: str(MAX_RECEIVE_COUNT),
+            StackOutput.VISIBILITY_TIMEOUT: str(config.visibility_timeout),
+            StackOutput.METRIC_NAMESPACE: metric_namespace(config.stack_name),
+        }
         environment = {
-            Env.REQUEST_QUEUE_URL: self.queues.requests.queue_url,
-            Env.DEAD_LETTER_QUEUE_URL: self.queues.dead_letters.queue_url,
-            Env.BUCKET: self.storage.bucket.bucket_name,
-            Env.REPLY_QUEUE_PREFIX: config.reply_queue_prefix,
-            Env.MAX_RECEIVE_COUNT: str(MAX_RECEIVE_COUNT),
-            Env.VISIBILITY_TIMEOUT: str(config.visibility_timeout),
+            **{name: shared[output] for name, output in Env.FROM_OUTPUTS.items()},
             Env.WORKER_GROUP: config.worker_group_name,
-            Env.METRIC_NAMESPACE: metric_namespace(config.stack_name),
             "AWS_REGION": Aws.REGION,
         }
         self.fleet = WorkerFleet(
@@ -87,21 +92,15 @@ class WebQueueWorkerStack(Stack):
             requests=self.queues.requests,
             dead_letters=self.queues.dead_letters,
             group_name=self.fleet.group.auto_scaling_group_name,
-            metric_namespace=metric_namespace(config.stack_name),
+            metric_namespace=shared[StackOutput.METRIC_NAMESPACE],
             backlog_alarm=self.monitoring.backlog_alarm,
         )
 
         outputs = {
-            StackOutput.REQUEST_QUEUE_URL: self.queues.requests.queue_url,
-            StackOutput.DEAD_LETTER_QUEUE_URL: self.queues.dead_letters.queue_url,
-            StackOutput.BUCKET_NAME: self.storage.bucket.bucket_name,
+            **shared,
             StackOutput.WORKER_GROUP_NAME: self.fleet.group.auto_scaling_group_name,
-            StackOutput.REPLY_QUEUE_PREFIX: config.reply_queue_prefix,
-            StackOutput.MAX_RECEIVE_COUNT: str(MAX_RECEIVE_COUNT),
-            StackOutput.VISIBILITY_TIMEOUT: str(config.visibility_timeout),
             StackOutput.LOG_GROUP_NAME: self.monitoring.log_group.log_group_name,
             StackOutput.DASHBOARD_URL: self.dashboard.url,
-            StackOutput.METRIC_NAMESPACE: metric_namespace(config.stack_name),
         }
         if self.fleet.key_pair is not None:
             key_pair_id = self.fleet.key_pair.key_pair_id
